@@ -1,0 +1,75 @@
+//! `bgswap plan`: read, compute the plan, print it. Writes nothing, except the
+//! rendered snapshot when `--render` asks for one (a new local directory).
+
+use super::{load, Failure, Format, Outcome};
+use crate::model::plan::{Plan, PlanError};
+use crate::report::{json, style::Style, table, text};
+use crate::transport::snapshot;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The inventory (bgswap.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Plan from a snapshot directory instead of the live hosts.
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<PathBuf>,
+    /// Also write the state after the swap as a complete snapshot (unmasked, mode 0600) into a new directory.
+    #[arg(long, value_name = "OUT")]
+    pub render: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
+    let (inv, obs, src) = load(&a.config, a.snapshot.as_ref())?;
+    let plan = match Plan::make(&inv, &obs, src.kind()) {
+        Ok(p) => p,
+        Err(PlanError::Split { roles, problems }) => {
+            let style = Style::for_stdout();
+            match a.format {
+                Format::Text => {
+                    print!("{}", table::roles_table(&roles, style));
+                    print!("{}", table::verdict_line(&roles, style));
+                }
+                Format::Json => println!("{}", json::to_pretty(&json::roles_json(&roles))),
+            }
+            return Err(Failure {
+                outcome: Outcome::Refused,
+                message: format!(
+                    "split state: {} problem(s) above; bgswap swaps only a consistent deployment. Repair the odd hosts (or run `bgswap rollback` if a switchover was interrupted), then plan again",
+                    problems.len()
+                ),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(out) = &a.render {
+        snapshot::write(out, &plan.render(&obs)).map_err(|e| Failure {
+            outcome: Outcome::Failed,
+            message: format!("cannot write the rendered snapshot: {e}"),
+        })?;
+    }
+    match a.format {
+        Format::Text => print!(
+            "{}",
+            text::plan_text(
+                &plan,
+                &inv.cfg_path,
+                &src.describe(),
+                &a.config.display().to_string(),
+                Style::for_stdout()
+            )
+        ),
+        Format::Json => println!("{}", json::plan_json(&plan, &inv.cfg_path)),
+    }
+    if let Some(out) = &a.render {
+        eprintln!(
+            "bgswap: wrote the state after the swap to {} (files mode 0600, unmasked)",
+            out.display()
+        );
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,9 @@
+//! bgswap: switch an InvenioRDM blue/green deployment between its colours as
+//! one ordered, transactional, reversible plan. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod edit;
+pub mod mask;
+pub mod model;
+pub mod report;
+pub mod transport;

@@ -1,0 +1,1080 @@
+//! The inventory (`bgswap.toml`): what the deployment is made of. Parsed and
+//! validated once; every error names the file, the line and the field. It holds
+//! no secret: bgswap never needs one, the swap only exchanges text already on
+//! the hosts.
+
+use super::colour::{Colour, Role, Tier};
+use crate::edit::line_of;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A validated inventory. Only [`Inventory::parse`] and [`Inventory::load`] make one.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub file: PathBuf,
+    pub deployment: String,
+    pub cfg_path: String,
+    pub swap_keys: Vec<String>,
+    pub ssh: SshSettings,
+    pub hosts: Vec<HostSpec>,
+    pub router: RouterSpec,
+    pub mounts: MountSpec,
+    pub roles: BTreeMap<Role, RoleFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub known_hosts: Option<PathBuf>,
+    pub identity_files: Vec<PathBuf>,
+    pub connect_timeout_secs: u64,
+    pub command_timeout_secs: u64,
+}
+
+/// Where to reach a host: `[user@]address[:port]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub user: Option<String>,
+    pub address: String,
+    pub port: Option<u16>,
+}
+
+/// One container of one colour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub ssh: Destination,
+    pub colour: Colour,
+    pub tier: Tier,
+    pub units: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterDriver {
+    /// Host routes written as acl / use_backend rules in haproxy.cfg.
+    HaproxyConfig,
+    /// Host routes kept in an HAProxy map file.
+    HaproxyMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterSpec {
+    pub host: String,
+    pub ssh: Destination,
+    pub driver: RouterDriver,
+    pub config: String,
+    pub map: Option<String>,
+    pub reload: Vec<String>,
+    /// Per colour: backend key (`ui`, `api`, …) → backend name.
+    pub backends: BTreeMap<Colour, BTreeMap<String, String>>,
+}
+
+impl RouterSpec {
+    /// The file whose text holds the host routes.
+    pub fn routes_file(&self) -> &str {
+        match self.driver {
+            RouterDriver::HaproxyConfig => &self.config,
+            RouterDriver::HaproxyMap => self.map.as_deref().unwrap_or(&self.config),
+        }
+    }
+
+    /// The colour whose backend this is, if it is one of the colour backends.
+    pub fn colour_of_backend(&self, backend: &str) -> Option<Colour> {
+        self.backends
+            .iter()
+            .find(|(_, m)| m.values().any(|b| b == backend))
+            .map(|(c, _)| *c)
+    }
+
+    /// Backend name → the same backend of the other colour.
+    pub fn backend_pairs(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let (Some(blue), Some(green)) = (
+            self.backends.get(&Colour::Blue),
+            self.backends.get(&Colour::Green),
+        ) {
+            for (k, b) in blue {
+                if let Some(g) = green.get(k) {
+                    out.insert(b.clone(), g.clone());
+                    out.insert(g.clone(), b.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountDriver {
+    /// Incus disk devices, changed on the Incus host.
+    Incus,
+    /// Bind mounts in each container's /etc/fstab.
+    Fstab,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub driver: MountDriver,
+    /// The host that runs the driver (the Incus host); None for fstab.
+    pub host: Option<String>,
+    pub ssh: Option<Destination>,
+    pub group: Option<String>,
+    pub devices: Vec<DeviceSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub name: String,
+    pub target: String,
+}
+
+/// The non-secret facts that identify a role.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleFacts {
+    pub ldap_group: Option<String>,
+    pub hostnames: Vec<String>,
+    pub service_hosts: Vec<String>,
+    /// Device name → mount source.
+    pub mounts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{file}: cannot read the inventory: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}:{line}: `{field}`: {problem}")]
+    Invalid {
+        file: String,
+        line: usize,
+        field: String,
+        problem: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    deployment: Spanned<String>,
+    invenio: RawInvenio,
+    #[serde(default)]
+    ssh: Option<RawSsh>,
+    hosts: Spanned<Vec<RawHost>>,
+    router: RawRouter,
+    mounts: RawMounts,
+    roles: RawRoles,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInvenio {
+    cfg: Spanned<String>,
+    swap_keys: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    user: Option<Spanned<String>>,
+    known_hosts: Option<String>,
+    #[serde(default)]
+    identity_files: Vec<String>,
+    connect_timeout_secs: Option<Spanned<u64>>,
+    command_timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<String>,
+    ssh: Option<Spanned<String>>,
+    colour: Spanned<String>,
+    tier: Spanned<String>,
+    #[serde(default)]
+    units: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouter {
+    host: Spanned<String>,
+    ssh: Option<Spanned<String>>,
+    driver: Spanned<String>,
+    config: Spanned<String>,
+    map: Option<Spanned<String>>,
+    reload: Option<Spanned<Vec<String>>>,
+    backends: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMounts {
+    driver: Spanned<String>,
+    host: Option<Spanned<String>>,
+    ssh: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+    devices: Spanned<Vec<RawDevice>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    name: Spanned<String>,
+    target: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    prod: Spanned<RawRole>,
+    dev: Spanned<RawRole>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    ldap_group: Option<Spanned<String>>,
+    #[serde(default)]
+    hostnames: Vec<Spanned<String>>,
+    #[serde(default)]
+    service_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    mounts: BTreeMap<String, Spanned<String>>,
+}
+
+/// Collects validation errors with their lines.
+struct Check<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Check<'_> {
+    fn err(&self, span: Range<usize>, field: &str, problem: impl Into<String>) -> InventoryError {
+        InventoryError::Invalid {
+            file: self.file.to_string(),
+            line: line_of(self.text, span.start),
+            field: field.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Inventory {
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Inventory::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+        let file = path.display().to_string();
+        let raw: RawInventory = toml::from_str(text).map_err(|e| InventoryError::Syntax {
+            file: file.clone(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        let ck = Check { file: &file, text };
+        build(path, raw, &ck)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn hosts_of(&self, colour: Colour) -> impl Iterator<Item = &HostSpec> {
+        self.hosts.iter().filter(move |h| h.colour == colour)
+    }
+
+    /// The tiers present, in a stable order.
+    pub fn tiers(&self) -> Vec<Tier> {
+        let set: BTreeSet<Tier> = self.hosts.iter().map(|h| h.tier).collect();
+        set.into_iter().collect()
+    }
+
+    pub fn role(&self, role: Role) -> &RoleFacts {
+        // Both roles are required by validation.
+        static EMPTY: std::sync::OnceLock<RoleFacts> = std::sync::OnceLock::new();
+        self.roles
+            .get(&role)
+            .unwrap_or_else(|| EMPTY.get_or_init(RoleFacts::default))
+    }
+}
+
+fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, InventoryError> {
+    let deployment = raw.deployment.get_ref().trim().to_string();
+    if deployment.is_empty() || !deployment.chars().all(is_name_char) {
+        return Err(ck.err(
+            raw.deployment.span(),
+            "deployment",
+            "must be a non-empty name of letters, digits, `-`, `_` or `.`",
+        ));
+    }
+
+    let cfg_path = absolute(ck, &raw.invenio.cfg, "invenio.cfg")?;
+    let mut swap_keys = Vec::new();
+    let mut seen = BTreeMap::new();
+    for k in raw.invenio.swap_keys.get_ref() {
+        let key = k.get_ref();
+        if !is_identifier(key) {
+            return Err(ck.err(
+                k.span(),
+                "invenio.swap_keys",
+                format!("{key:?} is not a Python identifier"),
+            ));
+        }
+        if let Some(first) = seen.insert(key.clone(), k.span()) {
+            return Err(ck.err(
+                k.span(),
+                "invenio.swap_keys",
+                format!(
+                    "{key} is listed twice (first on line {}); list each key once",
+                    line_of(ck.text, first.start)
+                ),
+            ));
+        }
+        swap_keys.push(key.clone());
+    }
+    if swap_keys.is_empty() {
+        return Err(ck.err(
+            raw.invenio.swap_keys.span(),
+            "invenio.swap_keys",
+            "lists no key: name the invenio.cfg keys whose values differ per role",
+        ));
+    }
+
+    let ssh = build_ssh(raw.ssh, ck)?;
+
+    let mut hosts: Vec<HostSpec> = Vec::new();
+    let mut names: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    if raw.hosts.get_ref().is_empty() {
+        return Err(ck.err(
+            raw.hosts.span(),
+            "hosts",
+            "no host is listed: add one [[hosts]] entry per container",
+        ));
+    }
+    for h in raw.hosts.get_ref() {
+        let name = host_name(ck, &h.name, "hosts.name")?;
+        if let Some(first) = names.get(&name) {
+            return Err(ck.err(
+                h.name.span(),
+                "hosts.name",
+                format!(
+                    "host {name} is listed twice (first on line {})",
+                    line_of(ck.text, first.start)
+                ),
+            ));
+        }
+        names.insert(name.clone(), h.name.span());
+        let colour = Colour::parse(h.colour.get_ref()).ok_or_else(|| {
+            ck.err(
+                h.colour.span(),
+                "hosts.colour",
+                format!(
+                    "{:?} is not a colour: use \"blue\" or \"green\"",
+                    h.colour.get_ref()
+                ),
+            )
+        })?;
+        let tier = Tier::parse(h.tier.get_ref()).ok_or_else(|| {
+            ck.err(
+                h.tier.span(),
+                "hosts.tier",
+                format!(
+                    "{:?} is not a tier: use \"ui\" or \"api\"",
+                    h.tier.get_ref()
+                ),
+            )
+        })?;
+        let mut units = Vec::new();
+        for u in &h.units {
+            if !is_unit_name(u.get_ref()) {
+                return Err(ck.err(
+                    u.span(),
+                    "hosts.units",
+                    format!("{:?} is not a systemd unit name", u.get_ref()),
+                ));
+            }
+            units.push(u.get_ref().clone());
+        }
+        let ssh_dest = destination(ck, h.ssh.as_ref(), &name, "hosts.ssh")?;
+        hosts.push(HostSpec {
+            name,
+            ssh: ssh_dest,
+            colour,
+            tier,
+            units,
+        });
+    }
+    for c in Colour::ALL {
+        if !hosts.iter().any(|h| h.colour == c) {
+            return Err(ck.err(
+                raw.hosts.span(),
+                "hosts",
+                format!("colour {c} has no host: both colours need their containers"),
+            ));
+        }
+    }
+    let tiers = |c: Colour| -> BTreeSet<Tier> {
+        hosts
+            .iter()
+            .filter(|h| h.colour == c)
+            .map(|h| h.tier)
+            .collect()
+    };
+    if tiers(Colour::Blue) != tiers(Colour::Green) {
+        return Err(ck.err(
+            raw.hosts.span(),
+            "hosts.tier",
+            format!(
+                "the colours have different tiers (blue: {}, green: {}): every tier needs a container in both colours",
+                join_tiers(&tiers(Colour::Blue)),
+                join_tiers(&tiers(Colour::Green))
+            ),
+        ));
+    }
+
+    let router = build_router(raw.router, ck, &names)?;
+    let mounts = build_mounts(raw.mounts, ck, &names, &router.host)?;
+    let roles = build_roles(raw.roles, ck, &mounts)?;
+
+    Ok(Inventory {
+        file: path.to_path_buf(),
+        deployment,
+        cfg_path,
+        swap_keys,
+        ssh,
+        hosts,
+        router,
+        mounts,
+        roles,
+    })
+}
+
+fn join_tiers(t: &BTreeSet<Tier>) -> String {
+    t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn build_ssh(raw: Option<RawSsh>, ck: &Check) -> Result<SshSettings, InventoryError> {
+    let Some(raw) = raw else {
+        return Ok(SshSettings {
+            connect_timeout_secs: 10,
+            command_timeout_secs: 120,
+            ..SshSettings::default()
+        });
+    };
+    let timeout = |v: &Option<Spanned<u64>>, field: &str, default: u64| match v {
+        None => Ok(default),
+        Some(s) if *s.get_ref() == 0 || *s.get_ref() > 3600 => Err(ck.err(
+            s.span(),
+            field,
+            "must be between 1 and 3600 seconds: every wait needs a bound",
+        )),
+        Some(s) => Ok(*s.get_ref()),
+    };
+    if let Some(u) = &raw.user {
+        if u.get_ref().is_empty() || u.get_ref().contains(['@', ':', ' ']) {
+            return Err(ck.err(u.span(), "ssh.user", "is not a user name"));
+        }
+    }
+    Ok(SshSettings {
+        user: raw.user.map(|u| u.into_inner()),
+        known_hosts: raw.known_hosts.map(PathBuf::from),
+        identity_files: raw.identity_files.into_iter().map(PathBuf::from).collect(),
+        connect_timeout_secs: timeout(&raw.connect_timeout_secs, "ssh.connect_timeout_secs", 10)?,
+        command_timeout_secs: timeout(&raw.command_timeout_secs, "ssh.command_timeout_secs", 120)?,
+    })
+}
+
+fn build_router(
+    raw: RawRouter,
+    ck: &Check,
+    containers: &BTreeMap<String, Range<usize>>,
+) -> Result<RouterSpec, InventoryError> {
+    let host = host_name(ck, &raw.host, "router.host")?;
+    if containers.contains_key(&host) {
+        return Err(ck.err(
+            raw.host.span(),
+            "router.host",
+            format!("{host} is also listed as a container; the router is a host of its own"),
+        ));
+    }
+    let driver = match raw.driver.get_ref().as_str() {
+        "haproxy-config" => RouterDriver::HaproxyConfig,
+        "haproxy-map" => RouterDriver::HaproxyMap,
+        other => {
+            return Err(ck.err(
+                raw.driver.span(),
+                "router.driver",
+                format!(
+                    "{other:?} is not a router driver: use \"haproxy-config\" or \"haproxy-map\""
+                ),
+            ))
+        }
+    };
+    let config = absolute(ck, &raw.config, "router.config")?;
+    let map = match &raw.map {
+        Some(m) => Some(absolute(ck, m, "router.map")?),
+        None => None,
+    };
+    if driver == RouterDriver::HaproxyMap && map.is_none() {
+        return Err(ck.err(
+            raw.driver.span(),
+            "router.map",
+            "the haproxy-map driver needs `map`, the path of the map file that holds the host routes",
+        ));
+    }
+    let reload = match raw.reload {
+        Some(r) if r.get_ref().is_empty() => {
+            return Err(ck.err(
+                r.span(),
+                "router.reload",
+                "is empty: give the command as a list of words",
+            ))
+        }
+        Some(r) => r.into_inner(),
+        None => vec![
+            "systemctl".into(),
+            "reload".into(),
+            "haproxy.service".into(),
+        ],
+    };
+    let mut backends: BTreeMap<Colour, BTreeMap<String, String>> = BTreeMap::new();
+    let mut all: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    for (colour, table) in &raw.backends {
+        let c = Colour::parse(colour).ok_or_else(|| {
+            ck.err(
+                raw.driver.span(),
+                "router.backends",
+                format!("{colour:?} is not a colour: use [router.backends.blue] and [router.backends.green]"),
+            )
+        })?;
+        let mut m = BTreeMap::new();
+        for (key, name) in table {
+            let n = name.get_ref();
+            if n.is_empty() || n.chars().any(|ch| ch.is_whitespace()) {
+                return Err(ck.err(
+                    name.span(),
+                    "router.backends",
+                    format!("{n:?} is not a backend name"),
+                ));
+            }
+            if let Some(first) = all.insert(n.clone(), name.span()) {
+                return Err(ck.err(
+                    name.span(),
+                    "router.backends",
+                    format!(
+                        "backend {n} is listed twice (first on line {}); each colour needs its own backends",
+                        line_of(ck.text, first.start)
+                    ),
+                ));
+            }
+            m.insert(key.clone(), n.clone());
+        }
+        backends.insert(c, m);
+    }
+    for c in Colour::ALL {
+        if !backends.contains_key(&c) {
+            return Err(ck.err(
+                raw.driver.span(),
+                "router.backends",
+                format!("has no [router.backends.{c}] table"),
+            ));
+        }
+    }
+    let keys = |c: Colour| -> BTreeSet<&String> {
+        backends
+            .get(&c)
+            .map(|m| m.keys().collect())
+            .unwrap_or_default()
+    };
+    if keys(Colour::Blue) != keys(Colour::Green) {
+        return Err(ck.err(
+            raw.driver.span(),
+            "router.backends",
+            "blue and green list different backend keys: the swap pairs them key by key",
+        ));
+    }
+    let ssh = destination(ck, raw.ssh.as_ref(), &host, "router.ssh")?;
+    Ok(RouterSpec {
+        host,
+        ssh,
+        driver,
+        config,
+        map,
+        reload,
+        backends,
+    })
+}
+
+fn build_mounts(
+    raw: RawMounts,
+    ck: &Check,
+    containers: &BTreeMap<String, Range<usize>>,
+    router: &str,
+) -> Result<MountSpec, InventoryError> {
+    let driver = match raw.driver.get_ref().as_str() {
+        "incus" => MountDriver::Incus,
+        "fstab" => MountDriver::Fstab,
+        other => {
+            return Err(ck.err(
+                raw.driver.span(),
+                "mounts.driver",
+                format!("{other:?} is not a mount driver: use \"incus\" or \"fstab\""),
+            ))
+        }
+    };
+    let host = match (&raw.host, driver) {
+        (Some(h), MountDriver::Incus) => {
+            let name = host_name(ck, h, "mounts.host")?;
+            if containers.contains_key(&name) {
+                return Err(ck.err(
+                    h.span(),
+                    "mounts.host",
+                    format!("{name} is a container; the incus driver runs on the Incus host"),
+                ));
+            }
+            let _ = router;
+            Some(name)
+        }
+        (None, MountDriver::Incus) => {
+            return Err(ck.err(
+                raw.driver.span(),
+                "mounts.host",
+                "the incus driver needs `host`, the Incus host that owns the containers",
+            ))
+        }
+        (Some(h), MountDriver::Fstab) => {
+            return Err(ck.err(
+                h.span(),
+                "mounts.host",
+                "the fstab driver works inside each container; remove `host`",
+            ))
+        }
+        (None, MountDriver::Fstab) => None,
+    };
+    let ssh = match (&host, &raw.ssh) {
+        (Some(name), s) => Some(destination(ck, s.as_ref(), name, "mounts.ssh")?),
+        (None, Some(s)) => {
+            return Err(ck.err(
+                s.span(),
+                "mounts.ssh",
+                "the fstab driver has no host of its own; remove `ssh`",
+            ))
+        }
+        (None, None) => None,
+    };
+    let group = match raw.group {
+        Some(g) if g.get_ref().is_empty() || !g.get_ref().chars().all(is_name_char) => {
+            return Err(ck.err(g.span(), "mounts.group", "is not a group name"))
+        }
+        g => g.map(|g| g.into_inner()),
+    };
+    let mut devices = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut targets: BTreeSet<String> = BTreeSet::new();
+    for d in raw.devices.get_ref() {
+        let name = d.name.get_ref().clone();
+        if name.is_empty() || !name.chars().all(is_name_char) {
+            return Err(ck.err(d.name.span(), "mounts.devices.name", "is not a device name"));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ck.err(
+                d.name.span(),
+                "mounts.devices.name",
+                format!("device {name} is listed twice"),
+            ));
+        }
+        let target = absolute(ck, &d.target, "mounts.devices.target")?;
+        if !targets.insert(target.clone()) {
+            return Err(ck.err(
+                d.target.span(),
+                "mounts.devices.target",
+                format!("{target} is the target of two devices"),
+            ));
+        }
+        devices.push(DeviceSpec { name, target });
+    }
+    if devices.is_empty() {
+        return Err(ck.err(
+            raw.devices.span(),
+            "mounts.devices",
+            "lists no device: name the external data and log mounts",
+        ));
+    }
+    Ok(MountSpec {
+        driver,
+        host,
+        ssh,
+        group,
+        devices,
+    })
+}
+
+fn build_roles(
+    raw: RawRoles,
+    ck: &Check,
+    mounts: &MountSpec,
+) -> Result<BTreeMap<Role, RoleFacts>, InventoryError> {
+    let mut roles = BTreeMap::new();
+    for (role, r) in [(Role::Prod, &raw.prod), (Role::Dev, &raw.dev)] {
+        let field = |f: &str| format!("roles.{role}.{f}");
+        let r_ref = r.get_ref();
+        let mut facts = RoleFacts::default();
+        if let Some(g) = &r_ref.ldap_group {
+            if g.get_ref().trim().is_empty() {
+                return Err(ck.err(g.span(), &field("ldap_group"), "is empty"));
+            }
+            facts.ldap_group = Some(g.get_ref().clone());
+        }
+        for (list, name, out) in [
+            (&r_ref.hostnames, "hostnames", &mut facts.hostnames),
+            (
+                &r_ref.service_hosts,
+                "service_hosts",
+                &mut facts.service_hosts,
+            ),
+        ] {
+            for h in list {
+                let v = h.get_ref();
+                if v.is_empty() || !v.chars().all(is_name_char) {
+                    return Err(ck.err(
+                        h.span(),
+                        &field(name),
+                        format!("{v:?} is not a host name"),
+                    ));
+                }
+                out.push(v.clone());
+            }
+        }
+        for d in &mounts.devices {
+            match r_ref.mounts.get(&d.name) {
+                Some(src) if src.get_ref().starts_with('/') => {
+                    facts.mounts.insert(d.name.clone(), src.get_ref().clone());
+                }
+                Some(src) => {
+                    return Err(ck.err(src.span(), &field("mounts"), format!("source of {} must be an absolute path", d.name)))
+                }
+                None => {
+                    return Err(ck.err(
+                        r.span(),
+                        &field("mounts"),
+                        format!("has no source for device {}: say which directory the {role} copy mounts there", d.name),
+                    ))
+                }
+            }
+        }
+        for (name, src) in &r_ref.mounts {
+            if !mounts.devices.iter().any(|d| &d.name == name) {
+                return Err(ck.err(
+                    src.span(),
+                    &field("mounts"),
+                    format!("{name} is not a device of [[mounts.devices]]"),
+                ));
+            }
+        }
+        roles.insert(role, facts);
+    }
+    // The facts must tell the roles apart, or role detection means nothing.
+    let (p, d) = (&roles[&Role::Prod], &roles[&Role::Dev]);
+    for (name, src) in &p.mounts {
+        if d.mounts.get(name) == Some(src) {
+            return Err(ck.err(
+                raw.dev.span(),
+                "roles.dev.mounts",
+                format!("{name} has the same source as prod ({src})"),
+            ));
+        }
+    }
+    if p.ldap_group.is_some() && p.ldap_group == d.ldap_group {
+        return Err(ck.err(
+            raw.dev.span(),
+            "roles.dev.ldap_group",
+            "is the same as prod's",
+        ));
+    }
+    for h in p.hostnames.iter().chain(&p.service_hosts) {
+        if d.hostnames.contains(h) || d.service_hosts.contains(h) {
+            return Err(ck.err(
+                raw.dev.span(),
+                "roles.dev",
+                format!("{h} is named by both roles"),
+            ));
+        }
+    }
+    if p.hostnames.is_empty() || d.hostnames.is_empty() {
+        return Err(ck.err(
+            raw.prod.span(),
+            "roles.hostnames",
+            "each role needs its public host names: they tell which colour the router serves",
+        ));
+    }
+    Ok(roles)
+}
+
+fn absolute(ck: &Check, v: &Spanned<String>, field: &str) -> Result<String, InventoryError> {
+    let p = v.get_ref();
+    if !p.starts_with('/') || p.contains('\0') || p.contains('\n') {
+        return Err(ck.err(v.span(), field, format!("{p:?} must be an absolute path")));
+    }
+    Ok(p.clone())
+}
+
+fn host_name(ck: &Check, v: &Spanned<String>, field: &str) -> Result<String, InventoryError> {
+    let n = v.get_ref();
+    if n.is_empty() || n.starts_with(['.', '-']) || !n.chars().all(is_name_char) {
+        return Err(ck.err(
+            v.span(),
+            field,
+            format!("{n:?} is not a host name (letters, digits, `-`, `_`, `.`)"),
+        ));
+    }
+    Ok(n.clone())
+}
+
+fn destination(
+    ck: &Check,
+    v: Option<&Spanned<String>>,
+    default: &str,
+    field: &str,
+) -> Result<Destination, InventoryError> {
+    match v {
+        None => Ok(Destination {
+            user: None,
+            address: default.to_string(),
+            port: None,
+        }),
+        Some(s) => Destination::parse(s.get_ref()).map_err(|p| ck.err(s.span(), field, p)),
+    }
+}
+
+impl Destination {
+    /// Parses `[user@]address[:port]`; an IPv6 address goes in brackets.
+    pub fn parse(s: &str) -> Result<Destination, String> {
+        let (user, rest) = match s.rsplit_once('@') {
+            Some((u, r)) => {
+                if u.is_empty() || u.contains(':') {
+                    return Err(format!(
+                        "{s:?}: the part before `@` must be a user name (never a password)"
+                    ));
+                }
+                (Some(u.to_string()), r)
+            }
+            None => (None, s),
+        };
+        let (address, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (a, tail) = r
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: unclosed `[` in the address"))?;
+            match tail.strip_prefix(':') {
+                Some(p) => (a.to_string(), Some(p)),
+                None if tail.is_empty() => (a.to_string(), None),
+                None => return Err(format!("{s:?}: unexpected text after `]`")),
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((a, p)) => (a.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(format!(
+                "{s:?}: not an address; write [user@]address[:port]"
+            ));
+        }
+        let port = match port {
+            None => None,
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("{s:?}: {p:?} is not a port number"))?,
+            ),
+        };
+        Ok(Destination {
+            user,
+            address,
+            port,
+        })
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+fn is_unit_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '\\'))
+}
+
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNBOOK: &str = include_str!("../../runbooks/imperial-ae.toml");
+
+    fn parse(t: &str) -> Result<Inventory, InventoryError> {
+        Inventory::parse(Path::new("bgswap.toml"), t)
+    }
+
+    fn err(t: &str) -> String {
+        match parse(t) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn runbook_parses() {
+        let inv = parse(RUNBOOK).expect("the runbook is valid");
+        assert_eq!(inv.deployment, "imperial-ae");
+        assert_eq!(inv.hosts.len(), 4);
+        assert_eq!(inv.swap_keys.len(), 15);
+        assert_eq!(inv.router.host, "haproxy-inner");
+        assert_eq!(inv.mounts.host.as_deref(), Some("incus-host"));
+        assert_eq!(
+            inv.router.colour_of_backend("ui_green"),
+            Some(Colour::Green)
+        );
+        assert_eq!(inv.router.colour_of_backend("ui_green_x"), None);
+        assert_eq!(
+            inv.router
+                .backend_pairs()
+                .get("api_blue")
+                .map(String::as_str),
+            Some("api_green")
+        );
+        assert_eq!(inv.tiers(), vec![Tier::Ui, Tier::Api]);
+        assert_eq!(
+            inv.host("rdm-invenio-ui-blue")
+                .map(|h| h.ssh.address.as_str()),
+            Some("rdm-invenio-ui-blue")
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_field() {
+        let t = RUNBOOK.replacen("tier = \"ui\"\n", "tier = \"ui\"\npassword = \"x\"\n", 1);
+        let e = err(&t);
+        assert!(e.starts_with("bgswap.toml:"), "{e}");
+        assert!(e.contains("unknown field `password`"), "{e}");
+        let line: usize = e
+            .split(':')
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .expect("a line");
+        assert_eq!(t.lines().nth(line - 1), Some("password = \"x\""), "{e}");
+    }
+
+    #[test]
+    fn duplicate_host_names_both_lines() {
+        let t = RUNBOOK.replace(
+            "name = \"rdm-invenio-api-green\"",
+            "name = \"rdm-invenio-ui-green\"",
+        );
+        let e = err(&t);
+        assert!(
+            e.contains("host rdm-invenio-ui-green is listed twice (first on line 51)"),
+            "{e}"
+        );
+        assert!(e.contains("`hosts.name`"), "{e}");
+    }
+
+    #[test]
+    fn colour_without_hosts() {
+        let t = RUNBOOK.replace("colour = \"green\"", "colour = \"blue\"");
+        assert!(err(&t).contains("colour green has no host"), "{}", err(&t));
+    }
+
+    #[test]
+    fn bad_colour_and_tier() {
+        let e = err(&RUNBOOK.replacen("colour = \"blue\"", "colour = \"Blue\"", 1));
+        assert!(
+            e.contains("bgswap.toml:40: `hosts.colour`: \"Blue\" is not a colour"),
+            "{e}"
+        );
+        let e = err(&RUNBOOK.replacen("tier = \"ui\"", "tier = \"web\"", 1));
+        assert!(e.contains("is not a tier"), "{e}");
+    }
+
+    #[test]
+    fn missing_hosts_and_duplicate_keys() {
+        let start = RUNBOOK.find("[[hosts]]").expect("hosts");
+        let end = RUNBOOK.find("[router]").expect("router");
+        let t = format!("{}{}", &RUNBOOK[..start], &RUNBOOK[end..]);
+        assert!(err(&t).contains("missing field `hosts`"), "{}", err(&t));
+        let t = RUNBOOK.replace(
+            "\"IIIF_CACHE_REDIS_URL\",",
+            "\"IIIF_CACHE_REDIS_URL\", \"CACHE_REDIS_URL\",",
+        );
+        assert!(
+            err(&t).contains("CACHE_REDIS_URL is listed twice"),
+            "{}",
+            err(&t)
+        );
+    }
+
+    #[test]
+    fn roles_must_differ_and_cover_devices() {
+        let t = RUNBOOK.replace(
+            "external-log = \"/invenio-log-dev\"",
+            "external-log = \"/invenio-log\"",
+        );
+        assert!(
+            err(&t).contains("external-log has the same source as prod"),
+            "{}",
+            err(&t)
+        );
+        let t = RUNBOOK.replace("external-log = \"/invenio-log-dev\"\n", "");
+        assert!(
+            err(&t).contains("has no source for device external-log"),
+            "{}",
+            err(&t)
+        );
+    }
+
+    #[test]
+    fn destinations() {
+        let d = Destination::parse("root@127.0.10.11:2222").expect("valid");
+        assert_eq!(d.user.as_deref(), Some("root"));
+        assert_eq!(d.address, "127.0.10.11");
+        assert_eq!(d.port, Some(2222));
+        let d = Destination::parse("[::1]:22").expect("valid");
+        assert_eq!(d.address, "::1");
+        assert!(Destination::parse("root:pw@host").is_err());
+        assert!(Destination::parse("host:0").is_err());
+        assert!(Destination::parse("host:ssh").is_err());
+    }
+
+    #[test]
+    fn ssh_timeouts_are_bounded() {
+        let t = format!("{RUNBOOK}\n[ssh]\nconnect_timeout_secs = 0\n");
+        assert!(err(&t).contains("every wait needs a bound"), "{}", err(&t));
+    }
+}

@@ -1,0 +1,12 @@
+//! The functional core: inventory, observation, roles, the swap and the plan.
+//! Nothing in here does I/O, except [`inventory::Inventory::load`] reading the
+//! inventory file it is given; everything else is a pure function of its inputs.
+
+pub mod colour;
+pub mod inventory;
+pub mod observation;
+pub mod parsed;
+pub mod plan;
+pub mod roles;
+pub mod swap;
+pub mod tokens;

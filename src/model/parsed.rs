@@ -1,0 +1,153 @@
+//! Every observed file parsed by its editor, and the mount sources gathered
+//! per container, whatever the driver. Errors here are bad input: they name
+//! host, file and line, and nothing is planned.
+
+use super::inventory::{Inventory, MountDriver, RouterDriver};
+use super::observation::{FileObs, Observation};
+use crate::edit::{fstab, hamap, haproxy, pycfg};
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub enum RouterFile {
+    Config(haproxy::HaproxyCfg),
+    Map(hamap::MapFile),
+}
+
+/// A mount source as observed, and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSeen {
+    pub source: String,
+    /// For the fstab driver: the line of the entry in /etc/fstab.
+    pub line: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Parsed<'o> {
+    pub obs: &'o Observation,
+    /// Container → its invenio.cfg.
+    pub cfgs: BTreeMap<String, pycfg::PyFile>,
+    pub router: RouterFile,
+    /// Container → its /etc/fstab (fstab driver only).
+    pub fstabs: BTreeMap<String, fstab::Fstab>,
+    /// Container → device → source.
+    pub mounts: BTreeMap<String, BTreeMap<String, MountSeen>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("{host}:{path}: was not read (missing from the {source_kind}); every host's file is needed to plan")]
+    Missing {
+        host: String,
+        path: String,
+        source_kind: String,
+    },
+    #[error("{host}:{path}: {message}")]
+    Syntax {
+        host: String,
+        path: String,
+        message: String,
+    },
+    #[error("{host}: mount {device}: no source was reported by the {driver} driver")]
+    NoMount {
+        host: String,
+        device: String,
+        driver: String,
+    },
+}
+
+impl<'o> Parsed<'o> {
+    pub fn parse(
+        inv: &Inventory,
+        obs: &'o Observation,
+        source_kind: &str,
+    ) -> Result<Parsed<'o>, InputError> {
+        let get = |host: &str, path: &str| -> Result<&'o FileObs, InputError> {
+            obs.file(host, path).ok_or_else(|| InputError::Missing {
+                host: host.to_string(),
+                path: path.to_string(),
+                source_kind: source_kind.to_string(),
+            })
+        };
+        let syntax = |f: &FileObs, message: String| InputError::Syntax {
+            host: f.host.clone(),
+            path: f.path.clone(),
+            message,
+        };
+
+        let mut cfgs = BTreeMap::new();
+        for h in &inv.hosts {
+            let f = get(&h.name, &inv.cfg_path)?;
+            let p = pycfg::parse(&f.text).map_err(|e| syntax(f, e.to_string()))?;
+            cfgs.insert(h.name.clone(), p);
+        }
+
+        let rf = get(&inv.router.host, inv.router.routes_file())?;
+        let router = match inv.router.driver {
+            RouterDriver::HaproxyConfig => {
+                RouterFile::Config(haproxy::parse(&rf.text).map_err(|e| syntax(rf, e.to_string()))?)
+            }
+            RouterDriver::HaproxyMap => {
+                RouterFile::Map(hamap::parse(&rf.text).map_err(|e| syntax(rf, e.to_string()))?)
+            }
+        };
+
+        let mut fstabs = BTreeMap::new();
+        let mut mounts: BTreeMap<String, BTreeMap<String, MountSeen>> = BTreeMap::new();
+        for h in &inv.hosts {
+            let mut seen = BTreeMap::new();
+            match inv.mounts.driver {
+                MountDriver::Incus => {
+                    for d in &inv.mounts.devices {
+                        let src = obs
+                            .mounts
+                            .get(&h.name)
+                            .and_then(|m| m.get(&d.name))
+                            .ok_or_else(|| InputError::NoMount {
+                                host: h.name.clone(),
+                                device: d.name.clone(),
+                                driver: "incus".into(),
+                            })?;
+                        seen.insert(
+                            d.name.clone(),
+                            MountSeen {
+                                source: src.clone(),
+                                line: None,
+                            },
+                        );
+                    }
+                }
+                MountDriver::Fstab => {
+                    let f = get(&h.name, "/etc/fstab")?;
+                    let tab = fstab::parse(&f.text).map_err(|e| syntax(f, e.to_string()))?;
+                    for d in &inv.mounts.devices {
+                        let entry = tab
+                            .by_target(&d.target)
+                            .map_err(|e| syntax(f, e.to_string()))?;
+                        let entry = entry.ok_or_else(|| {
+                            syntax(
+                                f,
+                                format!("no entry mounts {} (device {})", d.target, d.name),
+                            )
+                        })?;
+                        seen.insert(
+                            d.name.clone(),
+                            MountSeen {
+                                source: entry.source.clone(),
+                                line: Some(entry.line),
+                            },
+                        );
+                    }
+                    fstabs.insert(h.name.clone(), tab);
+                }
+            }
+            mounts.insert(h.name.clone(), seen);
+        }
+        Ok(Parsed {
+            obs,
+            cfgs,
+            router,
+            fstabs,
+            mounts,
+        })
+    }
+}

@@ -1,0 +1,438 @@
+//! The plan: an ordered list of steps, each with its inverse, computed purely
+//! from (inventory, observation). Printing, executing and rolling back are
+//! interpreters of this one value.
+
+use super::colour::{Colour, Role};
+use super::inventory::{Inventory, MountDriver};
+use super::observation::{FileObs, Observation};
+use super::parsed::{InputError, Parsed};
+use super::roles::{RoleTable, Verdict};
+use super::swap::{FileChange, MountChange, Refusal, RouteChange, Swap, Warning};
+use serde::Serialize;
+
+/// The phases of a switchover, in order. Steps within a phase may run in
+/// parallel across hosts; phases never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    StopUnits,
+    SwapMounts,
+    WriteConfigs,
+    StartUnits,
+    SwitchRoutes,
+    ReloadRouter,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::StopUnits => "stop units",
+            Phase::SwapMounts => "swap mounts",
+            Phase::WriteConfigs => "write configs",
+            Phase::StartUnits => "start units",
+            Phase::SwitchRoutes => "switch routes",
+            Phase::ReloadRouter => "reload router",
+        }
+    }
+}
+
+/// How a mount source is changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum MountVia {
+    /// `incus config device set` on the Incus host.
+    Incus { host: String },
+    /// Rewrite /etc/fstab in the container (compare-and-swap) and remount.
+    Fstab {
+        sha256_before: String,
+        sha256_after: String,
+    },
+}
+
+/// One change on one host. Every action has an exact inverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    StopUnits {
+        host: String,
+        units: Vec<String>,
+    },
+    StartUnits {
+        host: String,
+        units: Vec<String>,
+    },
+    SetMount {
+        host: String,
+        device: String,
+        target: String,
+        from: String,
+        to: String,
+        via: MountVia,
+    },
+    /// Replace a file only if its sha256 is still `sha256_before`.
+    WriteFile {
+        host: String,
+        path: String,
+        sha256_before: String,
+        sha256_after: String,
+    },
+    Reload {
+        host: String,
+        command: Vec<String>,
+    },
+}
+
+impl Action {
+    pub fn host(&self) -> &str {
+        match self {
+            Action::StopUnits { host, .. }
+            | Action::StartUnits { host, .. }
+            | Action::SetMount { host, .. }
+            | Action::WriteFile { host, .. }
+            | Action::Reload { host, .. } => host,
+        }
+    }
+
+    pub fn inverse(&self) -> Action {
+        match self.clone() {
+            Action::StopUnits { host, units } => Action::StartUnits { host, units },
+            Action::StartUnits { host, units } => Action::StopUnits { host, units },
+            Action::SetMount {
+                host,
+                device,
+                target,
+                from,
+                to,
+                via,
+            } => Action::SetMount {
+                host,
+                device,
+                target,
+                from: to,
+                to: from,
+                via: match via {
+                    MountVia::Fstab {
+                        sha256_before,
+                        sha256_after,
+                    } => MountVia::Fstab {
+                        sha256_before: sha256_after,
+                        sha256_after: sha256_before,
+                    },
+                    v => v,
+                },
+            },
+            Action::WriteFile {
+                host,
+                path,
+                sha256_before,
+                sha256_after,
+            } => Action::WriteFile {
+                host,
+                path,
+                sha256_before: sha256_after,
+                sha256_after: sha256_before,
+            },
+            a @ Action::Reload { .. } => a,
+        }
+    }
+
+    /// One line for people. Mount sources and paths are not secret; file
+    /// contents never appear here.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::StopUnits { host, units } => format!("stop {} on {host}", units.join(" ")),
+            Action::StartUnits { host, units } => {
+                format!("start {} on {host} and wait until active", units.join(" "))
+            }
+            Action::SetMount {
+                host,
+                device,
+                target,
+                to,
+                via,
+                ..
+            } => match via {
+                MountVia::Incus { host: via } => {
+                    format!("mount {to} at {target} in {host} (incus device {device}, on {via})")
+                }
+                MountVia::Fstab { sha256_before, .. } => format!(
+                    "mount {to} at {target} in {host} (/etc/fstab, if sha256 is still {}…)",
+                    &sha256_before[..12.min(sha256_before.len())]
+                ),
+            },
+            Action::WriteFile {
+                host,
+                path,
+                sha256_before,
+                sha256_after,
+            } => format!(
+                "write {host}:{path} (if sha256 is still {}…; new {}…)",
+                &sha256_before[..12.min(sha256_before.len())],
+                &sha256_after[..12.min(sha256_after.len())]
+            ),
+            Action::Reload { host, command } => format!("run `{}` on {host}", command.join(" ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub n: usize,
+    pub phase: Phase,
+    pub action: Action,
+    pub inverse: Action,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub deployment: String,
+    /// The colour that becomes prod.
+    pub promote: Colour,
+    /// The colour that becomes dev.
+    pub demote: Colour,
+    pub roles: RoleTable,
+    pub files: Vec<FileChange>,
+    pub mounts: Vec<MountChange>,
+    pub routes: Vec<RouteChange>,
+    pub steps: Vec<Step>,
+    pub warnings: Vec<Warning>,
+    pub unchanged_keys: Vec<String>,
+}
+
+/// Why no plan was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Bad input: a file is missing or does not parse.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The colours' roles disagree: nothing is swapped.
+    #[error("split state: the observed roles disagree, so bgswap will not swap")]
+    Split {
+        roles: Box<RoleTable>,
+        problems: Vec<String>,
+    },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+impl Plan {
+    pub fn make(inv: &Inventory, obs: &Observation, source_kind: &str) -> Result<Plan, PlanError> {
+        let parsed = Parsed::parse(inv, obs, source_kind)?;
+        let roles = RoleTable::observe(inv, &parsed);
+        let prod = match roles.verdict() {
+            Verdict::Consistent { prod } => prod,
+            Verdict::Split { problems } => {
+                return Err(PlanError::Split {
+                    roles: Box::new(roles),
+                    problems,
+                })
+            }
+        };
+        let swap = Swap::compute(inv, &parsed)?;
+        let steps = steps(inv, &swap);
+        Ok(Plan {
+            deployment: inv.deployment.clone(),
+            promote: prod.other(),
+            demote: prod,
+            roles,
+            files: swap.files,
+            mounts: swap.mounts,
+            routes: swap.routes,
+            steps,
+            warnings: swap.warnings,
+            unchanged_keys: swap.unchanged_keys,
+        })
+    }
+
+    /// The observation as it will be after the plan ran: the swapped files and
+    /// mount sources, everything else as read. Written out by `plan --render`.
+    pub fn render(&self, obs: &Observation) -> Observation {
+        let mut out = obs.clone();
+        for f in &self.files {
+            let mut new = FileObs::new(&f.host, &f.path, f.after.clone());
+            if let Some(old) = obs.file(&f.host, &f.path) {
+                new.mode = old.mode;
+                new.owner = old.owner;
+            }
+            out.insert(new);
+        }
+        for m in &self.mounts {
+            if let Some(src) = out
+                .mounts
+                .get_mut(&m.host)
+                .and_then(|d| d.get_mut(&m.device))
+            {
+                *src = m.to.clone();
+            }
+        }
+        out
+    }
+
+    /// The role a colour holds after the plan ran.
+    pub fn role_after(&self, c: Colour) -> Role {
+        if c == self.promote {
+            Role::Prod
+        } else {
+            Role::Dev
+        }
+    }
+}
+
+fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
+    let mut actions: Vec<(Phase, Action)> = Vec::new();
+    for h in inv.hosts.iter().filter(|h| !h.units.is_empty()) {
+        actions.push((
+            Phase::StopUnits,
+            Action::StopUnits {
+                host: h.name.clone(),
+                units: h.units.clone(),
+            },
+        ));
+    }
+    for m in &swap.mounts {
+        let via = match inv.mounts.driver {
+            MountDriver::Incus => MountVia::Incus {
+                host: inv.mounts.host.clone().unwrap_or_default(),
+            },
+            MountDriver::Fstab => {
+                let Some(f) = swap
+                    .files
+                    .iter()
+                    .find(|f| f.host == m.host && f.path == "/etc/fstab")
+                else {
+                    continue;
+                };
+                MountVia::Fstab {
+                    sha256_before: f.sha256_before.clone(),
+                    sha256_after: f.sha256_after.clone(),
+                }
+            }
+        };
+        // One fstab rewrite carries every device of a host: a single step per host.
+        if matches!(via, MountVia::Fstab { .. })
+            && actions
+                .iter()
+                .any(|(_, a)| matches!(a, Action::SetMount { host, .. } if *host == m.host))
+        {
+            continue;
+        }
+        actions.push((
+            Phase::SwapMounts,
+            Action::SetMount {
+                host: m.host.clone(),
+                device: m.device.clone(),
+                target: m.target.clone(),
+                from: m.from.clone(),
+                to: m.to.clone(),
+                via,
+            },
+        ));
+    }
+    for f in swap
+        .files
+        .iter()
+        .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
+    {
+        actions.push((Phase::WriteConfigs, write(f)));
+    }
+    for h in inv.hosts.iter().filter(|h| !h.units.is_empty()) {
+        actions.push((
+            Phase::StartUnits,
+            Action::StartUnits {
+                host: h.name.clone(),
+                units: h.units.clone(),
+            },
+        ));
+    }
+    let mut routed = false;
+    for f in swap.files.iter().filter(|f| f.host == inv.router.host) {
+        actions.push((Phase::SwitchRoutes, write(f)));
+        routed = true;
+    }
+    if routed {
+        actions.push((
+            Phase::ReloadRouter,
+            Action::Reload {
+                host: inv.router.host.clone(),
+                command: inv.router.reload.clone(),
+            },
+        ));
+    }
+    actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, (phase, action))| Step {
+            n: i + 1,
+            phase,
+            inverse: action.inverse(),
+            action,
+        })
+        .collect()
+}
+
+fn write(f: &FileChange) -> Action {
+    Action::WriteFile {
+        host: f.host.clone(),
+        path: f.path.clone(),
+        sha256_before: f.sha256_before.clone(),
+        sha256_after: f.sha256_after.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_of_inverse_is_identity() {
+        let actions = [
+            Action::StopUnits {
+                host: "h".into(),
+                units: vec!["ui.service".into()],
+            },
+            Action::SetMount {
+                host: "h".into(),
+                device: "external-data".into(),
+                target: "/t".into(),
+                from: "/a".into(),
+                to: "/b".into(),
+                via: MountVia::Fstab {
+                    sha256_before: "1".into(),
+                    sha256_after: "2".into(),
+                },
+            },
+            Action::WriteFile {
+                host: "h".into(),
+                path: "/p".into(),
+                sha256_before: "1".into(),
+                sha256_after: "2".into(),
+            },
+            Action::Reload {
+                host: "r".into(),
+                command: vec!["true".into()],
+            },
+        ];
+        for a in actions {
+            assert_eq!(a.inverse().inverse(), a);
+        }
+    }
+
+    #[test]
+    fn inverse_of_write_expects_the_new_hash() {
+        let a = Action::WriteFile {
+            host: "h".into(),
+            path: "/p".into(),
+            sha256_before: "old".into(),
+            sha256_after: "new".into(),
+        };
+        assert_eq!(
+            a.inverse(),
+            Action::WriteFile {
+                host: "h".into(),
+                path: "/p".into(),
+                sha256_before: "new".into(),
+                sha256_after: "old".into()
+            }
+        );
+    }
+}

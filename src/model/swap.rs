@@ -1,0 +1,561 @@
+//! The swap is an exchange: each colour's new value of a key is the other
+//! colour's current source text, and likewise for mount sources and router
+//! backends. Nothing is invented, so no secret is ever needed, and a swap
+//! applied twice gives the input back byte for byte.
+
+use super::colour::{Colour, Tier};
+use super::inventory::{Inventory, MountDriver};
+use super::observation::sha256_hex;
+use super::parsed::{Parsed, RouterFile};
+use super::roles::{aspect_names, code_without_comments};
+use super::tokens;
+use crate::edit::{self, fstab, pycfg::Lookup, Edit};
+use crate::mask::is_secret_key;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A file whose text the swap changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    pub host: String,
+    pub path: String,
+    #[serde(skip)]
+    pub before: String,
+    #[serde(skip)]
+    pub after: String,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    /// The keys, backends or entries that change, for the summary.
+    pub items: Vec<String>,
+}
+
+/// A mount source that changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountChange {
+    pub host: String,
+    pub device: String,
+    pub target: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// One router rule or check whose backend or Host header changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteChange {
+    pub line: usize,
+    pub what: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Worth knowing.
+    Notice,
+    /// Likely to break the new prod.
+    Danger,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub level: Level,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swap {
+    pub files: Vec<FileChange>,
+    pub mounts: Vec<MountChange>,
+    pub routes: Vec<RouteChange>,
+    pub warnings: Vec<Warning>,
+    /// Swap keys whose text is the same on both colours: left as they are.
+    pub unchanged_keys: Vec<String>,
+}
+
+/// Why the swap cannot be computed. Every message names where and never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{host}:{path}: {key} is assigned more than once (lines {lines}); bgswap cannot tell which one is in effect. Leave one assignment")]
+    Repeated {
+        host: String,
+        path: String,
+        key: String,
+        lines: String,
+    },
+    #[error("{host}:{path}: {key} is assigned only inside an indented block (lines {lines}); bgswap edits top-level assignments only. Move it to the top level")]
+    OnlyIndented {
+        host: String,
+        path: String,
+        key: String,
+        lines: String,
+    },
+    #[error("{key} is assigned on {present} but missing on {missing}; both colours need it to exchange it. Add it, or remove it from swap_keys")]
+    MissingOnOneColour {
+        key: String,
+        present: String,
+        missing: String,
+    },
+    #[error("{key} differs between the {colour} {tier} containers ({hosts}); the containers of one colour must agree before their values can be exchanged")]
+    ReplicasDisagree {
+        key: String,
+        colour: Colour,
+        tier: Tier,
+        hosts: String,
+    },
+    #[error("mount {device} differs between the {colour} {tier} containers ({hosts}); the containers of one colour must agree")]
+    MountsDisagree {
+        device: String,
+        colour: Colour,
+        tier: Tier,
+        hosts: String,
+    },
+    #[error("{host}:{path}: {message}")]
+    Edit {
+        host: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl Swap {
+    pub fn compute(inv: &Inventory, parsed: &Parsed) -> Result<Swap, Refusal> {
+        let mut s = Swap::default();
+        s.swap_cfgs(inv, parsed)?;
+        s.swap_mounts(inv, parsed)?;
+        s.swap_routes(inv, parsed)?;
+        s.warn_unswapped(inv, parsed);
+        Ok(s)
+    }
+
+    fn swap_cfgs(&mut self, inv: &Inventory, parsed: &Parsed) -> Result<(), Refusal> {
+        let path = &inv.cfg_path;
+        // host → (key, new rhs)
+        let mut changes: BTreeMap<&str, Vec<(&str, String)>> = BTreeMap::new();
+        let mut nowhere: Vec<&str> = Vec::new();
+        let mut unchanged: BTreeSet<&str> = BTreeSet::new();
+        for key in &inv.swap_keys {
+            let mut seen_anywhere = false;
+            for tier in inv.tiers() {
+                let mut values: BTreeMap<Colour, Vec<(&str, &str)>> = BTreeMap::new();
+                let mut missing = Vec::new();
+                for h in inv.hosts.iter().filter(|h| h.tier == tier) {
+                    let Some(pf) = parsed.cfgs.get(&h.name) else {
+                        continue;
+                    };
+                    match pf.lookup(key) {
+                        Lookup::One(a) => values
+                            .entry(h.colour)
+                            .or_default()
+                            .push((&h.name, pf.rhs_text(a))),
+                        Lookup::Missing => missing.push(h.name.as_str()),
+                        Lookup::Repeated(lines) => {
+                            return Err(Refusal::Repeated {
+                                host: h.name.clone(),
+                                path: path.clone(),
+                                key: key.clone(),
+                                lines: join_lines(&lines),
+                            })
+                        }
+                        Lookup::OnlyIndented(lines) => {
+                            return Err(Refusal::OnlyIndented {
+                                host: h.name.clone(),
+                                path: path.clone(),
+                                key: key.clone(),
+                                lines: join_lines(&lines),
+                            })
+                        }
+                    }
+                }
+                if values.is_empty() {
+                    continue;
+                }
+                seen_anywhere = true;
+                if !missing.is_empty() {
+                    let present: Vec<&str> = values.values().flatten().map(|(h, _)| *h).collect();
+                    return Err(Refusal::MissingOnOneColour {
+                        key: key.clone(),
+                        present: present.join(", "),
+                        missing: missing.join(", "),
+                    });
+                }
+                let mut one = BTreeMap::new();
+                for (colour, vals) in &values {
+                    let first = vals[0].1;
+                    if vals.iter().any(|(_, v)| *v != first) {
+                        return Err(Refusal::ReplicasDisagree {
+                            key: key.clone(),
+                            colour: *colour,
+                            tier,
+                            hosts: vals.iter().map(|(h, _)| *h).collect::<Vec<_>>().join(", "),
+                        });
+                    }
+                    one.insert(*colour, first);
+                }
+                let (Some(blue), Some(green)) = (one.get(&Colour::Blue), one.get(&Colour::Green))
+                else {
+                    continue;
+                };
+                if blue == green {
+                    unchanged.insert(key);
+                    continue;
+                }
+                for (colour, vals) in &values {
+                    let new = if *colour == Colour::Blue { green } else { blue };
+                    for (h, _) in vals {
+                        changes.entry(h).or_default().push((key, new.to_string()));
+                    }
+                }
+            }
+            if !seen_anywhere {
+                nowhere.push(key);
+            }
+        }
+        for key in nowhere {
+            self.warnings.push(Warning {
+                level: Level::Notice,
+                message: format!(
+                    "{key} is in swap_keys but assigned in no {path}: nothing to swap"
+                ),
+            });
+        }
+        // A key unchanged in one tier but swapped in another is not "unchanged".
+        let swapped: BTreeSet<&str> = changes.values().flatten().map(|(k, _)| *k).collect();
+        self.unchanged_keys = unchanged
+            .difference(&swapped)
+            .map(|k| k.to_string())
+            .collect();
+
+        for h in &inv.hosts {
+            let Some(list) = changes.get(h.name.as_str()) else {
+                continue;
+            };
+            let Some(pf) = parsed.cfgs.get(&h.name) else {
+                continue;
+            };
+            let pairs: Vec<(&str, &str)> = list.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let after = pf.replace_rhs(&pairs).map_err(|e| Refusal::Edit {
+                host: h.name.clone(),
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            self.push_file(
+                &h.name,
+                path,
+                pf.text(),
+                after,
+                list.iter().map(|(k, _)| k.to_string()).collect(),
+            );
+        }
+        Ok(())
+    }
+
+    fn push_file(
+        &mut self,
+        host: &str,
+        path: &str,
+        before: &str,
+        after: String,
+        items: Vec<String>,
+    ) {
+        if before == after {
+            return;
+        }
+        self.files.push(FileChange {
+            host: host.to_string(),
+            path: path.to_string(),
+            sha256_before: sha256_hex(before.as_bytes()),
+            sha256_after: sha256_hex(after.as_bytes()),
+            before: before.to_string(),
+            after,
+            items,
+        });
+    }
+
+    fn swap_mounts(&mut self, inv: &Inventory, parsed: &Parsed) -> Result<(), Refusal> {
+        for tier in inv.tiers() {
+            for d in &inv.mounts.devices {
+                let mut one: BTreeMap<Colour, &str> = BTreeMap::new();
+                for colour in Colour::ALL {
+                    let hosts: Vec<&str> = inv
+                        .hosts_of(colour)
+                        .filter(|h| h.tier == tier)
+                        .map(|h| h.name.as_str())
+                        .collect();
+                    let sources: Vec<&str> = hosts
+                        .iter()
+                        .filter_map(|h| parsed.mounts.get(*h).and_then(|m| m.get(&d.name)))
+                        .map(|m| m.source.as_str())
+                        .collect();
+                    let Some(first) = sources.first() else {
+                        continue;
+                    };
+                    if sources.iter().any(|s| s != first) {
+                        return Err(Refusal::MountsDisagree {
+                            device: d.name.clone(),
+                            colour,
+                            tier,
+                            hosts: hosts.join(", "),
+                        });
+                    }
+                    one.insert(colour, first);
+                }
+                let (Some(blue), Some(green)) = (one.get(&Colour::Blue), one.get(&Colour::Green))
+                else {
+                    continue;
+                };
+                if blue == green {
+                    continue;
+                }
+                for h in inv.hosts.iter().filter(|h| h.tier == tier) {
+                    let (from, to) = if h.colour == Colour::Blue {
+                        (blue, green)
+                    } else {
+                        (green, blue)
+                    };
+                    self.mounts.push(MountChange {
+                        host: h.name.clone(),
+                        device: d.name.clone(),
+                        target: d.target.clone(),
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    });
+                }
+            }
+        }
+        // In inventory order, host by host, as the steps will run.
+        let order = |h: &str| inv.hosts.iter().position(|x| x.name == h);
+        self.mounts.sort_by_key(|m| order(&m.host));
+        if inv.mounts.driver == MountDriver::Fstab {
+            for h in &inv.hosts {
+                let Some(tab) = parsed.fstabs.get(&h.name) else {
+                    continue;
+                };
+                let mut edits = Vec::new();
+                let mut items = Vec::new();
+                for m in self.mounts.iter().filter(|m| m.host == h.name) {
+                    let entry = tab
+                        .by_target(&m.target)
+                        .map_err(|e| Refusal::Edit {
+                            host: h.name.clone(),
+                            path: "/etc/fstab".into(),
+                            message: e.to_string(),
+                        })?
+                        .ok_or_else(|| Refusal::Edit {
+                            host: h.name.clone(),
+                            path: "/etc/fstab".into(),
+                            message: format!("no entry mounts {}", m.target),
+                        })?;
+                    edits.push(Edit {
+                        span: entry.source_span.clone(),
+                        with: fstab::escape(&m.to),
+                    });
+                    items.push(m.target.clone());
+                }
+                if edits.is_empty() {
+                    continue;
+                }
+                let after = edit::apply(tab.text(), &edits).map_err(|e| Refusal::Edit {
+                    host: h.name.clone(),
+                    path: "/etc/fstab".into(),
+                    message: e.to_string(),
+                })?;
+                self.push_file(&h.name, "/etc/fstab", tab.text(), after, items);
+            }
+        }
+        Ok(())
+    }
+
+    fn swap_routes(&mut self, inv: &Inventory, parsed: &Parsed) -> Result<(), Refusal> {
+        let pairs = inv.router.backend_pairs();
+        let path = inv.router.routes_file().to_string();
+        let host = inv.router.host.clone();
+        let mut edits = Vec::new();
+        let text = match &parsed.router {
+            RouterFile::Config(cfg) => {
+                for r in cfg.backend_rules() {
+                    if let Some(to) = pairs.get(&r.backend) {
+                        edits.push(Edit {
+                            span: r.backend_span.clone(),
+                            with: to.clone(),
+                        });
+                        self.routes.push(RouteChange {
+                            line: r.line,
+                            what: rule_kind(r),
+                            from: r.backend.clone(),
+                            to: to.clone(),
+                        });
+                    }
+                }
+                // A health check that sends one role's Host header marks the
+                // servers down once their colour holds the other role: the
+                // checks travel with the role, exchanged between partner backends.
+                let sections = cfg.sections();
+                let checks_of = |name: &str| -> Vec<&crate::edit::haproxy::CheckHost> {
+                    cfg.check_hosts()
+                        .iter()
+                        .filter(|c| {
+                            sections.get(c.section).and_then(|s| s.name.as_deref()) == Some(name)
+                        })
+                        .collect()
+                };
+                for (backend, partner) in &pairs {
+                    let (mine, theirs) = (checks_of(backend), checks_of(partner));
+                    match (mine.as_slice(), theirs.as_slice()) {
+                        ([m], [t]) if m.host != t.host => {
+                            edits.push(Edit { span: m.span.clone(), with: t.host.clone() });
+                            self.routes.push(RouteChange {
+                                line: m.line,
+                                what: format!("health check Host of {backend}"),
+                                from: m.host.clone(),
+                                to: t.host.clone(),
+                            });
+                        }
+                        ([], []) | ([_], [_]) => {}
+                        _ => self.warnings.push(Warning {
+                            level: Level::Danger,
+                            message: format!(
+                                "{host}:{path}: backends {backend} and {partner} have {} and {} health-check Host headers; bgswap exchanges them only one for one. Check them by hand",
+                                mine.len(),
+                                theirs.len()
+                            ),
+                        }),
+                    }
+                }
+                cfg.text()
+            }
+            RouterFile::Map(map) => {
+                for e in map.entries() {
+                    if let Some(to) = pairs.get(&e.value) {
+                        edits.push(Edit {
+                            span: e.value_span.clone(),
+                            with: to.clone(),
+                        });
+                        self.routes.push(RouteChange {
+                            line: e.line,
+                            what: format!("map {}", e.key),
+                            from: e.value.clone(),
+                            to: to.clone(),
+                        });
+                    }
+                }
+                map.text()
+            }
+        };
+        let after = edit::apply(text, &edits).map_err(|e| Refusal::Edit {
+            host: host.clone(),
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        self.routes.sort_by_key(|r| r.line);
+        let items = self
+            .routes
+            .iter()
+            .map(|r| format!("line {}", r.line))
+            .collect();
+        self.push_file(&host, &path, text, after, items);
+        Ok(())
+    }
+
+    /// Keys that differ between the colours but are not swapped: the new prod
+    /// keeps the old dev's value for them.
+    fn warn_unswapped(&mut self, inv: &Inventory, parsed: &Parsed) {
+        let swap: BTreeSet<&str> = inv.swap_keys.iter().map(String::as_str).collect();
+        let role_names: Vec<String> = super::colour::Role::ALL
+            .into_iter()
+            .flat_map(|r| {
+                let f = inv.role(r);
+                [
+                    super::colour::Aspect::Services,
+                    super::colour::Aspect::Ldap,
+                    super::colour::Aspect::Site,
+                ]
+                .into_iter()
+                .flat_map(move |a| aspect_names(f, a))
+            })
+            .collect();
+        // key → (danger, host pairs)
+        let mut found: BTreeMap<String, (bool, Vec<String>, Vec<String>)> = BTreeMap::new();
+        for tier in inv.tiers() {
+            let b = inv.hosts_of(Colour::Blue).find(|h| h.tier == tier);
+            let g = inv.hosts_of(Colour::Green).find(|h| h.tier == tier);
+            let (Some(b), Some(g)) = (b, g) else { continue };
+            let (Some(pb), Some(pg)) = (parsed.cfgs.get(&b.name), parsed.cfgs.get(&g.name)) else {
+                continue;
+            };
+            let keys: BTreeSet<&str> = pb
+                .top_level_keys()
+                .into_iter()
+                .chain(pg.top_level_keys())
+                .collect();
+            for key in keys.into_iter().filter(|k| !swap.contains(k)) {
+                let code = |pf: &crate::edit::pycfg::PyFile| match pf.lookup(key) {
+                    Lookup::One(a) => Some(code_without_comments(pf, a.rhs.clone())),
+                    _ => None,
+                };
+                let (vb, vg) = (code(pb), code(pg));
+                let same = match (&vb, &vg) {
+                    (Some(x), Some(y)) => x.split_whitespace().eq(y.split_whitespace()),
+                    _ => false,
+                };
+                if same {
+                    continue;
+                }
+                let mut named: Vec<String> = role_names
+                    .iter()
+                    .filter(|n| vb.iter().chain(vg.iter()).any(|v| tokens::names(v, n)))
+                    .cloned()
+                    .collect();
+                named.sort();
+                named.dedup();
+                let entry = found.entry(key.to_string()).or_default();
+                entry.0 |= !named.is_empty();
+                entry.1.push(format!("{} / {}", b.name, g.name));
+                for n in named {
+                    if !entry.2.contains(&n) {
+                        entry.2.push(n);
+                    }
+                }
+            }
+        }
+        for (key, (danger, pairs, named)) in found {
+            let where_ = pairs.join("; ");
+            let message = if danger {
+                format!(
+                    "{key} differs between the colours ({where_}) and names role-specific hosts ({}), but is not swapped: the new prod would keep the old dev's value. Add it to swap_keys",
+                    named.join(", ")
+                )
+            } else if is_secret_key(&key) {
+                format!(
+                    "{key} differs between the colours ({where_}) and is not swapped: whatever the old prod signed or encrypted with it (sessions, tokens, stored secrets) will be unreadable by the new prod"
+                )
+            } else {
+                format!("{key} differs between the colours ({where_}) and is not swapped")
+            };
+            self.warnings.push(Warning {
+                level: if danger || is_secret_key(&key) {
+                    Level::Danger
+                } else {
+                    Level::Notice
+                },
+                message,
+            });
+        }
+        self.warnings.sort_by_key(|w| std::cmp::Reverse(w.level));
+    }
+}
+
+fn rule_kind(r: &crate::edit::haproxy::BackendRule) -> String {
+    match r.kind {
+        crate::edit::haproxy::RuleKind::UseBackend => "use_backend".into(),
+        crate::edit::haproxy::RuleKind::DefaultBackend => "default_backend".into(),
+    }
+}
+
+fn join_lines(lines: &[usize]) -> String {
+    lines
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,55 @@
+//! Unified diffs of masked texts.
+
+use super::style::Style;
+use crate::mask;
+use crate::model::swap::FileChange;
+use similar::TextDiff;
+
+/// How a file's text is masked: Python-aware for invenio.cfg, generic otherwise.
+pub fn masked(path: &str, text: &str, cfg_path: &str) -> String {
+    if path == cfg_path || path.ends_with(".py") {
+        mask::mask_python(text)
+    } else {
+        mask::mask_text(text)
+    }
+}
+
+/// A unified diff of one file change, secrets masked on both sides.
+pub fn file_diff(f: &FileChange, cfg_path: &str, style: Style) -> String {
+    let before = masked(&f.path, &f.before, cfg_path);
+    let after = masked(&f.path, &f.after, cfg_path);
+    let old = format!("{}:{}\tsha256 {}", f.host, f.path, f.sha256_before);
+    let new = format!(
+        "{}:{}\tsha256 {} (after the swap)",
+        f.host, f.path, f.sha256_after
+    );
+    let diff = TextDiff::from_lines(&before, &after);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&old, &new)
+        .to_string();
+    if !style.colour {
+        return text;
+    }
+    text.split_inclusive('\n')
+        .map(|l| {
+            let (body, nl) = match l.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (l, ""),
+            };
+            let painted = if l.starts_with("+++") || l.starts_with("---") {
+                style.bold(body)
+            } else if l.starts_with('+') {
+                style.green(body)
+            } else if l.starts_with('-') {
+                style.red(body)
+            } else if l.starts_with("@@") {
+                style.cyan(body)
+            } else {
+                body.to_string()
+            };
+            format!("{painted}{nl}")
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! Presentation: turns plans and role tables into text or JSON. Every text
+//! that came from a host passes through [`crate::mask`] before it is shown.
+//! Nothing here decides anything or touches a host.
+
+pub mod diff;
+pub mod json;
+pub mod style;
+pub mod table;
+pub mod text;

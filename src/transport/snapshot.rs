@@ -1,0 +1,196 @@
+//! A snapshot directory: what was read from each host, laid out as
+//! `DIR/<host>/<absolute path without the leading />`, plus observations that
+//! are not files in `DIR/.bgswap/mounts.toml` (container → device → source, as
+//! the mount driver reported them). Reading one never writes; [`write`]
+//! makes a new one (files 0600, directories 0700) and refuses to touch an
+//! existing non-empty directory.
+
+use super::{Source, SourceError};
+use crate::model::observation::{FileObs, Observation};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const MOUNTS_FILE: &str = ".bgswap/mounts.toml";
+
+pub struct Snapshot {
+    dir: PathBuf,
+    mounts: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Snapshot {
+    pub fn open(dir: &Path) -> Result<Snapshot, SourceError> {
+        let err = |problem: String| SourceError::Host {
+            host: dir.display().to_string(),
+            problem,
+        };
+        let meta = fs::metadata(dir)
+            .map_err(|e| err(format!("cannot open the snapshot directory: {e}")))?;
+        if !meta.is_dir() {
+            return Err(err("is not a directory".into()));
+        }
+        let mf = dir.join(MOUNTS_FILE);
+        let mounts = match fs::read_to_string(&mf) {
+            Ok(text) => toml::from_str(&text).map_err(|e: toml::de::Error| SourceError::File {
+                host: dir.display().to_string(),
+                path: MOUNTS_FILE.into(),
+                problem: format!(
+                    "line {}: {} (expected [<container>] tables of <device> = \"<source>\")",
+                    e.span()
+                        .map(|s| crate::edit::line_of(&text, s.start))
+                        .unwrap_or(1),
+                    e.message().trim()
+                ),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(err(format!("cannot read {MOUNTS_FILE}: {e}"))),
+        };
+        Ok(Snapshot {
+            dir: dir.to_path_buf(),
+            mounts,
+        })
+    }
+
+    fn path_of(&self, host: &str, path: &str) -> PathBuf {
+        self.dir.join(host).join(path.trim_start_matches('/'))
+    }
+}
+
+impl Source for Snapshot {
+    fn describe(&self) -> String {
+        format!("snapshot {}", self.dir.display())
+    }
+
+    fn kind(&self) -> &'static str {
+        "snapshot"
+    }
+
+    fn read_file(&self, host: &str, path: &str) -> Result<Option<FileObs>, SourceError> {
+        let p = self.path_of(host, path);
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(SourceError::File {
+                    host: host.into(),
+                    path: path.into(),
+                    problem: format!("cannot read {}: {e}", p.display()),
+                })
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|e| SourceError::File {
+            host: host.into(),
+            path: path.into(),
+            problem: format!(
+                "is not UTF-8 text (byte {}); bgswap edits text files only",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        let mut f = FileObs::new(host, path, text);
+        if let Ok(m) = fs::metadata(&p) {
+            f.mode = Some(m.mode() & 0o7777);
+            f.owner = Some((m.uid(), m.gid()));
+        }
+        Ok(Some(f))
+    }
+
+    fn mount_source(
+        &self,
+        _mount_host: &str,
+        container: &str,
+        device: &str,
+    ) -> Result<Option<String>, SourceError> {
+        Ok(self
+            .mounts
+            .get(container)
+            .and_then(|m| m.get(device))
+            .cloned())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}: exists and is not empty; give a new directory so that nothing is overwritten")]
+    NotEmpty(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes an observation as a complete snapshot directory.
+pub fn write(dir: &Path, obs: &Observation) -> Result<(), WriteError> {
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| WriteError::Io { path, source }
+    };
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(WriteError::NotEmpty(dir.display().to_string()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(dir)(e)),
+    }
+    mkdir_private(dir).map_err(io(dir))?;
+    for f in obs.files.values() {
+        let p = dir.join(&f.host).join(f.path.trim_start_matches('/'));
+        if let Some(parent) = p.parent() {
+            mkdir_private(parent).map_err(io(parent))?;
+        }
+        write_private(&p, f.text.as_bytes()).map_err(io(&p))?;
+    }
+    if !obs.mounts.is_empty() {
+        let p = dir.join(MOUNTS_FILE);
+        if let Some(parent) = p.parent() {
+            mkdir_private(parent).map_err(io(parent))?;
+        }
+        let mut text = String::from(
+            "# Mount sources as the mount driver reported them, per container and device.\n",
+        );
+        for (host, devices) in &obs.mounts {
+            text.push_str(&format!("\n[{}]\n", toml_key(host)));
+            for (device, source) in devices {
+                text.push_str(&format!("{} = {}\n", toml_key(device), toml_string(source)));
+            }
+        }
+        write_private(&p, text.as_bytes()).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+fn mkdir_private(p: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(p)?;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o700))
+}
+
+fn write_private(p: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        k.to_string()
+    } else {
+        toml_string(k)
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    // A TOML basic string is a JSON string for everything we write.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}

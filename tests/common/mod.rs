@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests: run the real binary, copy
+//! fixtures, compare directory trees.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("fixtures").join(name)
+}
+
+pub fn runbook() -> PathBuf {
+    repo().join("runbooks/imperial-ae.toml")
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+pub fn bgswap<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_bgswap"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("the bgswap binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every file below `dir`, relative path → bytes.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut |rel, p| {
+        out.insert(rel.to_path_buf(), fs::read(p).expect("readable"));
+    });
+    out
+}
+
+/// Every file below `dir` with its bytes, mode and mtime, to prove nothing changed.
+pub fn tree_with_meta(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut |rel, p| {
+        let m = fs::metadata(p).expect("stat");
+        out.insert(
+            rel.to_path_buf(),
+            (
+                fs::read(p).expect("readable"),
+                m.mode(),
+                m.mtime(),
+                m.mtime_nsec(),
+            ),
+        );
+    });
+    out
+}
+
+fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&Path, &Path)) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .expect("listable")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(root, &p, f);
+        } else {
+            let rel = p.strip_prefix(root).expect("below root");
+            f(rel, &p);
+        }
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for (rel, bytes) in tree(from) {
+        let p = to.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, bytes).expect("write");
+    }
+}
+
+/// The secret values planted in the fixtures. None may ever be printed.
+pub const FIXTURE_SECRETS: &[&str] = &[
+    // imperial-ae (and split-state)
+    "Vq7-prod-Pg-9xL",
+    "Kd2-dev-Pg-4wR",
+    "Rq4-shared-fallback",
+    "f3b1c9e0d7a24c55b8e6a1d2c4f70b9e",
+    "0a9d6b3e51c84f2aa7e0c2b19d8f4e61",
+    "Hs9-stats-pw",
+    // shapes: the database passwords are split across two literals
+    "Zp3-p",
+    "rod-db",
+    "Wq5-d",
+    "ev-db",
+];
+
+pub fn assert_no_secret(what: &str, text: &str) {
+    for s in FIXTURE_SECRETS {
+        assert!(!text.contains(s), "{what} shows the secret {s:?}:\n{text}");
+    }
+}

@@ -1,0 +1,480 @@
+//! `bgswap plan` and `bgswap status` end to end: the real binary on the
+//! fixture snapshots.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+
+fn plan_imperial(extra: &[&str]) -> Run {
+    let mut args = vec![
+        "plan".to_string(),
+        "--config".into(),
+        runbook().display().to_string(),
+        "--snapshot".into(),
+        fixture("imperial-ae").display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    bgswap(args)
+}
+
+#[test]
+fn plan_on_the_imperial_fixture_is_readable_and_complete() {
+    let r = plan_imperial(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let o = &r.stdout;
+    // Roles as observed, and the decision.
+    assert!(
+        o.contains("colour  mounts  services  ldap  site  routes"),
+        "{o}"
+    );
+    assert!(
+        o.contains("blue    prod    prod      prod  prod  prod"),
+        "{o}"
+    );
+    assert!(
+        o.contains("green   dev     dev       dev   dev   dev"),
+        "{o}"
+    );
+    assert!(
+        o.contains("promote green to prod, demote blue to dev"),
+        "{o}"
+    );
+    // Diffs of every container's invenio.cfg and the router config.
+    for h in [
+        "rdm-invenio-ui-blue",
+        "rdm-invenio-api-blue",
+        "rdm-invenio-ui-green",
+        "rdm-invenio-api-green",
+    ] {
+        assert!(
+            o.contains(&format!("--- {h}:/opt/invenio/var/instance/invenio.cfg")),
+            "{h}\n{o}"
+        );
+    }
+    assert!(
+        o.contains("--- haproxy-inner:/etc/haproxy/haproxy.cfg"),
+        "{o}"
+    );
+    assert!(o.contains("+SQLALCHEMY_DATABASE_URI=\"postgresql+psycopg2://invenio:****@rdm-postgresql-1-dev:5432/invenio\""), "{o}");
+    assert!(
+        o.contains("\n-\tuse_backend ui_blue if host_data\n")
+            && o.contains("\n+\tuse_backend ui_green if host_data\n"),
+        "{o}"
+    );
+    // the static backends are a pair of their own, never mistaken for ui_blue
+    assert!(
+        o.contains("+\tuse_backend ui_green_static if host_data is_static"),
+        "{o}"
+    );
+    assert!(!o.contains("ui_green_static_"), "{o}");
+    // Mount changes, steps with their inverses.
+    assert!(o.contains("rdm-invenio-ui-green     external-data  /opt/invenio/var/instance/data  /invenio-data-dev -> /invenio-data"), "{o}");
+    assert!(
+        o.contains("stop ui.service celery.service celerybeat.service on rdm-invenio-ui-blue"),
+        "{o}"
+    );
+    assert!(
+        o.contains(
+            "undo: start ui.service celery.service celerybeat.service on rdm-invenio-ui-blue"
+        ),
+        "{o}"
+    );
+    assert!(
+        o.contains("run `systemctl reload haproxy.service` on haproxy-inner"),
+        "{o}"
+    );
+    // Warnings name keys, never values.
+    assert!(o.contains("SECRET_KEY differs between the colours"), "{o}");
+    assert!(
+        !o.contains("JSONSCHEMAS_HOST differs"),
+        "same on both colours: no warning\n{o}"
+    );
+    assert!(o.contains("Nothing was changed."), "{o}");
+    assert_no_secret("plan", &r.all());
+}
+
+#[test]
+fn steps_come_in_the_documented_order() {
+    let r = plan_imperial(&[]);
+    let o = &r.stdout;
+    let at = |s: &str| {
+        o.find(&format!("  {s}\n"))
+            .unwrap_or_else(|| panic!("phase {s} missing\n{o}"))
+    };
+    let order = [
+        "stop units",
+        "swap mounts",
+        "write configs",
+        "start units",
+        "switch routes",
+        "reload router",
+    ];
+    for w in order.windows(2) {
+        assert!(at(w[0]) < at(w[1]), "{} before {}", w[0], w[1]);
+    }
+}
+
+#[test]
+fn plan_json_has_the_documented_shape_and_no_secret() {
+    let r = plan_imperial(&["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_secret("plan --format json", &r.all());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    assert_eq!(v["deployment"], "imperial-ae");
+    assert_eq!(v["promote"], "green");
+    assert_eq!(v["demote"], "blue");
+    assert_eq!(v["roles"]["consistent"], true);
+    assert_eq!(v["roles"]["table"]["blue"]["mounts"], "prod");
+    assert_eq!(v["roles"]["table"]["green"]["routes"], "dev");
+    let files = v["files"].as_array().expect("files");
+    assert_eq!(files.len(), 5);
+    for f in files {
+        assert_eq!(f["sha256_before"].as_str().map(str::len), Some(64));
+        assert!(f["diff"].as_str().is_some_and(|d| d.starts_with("--- ")));
+    }
+    let steps = v["steps"].as_array().expect("steps");
+    assert_eq!(steps[0]["phase"], "stop-units");
+    assert_eq!(steps[0]["action"]["action"], "stop-units");
+    assert_eq!(steps[0]["inverse"]["action"], "start-units");
+    assert_eq!(v["mounts"].as_array().map(Vec::len), Some(8));
+    assert!(v["warnings"]
+        .as_array()
+        .is_some_and(|w| w.iter().any(|w| w["level"] == "danger")));
+}
+
+fn load_cfgs(files: &[&Path]) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("tests/support/load_cfg.py"))
+        .args(files)
+        .env("RABBIT_PASSWD", "from-the-environment")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn rendered_files_loaded_as_python_differ_exactly_in_the_swapped_keys() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("after");
+    let r = plan_imperial(&["--render", out.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let inv = fs::read_to_string(runbook()).expect("runbook");
+    let swap_keys: Vec<&str> = inv
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix('"')
+                .and_then(|l| l.strip_suffix("\","))
+        })
+        .collect();
+    assert_eq!(swap_keys.len(), 15, "{swap_keys:?}");
+    let rel = "opt/invenio/var/instance/invenio.cfg";
+    for tier in ["ui", "api"] {
+        let (b, g) = (
+            format!("rdm-invenio-{tier}-blue"),
+            format!("rdm-invenio-{tier}-green"),
+        );
+        let paths = [
+            fixture("imperial-ae").join(&b).join(rel),
+            fixture("imperial-ae").join(&g).join(rel),
+            out.join(&b).join(rel),
+            out.join(&g).join(rel),
+        ];
+        let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        let v = load_cfgs(&refs);
+        let get = |i: usize| {
+            v[paths[i].to_str().expect("utf-8")]
+                .as_object()
+                .expect("settings")
+                .clone()
+        };
+        let (b0, g0, b1, g1) = (get(0), get(1), get(2), get(3));
+        for k in b0.keys().chain(g0.keys()) {
+            if swap_keys.contains(&k.as_str()) {
+                assert_eq!(
+                    b1.get(k),
+                    g0.get(k),
+                    "{tier}: blue's new {k} is green's old one"
+                );
+                assert_eq!(
+                    g1.get(k),
+                    b0.get(k),
+                    "{tier}: green's new {k} is blue's old one"
+                );
+                assert_ne!(b1.get(k), b0.get(k), "{tier}: {k} changed on blue");
+            } else {
+                assert_eq!(b1.get(k), b0.get(k), "{tier}: {k} is not swapped on blue");
+                assert_eq!(g1.get(k), g0.get(k), "{tier}: {k} is not swapped on green");
+            }
+        }
+        assert_eq!(b1.len(), b0.len());
+        assert_eq!(g1.len(), g0.len());
+    }
+}
+
+fn twice_is_identity(config: &Path, fixture_dir: &Path) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let once = tmp.path().join("once");
+    let twice = tmp.path().join("twice");
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--snapshot".as_ref(),
+        fixture_dir.as_os_str(),
+        "--render".as_ref(),
+        once.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--snapshot".as_ref(),
+        once.as_os_str(),
+        "--render".as_ref(),
+        twice.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "planning the way back: {}", r.all());
+    assert!(
+        r.stdout.contains("promote blue to prod") || r.stdout.contains("promote green to prod")
+    );
+    let (orig, first, back) = (tree(fixture_dir), tree(&once), tree(&twice));
+    assert_ne!(
+        orig.iter()
+            .filter(|(p, _)| !p.starts_with(".bgswap"))
+            .collect::<Vec<_>>(),
+        first
+            .iter()
+            .filter(|(p, _)| !p.starts_with(".bgswap"))
+            .collect::<Vec<_>>(),
+        "one swap changes files"
+    );
+    for (rel, bytes) in &orig {
+        if rel.starts_with(".bgswap") {
+            continue;
+        }
+        assert_eq!(
+            back.get(rel),
+            Some(bytes),
+            "{} is byte-identical after two swaps",
+            rel.display()
+        );
+    }
+    let mounts = |d: &Path| -> Option<toml::Value> {
+        fs::read_to_string(d.join(".bgswap/mounts.toml"))
+            .ok()
+            .map(|t| toml::from_str(&t).expect("toml"))
+    };
+    assert_eq!(
+        mounts(fixture_dir),
+        mounts(&twice),
+        "mount sources are back"
+    );
+    if let Some(m) = mounts(fixture_dir) {
+        assert_ne!(Some(m), mounts(&once), "one swap moves the mounts");
+    }
+}
+
+#[test]
+fn swap_twice_is_identity_on_imperial() {
+    twice_is_identity(&runbook(), &fixture("imperial-ae"));
+}
+
+#[test]
+fn swap_twice_is_identity_on_shapes() {
+    twice_is_identity(&repo().join("fixtures/shapes.toml"), &fixture("shapes"));
+}
+
+#[test]
+fn shapes_fixture_plan() {
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        repo().join("fixtures/shapes.toml").as_os_str(),
+        "--snapshot".as_ref(),
+        fixture("shapes").as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let o = &r.stdout;
+    assert_no_secret("plan shapes", &r.all());
+    assert!(
+        o.contains("Unchanged (same text on both colours): CELERY_BROKER_URL"),
+        "{o}"
+    );
+    assert!(o.contains("--- web-blue-2:/etc/fstab"), "{o}");
+    assert!(
+        o.contains("+/srv/repo\\040logs-dev  /opt/invenio/var/instance/log"),
+        "{o}"
+    );
+    assert!(o.contains("--- lb:/etc/haproxy/hosts.map"), "{o}");
+    assert!(o.contains("+repo.example.org            web_green"), "{o}");
+    assert!(
+        o.contains(
+            "mount /srv/repo-data-dev at /opt/invenio/var/instance/data in web-blue-1 (/etc/fstab"
+        ),
+        "{o}"
+    );
+    // DEBUG is assigned only in an indented block, but nobody swaps it: no refusal.
+    assert!(
+        !o.contains("DEBUG differs") && !o.contains("DEBUG is assigned"),
+        "{o}"
+    );
+}
+
+#[test]
+fn crlf_files_stay_crlf() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("r");
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        repo().join("fixtures/shapes.toml").as_os_str(),
+        "--snapshot".as_ref(),
+        fixture("shapes").as_os_str(),
+        "--render".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let api = fs::read_to_string(out.join("api-blue/opt/invenio/var/instance/invenio.cfg"))
+        .expect("read");
+    assert_eq!(
+        api.matches('\n').count(),
+        api.matches("\r\n").count(),
+        "every line of a CRLF file ends in CRLF"
+    );
+    let web = fs::read_to_string(out.join("web-blue-1/opt/invenio/var/instance/invenio.cfg"))
+        .expect("read");
+    assert!(!web.contains('\r'));
+}
+
+#[test]
+fn rendered_snapshot_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("r");
+    let r = plan_imperial(&["--render", out.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for rel in tree(&out).keys() {
+        let mode = fs::metadata(out.join(rel))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{}", rel.display());
+    }
+    // An existing, non-empty directory is never overwritten.
+    let again = plan_imperial(&["--render", out.to_str().expect("utf-8")]);
+    assert_eq!(again.code, 1, "{}", again.all());
+    assert!(
+        again.stderr.contains("exists and is not empty"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn plan_and_status_change_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_tree(&fixture("imperial-ae"), &snap);
+    let cfg = tmp.path().join("bgswap.toml");
+    fs::copy(runbook(), &cfg).expect("copy");
+    let before = tree_with_meta(tmp.path());
+    for args in [
+        vec!["plan", "--format", "text"],
+        vec!["plan", "--format", "json"],
+        vec!["status"],
+        vec!["status", "--format", "json"],
+    ] {
+        let mut a: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        a.extend([
+            "--config".into(),
+            cfg.clone().into(),
+            "--snapshot".into(),
+            snap.clone().into(),
+        ]);
+        let r = bgswap(a);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+    }
+    assert_eq!(
+        before,
+        tree_with_meta(tmp.path()),
+        "content, mode and mtime unchanged"
+    );
+}
+
+#[test]
+fn status_shows_the_table() {
+    let r = bgswap([
+        "status".as_ref(),
+        "--config".as_ref(),
+        runbook().as_os_str(),
+        "--snapshot".as_ref(),
+        fixture("imperial-ae").as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("consistent: blue holds prod, green holds dev"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("green   dev     dev       dev   dev   dev"),
+        "{}",
+        r.stdout
+    );
+    assert_no_secret("status", &r.all());
+}
+
+#[test]
+fn split_state_is_refused_with_its_table() {
+    for cmd in ["plan", "status"] {
+        let r = bgswap([
+            cmd.as_ref(),
+            "--config".as_ref(),
+            runbook().as_os_str(),
+            "--snapshot".as_ref(),
+            fixture("split-state").as_os_str(),
+        ]);
+        assert_eq!(r.code, 3, "{cmd}: {}", r.all());
+        let o = &r.stdout;
+        assert!(
+            o.contains("green   SPLIT   SPLIT     dev   dev   dev"),
+            "{cmd}\n{o}"
+        );
+        assert!(o.contains("SPLIT STATE"), "{o}");
+        assert!(
+            o.contains("green services: rdm-invenio-api-green CACHE_REDIS_URL says prod (names rdm-redis), but most of green says dev"),
+            "{o}"
+        );
+        assert!(
+            o.contains("green mounts: rdm-invenio-ui-green external-data says prod (names /invenio-data), but most of green says dev"),
+            "{o}"
+        );
+        assert!(!o.contains("--- "), "no diff for a split state\n{o}");
+        assert_no_secret(cmd, &r.all());
+    }
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        runbook().as_os_str(),
+        "--snapshot".as_ref(),
+        fixture("split-state").as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(r.code, 3);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["consistent"], false);
+    assert_eq!(v["table"]["green"]["services"], "SPLIT");
+}

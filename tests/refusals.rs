@@ -1,0 +1,158 @@
+//! Each refusal rule, on a copy of the imperial fixture with one thing broken:
+//! the exit code, the message naming host, file and line, and no secret.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const CFG: &str = "opt/invenio/var/instance/invenio.cfg";
+
+struct Broken {
+    _tmp: tempfile::TempDir,
+    snap: PathBuf,
+}
+
+fn broken(edit: impl FnOnce(&Path)) -> Broken {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_tree(&fixture("imperial-ae"), &snap);
+    edit(&snap);
+    Broken { _tmp: tmp, snap }
+}
+
+fn rewrite(p: &Path, f: impl FnOnce(String) -> String) {
+    let t = fs::read_to_string(p).expect("read");
+    let n = f(t.clone());
+    assert_ne!(t, n, "the edit changed {}", p.display());
+    fs::write(p, n).expect("write");
+}
+
+fn plan(snap: &Path) -> Run {
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        runbook().as_os_str(),
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert_no_secret("refusal", &r.all());
+    r
+}
+
+#[test]
+fn a_key_assigned_twice_is_refused_with_both_lines() {
+    let b = broken(|s| {
+        rewrite(&s.join("rdm-invenio-ui-blue").join(CFG), |t| {
+            t + "CACHE_REDIS_URL = \"redis://rdm-redis:6379/9\"\n"
+        })
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("rdm-invenio-ui-blue:/opt/invenio/var/instance/invenio.cfg: CACHE_REDIS_URL is assigned more than once (lines 31, 69)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "no plan is printed: {}", r.stdout);
+}
+
+#[test]
+fn a_key_only_in_an_indented_block_is_refused() {
+    let b = broken(|s| {
+        rewrite(&s.join("rdm-invenio-api-green").join(CFG), |t| {
+            t.replace(
+                "IIIF_CACHE_REDIS_URL = ",
+                "if True:\n    IIIF_CACHE_REDIS_URL = ",
+            )
+        })
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("rdm-invenio-api-green:/opt/invenio/var/instance/invenio.cfg: IIIF_CACHE_REDIS_URL is assigned only inside an indented block (lines 42)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_key_missing_on_one_colour_is_refused() {
+    let b = broken(|s| {
+        rewrite(&s.join("rdm-invenio-ui-green").join(CFG), |t| {
+            t.replace(
+                "THEME_FRONTPAGE_TITLE = \"AE Data Repository (development copy)\"\n",
+                "",
+            )
+        })
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("THEME_FRONTPAGE_TITLE is assigned on rdm-invenio-ui-blue but missing on rdm-invenio-ui-green"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_python_syntax_error_is_bad_input_with_its_line() {
+    let b = broken(|s| {
+        rewrite(&s.join("rdm-invenio-api-blue").join(CFG), |t| {
+            t.replace("CACHE_TYPE = \"redis\"", "CACHE_TYPE = \"redis")
+        })
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("rdm-invenio-api-blue:/opt/invenio/var/instance/invenio.cfg: line 35"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_missing_file_is_bad_input() {
+    let b = broken(|s| fs::remove_file(s.join("rdm-invenio-api-green").join(CFG)).expect("rm"));
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("rdm-invenio-api-green:/opt/invenio/var/instance/invenio.cfg: was not read"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_invalid_inventory_names_file_line_and_field() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("bgswap.toml");
+    let t = fs::read_to_string(runbook())
+        .expect("read")
+        .replace("tier = \"api\"", "tier = \"apy\"");
+    fs::write(&cfg, t).expect("write");
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--snapshot".as_ref(),
+        fixture("imperial-ae").as_os_str(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("bgswap.toml:47: `hosts.tier`: \"apy\" is not a tier"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn without_a_snapshot_the_live_read_is_not_faked() {
+    let r = bgswap(["plan".as_ref(), "--config".as_ref(), runbook().as_os_str()]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--snapshot"), "{}", r.stderr);
+}
