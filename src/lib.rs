@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod edit;
+pub mod log;
 pub mod mask;
 pub mod model;
 pub mod report;

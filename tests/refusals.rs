@@ -151,8 +151,40 @@ fn an_invalid_inventory_names_file_line_and_field() {
 }
 
 #[test]
-fn without_a_snapshot_the_live_read_is_not_faked() {
-    let r = bgswap(["plan".as_ref(), "--config".as_ref(), runbook().as_os_str()]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("--snapshot"), "{}", r.stderr);
+fn unreachable_hosts_are_each_named_and_nothing_is_read() {
+    // Every host points at a closed loopback port: each fails alone, by name.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("bgswap.toml");
+    let mut t = fs::read_to_string(runbook()).expect("read");
+    for line in [
+        "colour = \"blue\"",
+        "colour = \"green\"",
+        "driver = \"haproxy-config\"",
+        "driver = \"incus\"",
+    ] {
+        t = t.replace(line, &format!("{line}\nssh = \"127.0.0.1:9\""));
+    }
+    t.push_str("\n[ssh]\nconnect_timeout_secs = 2\nknown_hosts = \"/nonexistent/known_hosts\"\n");
+    fs::write(&cfg, t).expect("write");
+    let r = bgswap(["status".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("could not connect to 6 of 6 hosts; nothing was read or changed"),
+        "{}",
+        r.stderr
+    );
+    for h in [
+        "rdm-invenio-ui-blue",
+        "rdm-invenio-api-green",
+        "haproxy-inner",
+        "incus-host",
+    ] {
+        assert!(
+            r.stderr
+                .contains(&format!("{h}: cannot connect to 127.0.0.1:9")),
+            "{h}: {}",
+            r.stderr
+        );
+    }
 }

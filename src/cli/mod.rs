@@ -2,16 +2,21 @@
 //! exit code in one place. Subcommands are thin: they load, call the core,
 //! and hand the result to `report`.
 
+mod connect;
 mod plan;
+mod snapshot;
 mod status;
 
 use crate::model::inventory::{Inventory, InventoryError};
 use crate::model::observation::Observation;
 use crate::model::plan::PlanError;
-use crate::transport::{self, snapshot::Snapshot, Source, SourceError};
-use clap::{Parser, Subcommand, ValueEnum};
-use std::path::{Path, PathBuf};
+use crate::transport::snapshot::Snapshot;
+use crate::transport::{self, Host};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,6 +25,9 @@ use std::process::ExitCode;
     about = "Switch an InvenioRDM blue/green deployment between its colours, safely"
 )]
 pub struct Cli {
+    /// Say what bgswap does (-v), and every command and file it touches (-vv). Never a secret.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +38,27 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Show which colour holds which role, aspect by aspect. Changes nothing.
     Status(status::StatusArgs),
+    /// Capture the files bgswap plans from into a new snapshot directory. Changes nothing on the hosts.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the observation comes from: the live hosts over SSH, or a snapshot.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// The inventory (bgswap.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Read a snapshot directory instead of the live hosts.
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<PathBuf>,
+    /// Add host keys that known_hosts does not know yet (never a changed key).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +113,8 @@ impl From<InventoryError> for Failure {
     }
 }
 
-impl From<SourceError> for Failure {
-    fn from(e: SourceError) -> Failure {
+impl From<transport::snapshot::OpenError> for Failure {
+    fn from(e: transport::snapshot::OpenError) -> Failure {
         Failure::bad_input(crate::mask::mask_text(&e.to_string()))
     }
 }
@@ -105,34 +134,67 @@ impl From<PlanError> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::log::set_level(cli.verbose);
     let result = match cli.command {
         Command::Plan(a) => plan::run(&a),
         Command::Status(a) => status::run(&a),
+        Command::Snapshot(a) => snapshot::run(&a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "bgswap", &mut std::io::stdout());
+            Ok(Outcome::Ok)
+        }
     };
     let outcome = match result {
         Ok(o) => o,
         Err(f) => {
-            eprintln!("bgswap: {}", f.message);
+            eprintln!("bgswap: {}", crate::mask::mask_text(&f.message));
             f.outcome
         }
     };
     ExitCode::from(outcome.code())
 }
 
-/// The inventory and what was observed, from wherever `--snapshot` says.
-pub(crate) fn load(
-    config: &Path,
-    snapshot: Option<&PathBuf>,
-) -> Result<(Inventory, Observation, Box<dyn Source>), Failure> {
-    let inv = Inventory::load(config)?;
-    let src: Box<dyn Source> = match snapshot {
-        Some(dir) => Box::new(Snapshot::open(dir)?),
-        None => {
-            return Err(Failure::bad_input(
-                "reading the live hosts over SSH is not available in this build yet; capture the files and pass --snapshot DIR",
-            ))
-        }
-    };
-    let obs = transport::observe(&inv, src.as_ref())?;
-    Ok((inv, obs, src))
+/// The inventory and what was observed.
+pub(crate) struct Loaded {
+    pub inv: Inventory,
+    pub obs: Observation,
+    /// For headers: "snapshot DIR" or "live hosts".
+    pub source: String,
+    /// For messages about missing files: "snapshot" or "live hosts".
+    pub kind: &'static str,
+}
+
+/// Reads the inventory, then every host: from `--snapshot`, or over SSH.
+pub(crate) fn load(a: &SourceArgs) -> Result<Loaded, Failure> {
+    let inv = Inventory::load(&a.config)?;
+    let timeout = Duration::from_secs(inv.ssh.command_timeout_secs);
+    let (hosts, source, kind): (BTreeMap<String, Box<dyn Host>>, String, &'static str) =
+        match &a.snapshot {
+            Some(dir) => {
+                let snap = Snapshot::open(dir)?;
+                let mut hosts: BTreeMap<String, Box<dyn Host>> = BTreeMap::new();
+                let mut names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+                names.push(inv.router.host.clone());
+                names.extend(inv.mounts.host.clone());
+                for n in names {
+                    hosts.insert(n.clone(), Box::new(snap.host(&n)));
+                }
+                (hosts, format!("snapshot {}", dir.display()), "snapshot")
+            }
+            None => (
+                connect::connect(&inv, a.accept_new_host_key)?,
+                "live hosts over SSH".to_string(),
+                "live hosts",
+            ),
+        };
+    let obs = transport::observe(&inv, &hosts, timeout).map_err(|e| Failure {
+        outcome: Outcome::Failed,
+        message: format!("could not read every host:\n{e}"),
+    })?;
+    Ok(Loaded {
+        inv,
+        obs,
+        source,
+        kind,
+    })
 }

@@ -1,7 +1,7 @@
 //! `bgswap plan`: read, compute the plan, print it. Writes nothing, except the
 //! rendered snapshot when `--render` asks for one (a new local directory).
 
-use super::{load, Failure, Format, Outcome};
+use super::{load, Failure, Format, Outcome, SourceArgs};
 use crate::model::plan::{Plan, PlanError};
 use crate::report::{json, style::Style, table, text};
 use crate::transport::snapshot;
@@ -10,12 +10,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// The inventory (bgswap.toml).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: PathBuf,
-    /// Plan from a snapshot directory instead of the live hosts.
-    #[arg(long, value_name = "DIR")]
-    pub snapshot: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Also write the state after the swap as a complete snapshot (unmasked, mode 0600) into a new directory.
     #[arg(long, value_name = "OUT")]
     pub render: Option<PathBuf>,
@@ -24,8 +20,9 @@ pub struct PlanArgs {
 }
 
 pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
-    let (inv, obs, src) = load(&a.config, a.snapshot.as_ref())?;
-    let plan = match Plan::make(&inv, &obs, src.kind()) {
+    let l = load(&a.source)?;
+    let (inv, obs) = (&l.inv, &l.obs);
+    let plan = match Plan::make(inv, obs, l.kind) {
         Ok(p) => p,
         Err(PlanError::Split { roles, problems }) => {
             let style = Style::for_stdout();
@@ -47,7 +44,7 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         Err(e) => return Err(e.into()),
     };
     if let Some(out) = &a.render {
-        snapshot::write(out, &plan.render(&obs)).map_err(|e| Failure {
+        snapshot::write(out, &plan.render(obs)).map_err(|e| Failure {
             outcome: Outcome::Failed,
             message: format!("cannot write the rendered snapshot: {e}"),
         })?;
@@ -58,8 +55,8 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
             text::plan_text(
                 &plan,
                 &inv.cfg_path,
-                &src.describe(),
-                &a.config.display().to_string(),
+                &l.source,
+                &a.source.config.display().to_string(),
                 Style::for_stdout()
             )
         ),

@@ -1,73 +1,127 @@
-//! Where observations come from. A [`Source`] reads files and mount sources
-//! from the deployment's hosts and never writes. Implementations: a snapshot
-//! directory (read-only, for review and tests); SSH comes next.
+//! Everything that touches a machine. The [`Host`] trait runs commands, reads
+//! and writes files (compare-and-swap) and opens TCP streams from a host; its
+//! implementations are SSH (`ssh`), the local machine (`local`) and one host's
+//! read-only view of a snapshot directory (`snapshot`). Only this module talks
+//! SSH or touches remote files; the core never sees how files were read.
 
+pub mod command;
+pub mod fleet;
+pub mod host;
+pub mod known_hosts;
+pub mod local;
 pub mod snapshot;
+pub mod ssh;
+pub mod ssh_config;
+
+pub use host::{Expect, Host, HostError, Output};
 
 use crate::model::inventory::{Inventory, MountDriver};
-use crate::model::observation::{FileObs, Observation};
+use crate::model::observation::Observation;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{host}:{path}: {problem}")]
-    File {
-        host: String,
-        path: String,
-        problem: String,
-    },
-    #[error("{host}: {problem}")]
-    Host { host: String, problem: String },
+/// One or more hosts could not be read; each error names its host.
+#[derive(Debug)]
+pub struct ObserveError {
+    pub errors: Vec<HostError>,
 }
 
-/// Reads what bgswap plans from. Never writes anything anywhere.
-pub trait Source {
-    /// For messages: "snapshot fixtures/imperial-ae", "ssh".
-    fn describe(&self) -> String;
-    /// A short noun for where files were missing from.
-    fn kind(&self) -> &'static str;
-    /// The file's text, or None if it does not exist.
-    fn read_file(&self, host: &str, path: &str) -> Result<Option<FileObs>, SourceError>;
-    /// The source of a container's disk device as the mount driver reports it.
-    fn mount_source(
-        &self,
-        mount_host: &str,
-        container: &str,
-        device: &str,
-    ) -> Result<Option<String>, SourceError>;
+impl std::fmt::Display for ObserveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.errors.iter().map(|e| e.to_string()).collect();
+        write!(f, "{}", lines.join("\n"))
+    }
 }
 
-/// Reads everything the plan needs: each container's invenio.cfg (and
-/// /etc/fstab for the fstab driver), the router's routes file, and the mount
-/// sources. Missing files are left out; the core names them.
-pub fn observe(inv: &Inventory, src: &dyn Source) -> Result<Observation, SourceError> {
-    let mut obs = Observation::default();
-    let mut want: Vec<(String, String)> = Vec::new();
+/// Reads everything the plan needs, one thread per host: each container's
+/// invenio.cfg (and /etc/fstab for the fstab driver), the router's routes
+/// file, and the mount sources from the Incus host. Missing files are left
+/// out (the core names them); hosts that fail are all reported.
+pub fn observe(
+    inv: &Inventory,
+    hosts: &BTreeMap<String, Box<dyn Host>>,
+    timeout: Duration,
+) -> Result<Observation, ObserveError> {
+    let mut want: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for h in &inv.hosts {
-        want.push((h.name.clone(), inv.cfg_path.clone()));
+        let files = want.entry(&h.name).or_default();
+        files.push(inv.cfg_path.clone());
         if inv.mounts.driver == MountDriver::Fstab {
-            want.push((h.name.clone(), "/etc/fstab".into()));
+            files.push("/etc/fstab".into());
         }
     }
-    want.push((
-        inv.router.host.clone(),
-        inv.router.routes_file().to_string(),
-    ));
-    for (host, path) in want {
-        if let Some(f) = src.read_file(&host, &path)? {
-            obs.insert(f);
+    want.entry(&inv.router.host)
+        .or_default()
+        .push(inv.router.routes_file().to_string());
+    let incus = match (inv.mounts.driver, &inv.mounts.host) {
+        (MountDriver::Incus, Some(h)) => {
+            let pairs: Vec<(String, String)> = inv
+                .hosts
+                .iter()
+                .flat_map(|c| {
+                    inv.mounts
+                        .devices
+                        .iter()
+                        .map(move |d| (c.name.clone(), d.name.clone()))
+                })
+                .collect();
+            want.entry(h).or_default();
+            Some((h.as_str(), pairs))
         }
-    }
-    if let (MountDriver::Incus, Some(mh)) = (inv.mounts.driver, &inv.mounts.host) {
-        for h in &inv.hosts {
-            for d in &inv.mounts.devices {
-                if let Some(s) = src.mount_source(mh, &h.name, &d.name)? {
-                    obs.mounts
-                        .entry(h.name.clone())
-                        .or_default()
-                        .insert(d.name.clone(), s);
+        _ => None,
+    };
+
+    let mut obs = Observation::default();
+    let mut errors = Vec::new();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = want
+            .iter()
+            .map(|(name, files)| {
+                let host = hosts.get(*name);
+                let incus = incus.as_ref().filter(|(h, _)| h == name);
+                s.spawn(move || {
+                    let Some(host) = host else {
+                        return Err(HostError::Other {
+                            host: name.to_string(),
+                            reason: "not connected".into(),
+                        });
+                    };
+                    let mut read = Vec::new();
+                    for f in files {
+                        if let Some(o) = host.read_file(f)? {
+                            read.push(o);
+                        }
+                    }
+                    let sources = match incus {
+                        Some((_, pairs)) => host.incus_sources(pairs, timeout)?,
+                        None => Vec::new(),
+                    };
+                    Ok((read, sources))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+    });
+    for r in results {
+        match r {
+            Ok(Ok((files, sources))) => {
+                for f in files {
+                    obs.insert(f);
+                }
+                for (c, d, s) in sources {
+                    obs.mounts.entry(c).or_default().insert(d, s);
                 }
             }
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(HostError::Other {
+                host: "?".into(),
+                reason: "a reading thread panicked".into(),
+            }),
         }
     }
-    Ok(obs)
+    if errors.is_empty() {
+        Ok(obs)
+    } else {
+        Err(ObserveError { errors })
+    }
 }

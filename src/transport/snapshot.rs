@@ -5,25 +5,35 @@
 //! makes a new one (files 0600, directories 0700) and refuses to touch an
 //! existing non-empty directory.
 
-use super::{Source, SourceError};
+use super::host::{Expect, Host, HostError, Output, ReadWrite};
 use crate::model::observation::{FileObs, Observation};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub const MOUNTS_FILE: &str = ".bgswap/mounts.toml";
 
+/// A snapshot directory, opened once; hand out one [`SnapshotHost`] per host.
 pub struct Snapshot {
     dir: PathBuf,
-    mounts: BTreeMap<String, BTreeMap<String, String>>,
+    mounts: Arc<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{dir}: {problem}")]
+pub struct OpenError {
+    pub dir: String,
+    pub problem: String,
 }
 
 impl Snapshot {
-    pub fn open(dir: &Path) -> Result<Snapshot, SourceError> {
-        let err = |problem: String| SourceError::Host {
-            host: dir.display().to_string(),
+    pub fn open(dir: &Path) -> Result<Snapshot, OpenError> {
+        let err = |problem: String| OpenError {
+            dir: dir.display().to_string(),
             problem,
         };
         let meta = fs::metadata(dir)
@@ -33,62 +43,80 @@ impl Snapshot {
         }
         let mf = dir.join(MOUNTS_FILE);
         let mounts = match fs::read_to_string(&mf) {
-            Ok(text) => toml::from_str(&text).map_err(|e: toml::de::Error| SourceError::File {
-                host: dir.display().to_string(),
-                path: MOUNTS_FILE.into(),
-                problem: format!(
-                    "line {}: {} (expected [<container>] tables of <device> = \"<source>\")",
-                    e.span()
-                        .map(|s| crate::edit::line_of(&text, s.start))
-                        .unwrap_or(1),
+            Ok(text) => toml::from_str(&text).map_err(|e: toml::de::Error| {
+                err(format!(
+                    "{MOUNTS_FILE}:{}: {} (expected [<container>] tables of <device> = \"<source>\")",
+                    e.span().map(|s| crate::edit::line_of(&text, s.start)).unwrap_or(1),
                     e.message().trim()
-                ),
+                ))
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(err(format!("cannot read {MOUNTS_FILE}: {e}"))),
         };
         Ok(Snapshot {
             dir: dir.to_path_buf(),
-            mounts,
+            mounts: Arc::new(mounts),
         })
     }
 
-    fn path_of(&self, host: &str, path: &str) -> PathBuf {
-        self.dir.join(host).join(path.trim_start_matches('/'))
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A read-only view of one host of the snapshot.
+    pub fn host(&self, name: &str) -> SnapshotHost {
+        SnapshotHost {
+            name: name.to_string(),
+            root: self.dir.join(name),
+            mounts: Arc::clone(&self.mounts),
+        }
     }
 }
 
-impl Source for Snapshot {
-    fn describe(&self) -> String {
-        format!("snapshot {}", self.dir.display())
+/// One host's files in a snapshot: `read_file` reads them, every change is refused.
+pub struct SnapshotHost {
+    name: String,
+    root: PathBuf,
+    mounts: Arc<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl SnapshotHost {
+    fn read_only(&self, what: &str) -> HostError {
+        HostError::Other {
+            host: self.name.clone(),
+            reason: format!("a snapshot is read-only: cannot {what}"),
+        }
+    }
+}
+
+impl Host for SnapshotHost {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "snapshot"
+    fn run(&self, _cmd: &str, _timeout: Duration) -> Result<Output, HostError> {
+        Err(self.read_only("run commands"))
     }
 
-    fn read_file(&self, host: &str, path: &str) -> Result<Option<FileObs>, SourceError> {
-        let p = self.path_of(host, path);
+    fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
+        let p = self.root.join(path.trim_start_matches('/'));
+        let ferr = |reason: String| HostError::File {
+            host: self.name.clone(),
+            path: path.into(),
+            reason,
+        };
         let bytes = match fs::read(&p) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(SourceError::File {
-                    host: host.into(),
-                    path: path.into(),
-                    problem: format!("cannot read {}: {e}", p.display()),
-                })
-            }
+            Err(e) => return Err(ferr(format!("cannot read {}: {e}", p.display()))),
         };
-        let text = String::from_utf8(bytes).map_err(|e| SourceError::File {
-            host: host.into(),
-            path: path.into(),
-            problem: format!(
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ferr(format!(
                 "is not UTF-8 text (byte {}); bgswap edits text files only",
                 e.utf8_error().valid_up_to()
-            ),
+            ))
         })?;
-        let mut f = FileObs::new(host, path, text);
+        let mut f = FileObs::new(&self.name, path, text);
         if let Ok(m) = fs::metadata(&p) {
             f.mode = Some(m.mode() & 0o7777);
             f.owner = Some((m.uid(), m.gid()));
@@ -96,17 +124,35 @@ impl Source for Snapshot {
         Ok(Some(f))
     }
 
-    fn mount_source(
+    fn write_file(
         &self,
-        _mount_host: &str,
-        container: &str,
-        device: &str,
-    ) -> Result<Option<String>, SourceError> {
-        Ok(self
-            .mounts
-            .get(container)
-            .and_then(|m| m.get(device))
-            .cloned())
+        _p: &str,
+        _e: Expect<'_>,
+        _c: &[u8],
+        _m: Option<u32>,
+        _o: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        Err(self.read_only("write files"))
+    }
+
+    fn open_tcp(&self, _host: &str, _port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+        Err(self.read_only("open connections"))
+    }
+
+    fn incus_sources(
+        &self,
+        pairs: &[(String, String)],
+        _timeout: Duration,
+    ) -> Result<Vec<(String, String, String)>, HostError> {
+        Ok(pairs
+            .iter()
+            .filter_map(|(c, d)| {
+                self.mounts
+                    .get(c)
+                    .and_then(|m| m.get(d))
+                    .map(|s| (c.clone(), d.clone(), s.clone()))
+            })
+            .collect())
     }
 }
 

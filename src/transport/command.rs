@@ -1,0 +1,201 @@
+//! Remote command lines, built by pure functions with explicit quoting. No
+//! value is ever pasted into a shell line unquoted: every word goes through
+//! [`quote`]. Each builder has an exact-string test.
+
+/// Quotes one word for a POSIX shell: left bare only when it is made of
+/// characters no shell treats specially, otherwise single-quoted with each
+/// `'` written as `'\''`.
+pub fn quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_' | b'.' | b'/' | b':' | b'@' | b'=' | b'+' | b','
+                )
+        });
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// A command line from words, each quoted.
+pub fn line<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reports the source of a container's disk device, one per line as
+/// `<container> <device> <source>`, for all pairs in one round trip. A pair
+/// whose lookup fails prints nothing and makes the whole command fail.
+pub fn incus_get_sources(pairs: &[(String, String)]) -> String {
+    let mut parts = vec!["set -e".to_string()];
+    for (c, d) in pairs {
+        parts.push(format!(
+            "printf '%s %s %s\\n' {} {} \"$(incus config device get {} {} source)\"",
+            quote(c),
+            quote(d),
+            quote(c),
+            quote(d)
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Moves `tmp` over `path` only if `path`'s sha256 is still `expected`; else
+/// removes `tmp` and exits 3 with the hash it found on stderr. The check and
+/// the rename run in one shell, right before the rename, to keep the window
+/// small; the rename itself is atomic.
+pub fn replace_if_hash(path: &str, tmp: &str, expected: &str) -> String {
+    let (p, t) = (quote(path), quote(tmp));
+    format!(
+        "found=$(sha256sum < {p} | cut -d' ' -f1) && if [ \"$found\" = {e} ]; then mv -f -- {t} {p}; else rm -f -- {t}; echo \"sha256 is $found\" >&2; exit 3; fi",
+        e = quote(expected)
+    )
+}
+
+/// Moves `tmp` to `path` only if `path` does not exist yet.
+pub fn create_if_absent(path: &str, tmp: &str) -> String {
+    let (p, t) = (quote(path), quote(tmp));
+    format!("if [ -e {p} ] || [ -L {p} ]; then rm -f -- {t}; echo 'exists' >&2; exit 3; else mv -f -- {t} {p}; fi")
+}
+
+/// Wraps a command (in a subshell, so that its `exit` is caught) so that its
+/// exit status is printed last on stderr. ssh2
+/// reports 0 when no status arrived; a missing marker means "unknown", never
+/// success.
+pub fn with_status_marker(cmd: &str) -> String {
+    format!("(\n{cmd}\n); printf '\\n{STATUS_MARKER}%d\\n' \"$?\" >&2")
+}
+
+pub const STATUS_MARKER: &str = "bgswap-exit-status=";
+
+/// Splits the marker off stderr: (stderr without it, status).
+pub fn split_status(stderr: &str) -> (String, Option<i32>) {
+    match stderr.rfind(STATUS_MARKER) {
+        Some(at) => {
+            let status = stderr[at + STATUS_MARKER.len()..]
+                .trim()
+                .parse::<i32>()
+                .ok();
+            let mut rest = stderr[..at].to_string();
+            if rest.ends_with('\n') {
+                rest.pop();
+            }
+            (rest, status)
+        }
+        None => (stderr.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("ui.service"), "ui.service");
+        assert_eq!(
+            quote("/opt/invenio/var/instance/invenio.cfg"),
+            "/opt/invenio/var/instance/invenio.cfg"
+        );
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(quote("a;b"), "'a;b'");
+        assert_eq!(quote("*"), "'*'");
+        assert_eq!(quote("-n"), "-n");
+        assert_eq!(
+            line(&["systemctl", "stop", "ui.service"]),
+            "systemctl stop ui.service"
+        );
+        assert_eq!(
+            line(&["cat", "--", "/tmp/a b/it's \"q\""]),
+            "cat -- '/tmp/a b/it'\\''s \"q\"'"
+        );
+    }
+
+    #[test]
+    fn quoted_words_survive_a_real_shell() {
+        let nasty = [
+            "a b",
+            "it's",
+            "\"q\"",
+            "$(echo x)",
+            "`x`",
+            "a\\b",
+            "*",
+            "\n",
+            "-e",
+            "é",
+        ];
+        let script = format!("printf '%s\\0' {}", line(&nasty));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        assert_eq!(got, nasty);
+    }
+
+    #[test]
+    fn incus_sources_line() {
+        let pairs = vec![
+            (
+                "rdm-invenio-ui-blue".to_string(),
+                "external-data".to_string(),
+            ),
+            ("c 2".to_string(), "d".to_string()),
+        ];
+        assert_eq!(
+            incus_get_sources(&pairs),
+            "set -e; printf '%s %s %s\\n' rdm-invenio-ui-blue external-data \"$(incus config device get rdm-invenio-ui-blue external-data source)\"; printf '%s %s %s\\n' 'c 2' d \"$(incus config device get 'c 2' d source)\""
+        );
+    }
+
+    #[test]
+    fn replace_if_hash_line() {
+        assert_eq!(
+            replace_if_hash("/etc/my file", "/etc/.my file.bgswap-1", "abc"),
+            "found=$(sha256sum < '/etc/my file' | cut -d' ' -f1) && if [ \"$found\" = abc ]; then mv -f -- '/etc/.my file.bgswap-1' '/etc/my file'; else rm -f -- '/etc/.my file.bgswap-1'; echo \"sha256 is $found\" >&2; exit 3; fi"
+        );
+        assert_eq!(
+            create_if_absent("/a", "/.a.t"),
+            "if [ -e /a ] || [ -L /a ]; then rm -f -- /.a.t; echo 'exists' >&2; exit 3; else mv -f -- /.a.t /a; fi"
+        );
+    }
+
+    #[test]
+    fn status_marker() {
+        assert_eq!(
+            with_status_marker("exit 3"),
+            "(\nexit 3\n); printf '\\nbgswap-exit-status=%d\\n' \"$?\" >&2"
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(with_status_marker("echo out; echo err >&2; exit 3"))
+            .output()
+            .expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+        assert_eq!(
+            split_status(&String::from_utf8_lossy(&out.stderr)),
+            ("err\n".to_string(), Some(3))
+        );
+        assert_eq!(
+            split_status("oops\n\nbgswap-exit-status=3\n"),
+            ("oops\n".to_string(), Some(3))
+        );
+        assert_eq!(split_status("killed"), ("killed".to_string(), None));
+    }
+}

@@ -1,0 +1,176 @@
+//! The `Host` trait: everything bgswap does to a machine. Implementations:
+//! SSH (`ssh.rs`), the local machine (`local.rs`) and one host's view of a
+//! snapshot directory (`snapshot.rs`, read-only).
+
+use super::command;
+use crate::model::observation::FileObs;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// What a write expects to find before it replaces a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// The file exists with this sha256 (hex).
+    Sha256(&'a str),
+    /// The file does not exist.
+    Absent,
+}
+
+pub trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// A host key as offered by a server, for messages and for accepting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKey {
+    /// The known_hosts name: `addr` or `[addr]:port`.
+    pub name: String,
+    pub key_type: String,
+    pub fingerprint: String,
+    pub known_hosts: String,
+    pub blob: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{host}: cannot connect to {addr}: {reason}")]
+    Connect {
+        host: String,
+        addr: String,
+        reason: String,
+    },
+    #[error("{host}: {addr} accepted the connection but did not complete the SSH handshake within {secs} s (is an SSH server listening there?)")]
+    HandshakeTimeout {
+        host: String,
+        addr: String,
+        secs: u64,
+    },
+    #[error("{host}: SSH handshake with {addr} failed: {reason}")]
+    Handshake {
+        host: String,
+        addr: String,
+        reason: String,
+    },
+    #[error("{host}: the host key of {} ({} {}) is not in {}. Compare it with `ssh-keygen -lf` on the host, then rerun with --accept-new-host-key", .key.name, .key.key_type, .key.fingerprint, .key.known_hosts)]
+    UnknownHostKey { host: String, key: Box<HostKey> },
+    #[error("{host}: HOST KEY CHANGED: {} offered {} {}, which does not match its entry in {}. This may be an attack or a reinstalled host: bgswap will not connect. If the change is expected, verify the new key, remove the old entry (ssh-keygen -R '{}' -f {}) and connect again", .key.name, .key.key_type, .key.fingerprint, .key.known_hosts, .key.name, .key.known_hosts)]
+    ChangedHostKey { host: String, key: Box<HostKey> },
+    #[error("{host}: authentication as {user} failed (tried {tried}); give the key with [ssh].identity_files, IdentityFile in ~/.ssh/config, or an ssh-agent")]
+    Auth {
+        host: String,
+        user: String,
+        tried: String,
+    },
+    #[error("{host}: {what} timed out after {secs} s")]
+    Timeout {
+        host: String,
+        what: String,
+        secs: u64,
+    },
+    #[error(
+        "{host}: `{cmd}` ended without reporting an exit status{signal}; treating it as failed"
+    )]
+    NoStatus {
+        host: String,
+        cmd: String,
+        signal: String,
+    },
+    #[error("{host}:{path}: {reason}")]
+    File {
+        host: String,
+        path: String,
+        reason: String,
+    },
+    #[error("{host}:{path}: changed since it was read (expected sha256 {expected}, found {found}); nothing was written")]
+    Drift {
+        host: String,
+        path: String,
+        expected: String,
+        found: String,
+    },
+    #[error("{host}: {reason}")]
+    Other { host: String, reason: String },
+}
+
+impl HostError {
+    pub fn host(&self) -> &str {
+        match self {
+            HostError::Connect { host, .. }
+            | HostError::HandshakeTimeout { host, .. }
+            | HostError::Handshake { host, .. }
+            | HostError::UnknownHostKey { host, .. }
+            | HostError::ChangedHostKey { host, .. }
+            | HostError::Auth { host, .. }
+            | HostError::Timeout { host, .. }
+            | HostError::NoStatus { host, .. }
+            | HostError::File { host, .. }
+            | HostError::Drift { host, .. }
+            | HostError::Other { host, .. } => host,
+        }
+    }
+}
+
+pub trait Host: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// Runs a shell command line (built with `command`); Ok with any exit
+    /// status, Err when it could not run or report one within `timeout`.
+    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError>;
+
+    /// The file's text with sha256, mode and owner, or None if absent.
+    fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError>;
+
+    /// Replaces (or creates) a file atomically, only if it is still as
+    /// `expect` says: a temporary file in the same directory, synced, given
+    /// `mode` and `owner` (default: those of the file it replaces), then
+    /// renamed over it.
+    fn write_file(
+        &self,
+        path: &str,
+        expect: Expect<'_>,
+        content: &[u8],
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError>;
+
+    /// A TCP connection opened *from* this host, for probes.
+    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError>;
+
+    /// The source of each (container, device) as the Incus host reports it.
+    fn incus_sources(
+        &self,
+        pairs: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Vec<(String, String, String)>, HostError> {
+        let cmd = command::incus_get_sources(pairs);
+        let out = self.run(&cmd, timeout)?;
+        if out.status != 0 {
+            return Err(HostError::Other {
+                host: self.name().to_string(),
+                reason: format!(
+                    "`incus config device get` failed (exit {}): {}",
+                    out.status,
+                    out.stderr.trim()
+                ),
+            });
+        }
+        let mut found = Vec::new();
+        for line in out.stdout.lines() {
+            // container and device are bgswap's own words (no spaces); the source is the rest.
+            let mut parts = line.splitn(3, ' ');
+            if let (Some(c), Some(d), Some(s)) = (parts.next(), parts.next(), parts.next()) {
+                if !s.is_empty() {
+                    found.push((c.to_string(), d.to_string(), s.to_string()));
+                }
+            }
+        }
+        Ok(found)
+    }
+}

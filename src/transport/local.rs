@@ -1,0 +1,240 @@
+//! The machine bgswap runs on, as a [`Host`]: commands through `sh -c`, files
+//! through std::fs with the same compare-and-swap discipline as SSH.
+
+use super::command;
+use super::host::{Expect, Host, HostError, Output, ReadWrite};
+use crate::model::observation::FileObs;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct LocalHost {
+    name: String,
+}
+
+impl LocalHost {
+    pub fn new(name: &str) -> LocalHost {
+        LocalHost {
+            name: name.to_string(),
+        }
+    }
+
+    fn err(&self, path: &str, reason: impl Into<String>) -> HostError {
+        HostError::File {
+            host: self.name.clone(),
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Host for LocalHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+        let other = |reason: String| HostError::Other {
+            host: self.name.clone(),
+            reason,
+        };
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| other(format!("cannot run sh: {e}")))?;
+        let mut so = child.stdout.take();
+        let mut se = child.stderr.take();
+        let t_out = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(o) = so.as_mut() {
+                let _ = o.read_to_end(&mut s);
+            }
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(e) = se.as_mut() {
+                let _ = e.read_to_end(&mut s);
+            }
+            s
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HostError::Timeout {
+                        host: self.name.clone(),
+                        what: format!("`{cmd}`"),
+                        secs: timeout.as_secs(),
+                    });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(other(format!("waiting for `{cmd}`: {e}"))),
+            }
+        };
+        let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+        let Some(code) = status.code() else {
+            return Err(HostError::NoStatus {
+                host: self.name.clone(),
+                cmd: cmd.into(),
+                signal: " (killed by a signal)".into(),
+            });
+        };
+        Ok(Output {
+            status: code,
+            stdout,
+            stderr,
+        })
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.err(path, format!("cannot stat: {e}"))),
+        };
+        if !meta.is_file() {
+            return Err(self.err(path, "is not a regular file"));
+        }
+        let bytes = std::fs::read(path).map_err(|e| self.err(path, format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| self.err(path, "is not UTF-8 text; bgswap edits text files only"))?;
+        let mut f = FileObs::new(&self.name, path, text);
+        f.mode = Some(meta.mode() & 0o7777);
+        f.owner = Some((meta.uid(), meta.gid()));
+        Ok(Some(f))
+    }
+
+    fn write_file(
+        &self,
+        path: &str,
+        expect: Expect<'_>,
+        content: &[u8],
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        let current = self.read_file(path)?;
+        let drift = |expected: &str, found: &str| HostError::Drift {
+            host: self.name.clone(),
+            path: path.into(),
+            expected: expected.into(),
+            found: found.into(),
+        };
+        match (expect, &current) {
+            (Expect::Sha256(w), Some(f)) if f.sha256 != w => return Err(drift(w, &f.sha256)),
+            (Expect::Sha256(w), None) => return Err(drift(w, "no file")),
+            (Expect::Absent, Some(f)) => return Err(drift("no file", &f.sha256)),
+            _ => {}
+        }
+        let mode = mode
+            .or(current.as_ref().and_then(|f| f.mode))
+            .unwrap_or(0o600);
+        let owner = owner.or(current.as_ref().and_then(|f| f.owner));
+        let tmp = super::ssh::temp_path(path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.err(path, format!("cannot create {tmp}: {e}")))?;
+        let done = f
+            .write_all(content)
+            .and_then(|_| f.sync_all())
+            .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
+            .and_then(|_| match owner {
+                Some((u, g)) => std::os::unix::fs::chown(&tmp, Some(u), Some(g)),
+                None => Ok(()),
+            });
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.err(path, format!("cannot prepare {tmp}: {e}")));
+        }
+        let cmd = match expect {
+            Expect::Sha256(w) => command::replace_if_hash(path, &tmp, w),
+            Expect::Absent => command::create_if_absent(path, &tmp),
+        };
+        let out = self.run(&cmd, Duration::from_secs(30))?;
+        match out.status {
+            0 => Ok(()),
+            3 => Err(drift(
+                match expect {
+                    Expect::Sha256(w) => w,
+                    Expect::Absent => "no file",
+                },
+                out.stderr.trim().trim_start_matches("sha256 is "),
+            )),
+            s => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(self.err(
+                    path,
+                    format!("cannot move into place (exit {s}): {}", out.stderr.trim()),
+                ))
+            }
+        }
+    }
+
+    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+        let s = std::net::TcpStream::connect((host, port)).map_err(|e| HostError::Other {
+            host: self.name.clone(),
+            reason: format!("cannot connect to {host}:{port}: {e}"),
+        })?;
+        Ok(Box::new(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_and_swap_on_the_local_machine() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("it's a \"file\"").display().to_string();
+        let h = LocalHost::new("local");
+        h.write_file(&path, Expect::Absent, b"one\n", Some(0o640), None)
+            .expect("create");
+        let f = h.read_file(&path).expect("read").expect("exists");
+        assert_eq!(f.text, "one\n");
+        assert_eq!(f.mode, Some(0o640));
+        // A stale expectation changes nothing.
+        let stale = crate::model::observation::sha256_hex(b"something else");
+        let e = h
+            .write_file(&path, Expect::Sha256(&stale), b"two\n", None, None)
+            .expect_err("drift");
+        assert!(e.to_string().contains("changed since it was read"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "one\n");
+        h.write_file(&path, Expect::Sha256(&f.sha256), b"two\n", None, None)
+            .expect("swap");
+        let g = h.read_file(&path).expect("read").expect("exists");
+        assert_eq!(
+            (g.text.as_str(), g.mode),
+            ("two\n", Some(0o640)),
+            "mode kept"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("ls").count(),
+            1,
+            "no temporary file left"
+        );
+        let out = h
+            .run("echo out; echo err >&2; exit 4", Duration::from_secs(5))
+            .expect("runs");
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (4, "out\n", "err\n")
+        );
+        assert!(matches!(
+            h.run("sleep 5", Duration::from_millis(200)),
+            Err(HostError::Timeout { .. })
+        ));
+    }
+}

@@ -1,0 +1,584 @@
+//! SSH hosts (ssh2). One session per host, used by one thread at a time.
+//! Designed around libssh2's sharp edges: TCP connect has its own timeout
+//! (`set_timeout` does not cover it); host keys are checked against
+//! known_hosts with the handshake limited to the stored key types; agent
+//! authentication tries every identity; a command's exit status comes from a
+//! marker it prints (libssh2 reports 0 when none arrived); files are replaced
+//! by a temporary file plus `mv -f` (SFTP rename cannot overwrite on OpenSSH).
+
+use super::command::{self, quote};
+use super::host::{Expect, Host, HostError, HostKey, Output, ReadWrite};
+use super::known_hosts;
+use super::ssh_config;
+use crate::log;
+use crate::model::inventory::{Destination, SshSettings};
+use crate::model::observation::{sha256_hex, FileObs};
+use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, OpenFlags, OpenType, Session};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How to reach one host, resolved from the inventory, ~/.ssh/config and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_files: Vec<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+impl Target {
+    /// Precedence: the inventory's destination, then ~/.ssh/config for the
+    /// address as an alias, then the inventory's [ssh] defaults, then root@…:22.
+    pub fn resolve(
+        name: &str,
+        dest: &Destination,
+        s: &SshSettings,
+        ssh_config_text: Option<&str>,
+        home: Option<&Path>,
+    ) -> Target {
+        let cfg = ssh_config_text
+            .map(|t| ssh_config::resolve(t, &dest.address, home))
+            .unwrap_or_default();
+        let mut identity_files = s.identity_files.clone();
+        identity_files.extend(cfg.identity_files.iter().cloned());
+        if identity_files.is_empty() {
+            if let Some(h) = home {
+                for f in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                    identity_files.push(h.join(".ssh").join(f));
+                }
+            }
+        }
+        Target {
+            name: name.to_string(),
+            address: cfg.hostname.clone().unwrap_or_else(|| dest.address.clone()),
+            port: dest.port.or(cfg.port).unwrap_or(22),
+            user: dest
+                .user
+                .clone()
+                .or(cfg.user)
+                .or_else(|| s.user.clone())
+                .unwrap_or_else(|| "root".into()),
+            identity_files,
+            known_hosts: s
+                .known_hosts
+                .clone()
+                .or_else(|| home.map(|h| h.join(".ssh/known_hosts")))
+                .unwrap_or_else(|| PathBuf::from("/root/.ssh/known_hosts")),
+            connect_timeout: Duration::from_secs(s.connect_timeout_secs.max(1)),
+            command_timeout: Duration::from_secs(s.command_timeout_secs.max(1)),
+        }
+    }
+
+    fn addr(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// What to do with a host key that known_hosts does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKeys {
+    Refuse,
+    /// Add it to known_hosts (never a *changed* key).
+    Accept,
+}
+
+pub struct SshHost {
+    target: Target,
+    session: Session,
+}
+
+fn key_type_name(t: HostKeyType) -> &'static str {
+    match t {
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Unknown => "unknown",
+    }
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+}
+
+impl SshHost {
+    pub fn connect(t: &Target, new_keys: NewKeys) -> Result<SshHost, HostError> {
+        let host = t.name.clone();
+        let addr = t.addr();
+        log::info(format!("{host}: connecting to {}@{addr}", t.user));
+        let sock = (t.address.as_str(), t.port)
+            .to_socket_addrs()
+            .map_err(|e| HostError::Connect {
+                host: host.clone(),
+                addr: addr.clone(),
+                reason: format!("cannot resolve: {e}"),
+            })?
+            .next()
+            .ok_or_else(|| HostError::Connect {
+                host: host.clone(),
+                addr: addr.clone(),
+                reason: "no address".into(),
+            })?;
+        let tcp = TcpStream::connect_timeout(&sock, t.connect_timeout).map_err(|e| {
+            HostError::Connect {
+                host: host.clone(),
+                addr: addr.clone(),
+                reason: if e.kind() == ErrorKind::TimedOut {
+                    format!("no answer within {} s", t.connect_timeout.as_secs())
+                } else {
+                    e.to_string()
+                },
+            }
+        })?;
+        let mut session = Session::new().map_err(|e| HostError::Other {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(millis(t.connect_timeout));
+        let name = known_hosts::entry_name(&t.address, t.port);
+        let kh_text = std::fs::read_to_string(&t.known_hosts).unwrap_or_default();
+        let types = known_hosts::key_types(&kh_text, &name);
+        if !types.is_empty() {
+            // libssh2 compares the offered key with every entry of the name,
+            // whatever its type: ask the server for a type we have stored.
+            let _ = session.method_pref(MethodType::HostKey, &known_hosts::method_prefs(&types));
+        }
+        let started = Instant::now();
+        session.handshake().map_err(|e| {
+            if started.elapsed() + Duration::from_millis(50) >= t.connect_timeout
+                || e.code() == ssh2::ErrorCode::Session(-9)
+            {
+                HostError::HandshakeTimeout {
+                    host: host.clone(),
+                    addr: addr.clone(),
+                    secs: t.connect_timeout.as_secs(),
+                }
+            } else {
+                HostError::Handshake {
+                    host: host.clone(),
+                    addr: addr.clone(),
+                    reason: e.message().to_string(),
+                }
+            }
+        })?;
+        check_host_key(&session, t, &name, new_keys)?;
+        authenticate(&session, t)?;
+        session.set_keepalive(true, 15);
+        session.set_timeout(millis(t.command_timeout));
+        log::info(format!("{host}: connected ({}@{addr})", t.user));
+        Ok(SshHost {
+            target: t.clone(),
+            session,
+        })
+    }
+
+    fn err_file(&self, path: &str, reason: impl Into<String>) -> HostError {
+        HostError::File {
+            host: self.target.name.clone(),
+            path: path.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn sftp(&self) -> Result<ssh2::Sftp, HostError> {
+        self.session.sftp().map_err(|e| HostError::Other {
+            host: self.target.name.clone(),
+            reason: format!("cannot start SFTP: {}", e.message()),
+        })
+    }
+}
+
+fn check_host_key(
+    session: &Session,
+    t: &Target,
+    name: &str,
+    new_keys: NewKeys,
+) -> Result<(), HostError> {
+    let (key, kind) = session.host_key().ok_or_else(|| HostError::Other {
+        host: t.name.clone(),
+        reason: "the server sent no host key".into(),
+    })?;
+    let key = key.to_vec();
+    let key_type = key_type_name(kind).to_string();
+    let fingerprint = known_hosts::fingerprint(&key);
+    let mut kh = session.known_hosts().map_err(|e| HostError::Other {
+        host: t.name.clone(),
+        reason: e.to_string(),
+    })?;
+    if t.known_hosts.exists() {
+        kh.read_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
+            .map_err(|e| HostError::Other {
+                host: t.name.clone(),
+                reason: format!("cannot read {}: {}", t.known_hosts.display(), e.message()),
+            })?;
+    }
+    let known_hosts = t.known_hosts.display().to_string();
+    match kh.check_port(&t.address, t.port, &key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::Mismatch => Err(HostError::ChangedHostKey {
+            host: t.name.clone(),
+            key: Box::new(HostKey {
+                name: name.into(),
+                key_type,
+                fingerprint,
+                known_hosts,
+                blob: key,
+            }),
+        }),
+        CheckResult::NotFound if new_keys == NewKeys::Accept => {
+            known_hosts::append(&t.known_hosts, name, &key_type, &key).map_err(|e| {
+                HostError::Other {
+                    host: t.name.clone(),
+                    reason: format!("cannot add the host key to {known_hosts}: {e}"),
+                }
+            })?;
+            eprintln!(
+                "bgswap: {}: added {name} {key_type} {fingerprint} to {known_hosts}",
+                t.name
+            );
+            Ok(())
+        }
+        CheckResult::NotFound => Err(HostError::UnknownHostKey {
+            host: t.name.clone(),
+            key: Box::new(HostKey {
+                name: name.into(),
+                key_type,
+                fingerprint,
+                known_hosts,
+                blob: key,
+            }),
+        }),
+        CheckResult::Failure => Err(HostError::Other {
+            host: t.name.clone(),
+            reason: format!("cannot check the host key against {known_hosts}"),
+        }),
+    }
+}
+
+fn authenticate(session: &Session, t: &Target) -> Result<(), HostError> {
+    let mut tried = Vec::new();
+    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        if let Ok(mut agent) = session.agent() {
+            if agent.connect().is_ok() && agent.list_identities().is_ok() {
+                let ids = agent.identities().unwrap_or_default();
+                tried.push(format!("ssh-agent ({} identities)", ids.len()));
+                // userauth_agent stops at the first identity; try them all.
+                for id in ids {
+                    if agent.userauth(&t.user, &id).is_ok() && session.authenticated() {
+                        log::debug(format!(
+                            "{}: authenticated with an agent identity ({})",
+                            t.name,
+                            id.comment()
+                        ));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    for f in &t.identity_files {
+        if !f.exists() {
+            continue;
+        }
+        tried.push(f.display().to_string());
+        if session.userauth_pubkey_file(&t.user, None, f, None).is_ok() && session.authenticated() {
+            log::debug(format!("{}: authenticated with {}", t.name, f.display()));
+            return Ok(());
+        }
+    }
+    Err(HostError::Auth {
+        host: t.name.clone(),
+        user: t.user.clone(),
+        tried: if tried.is_empty() {
+            "no key: none of the identity files exists and no agent runs".into()
+        } else {
+            tried.join(", ")
+        },
+    })
+}
+
+impl Host for SshHost {
+    fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+        let host = self.target.name.clone();
+        log::debug(format!("{host}: run {cmd}"));
+        let other = |e: ssh2::Error| HostError::Other {
+            host: host.clone(),
+            reason: format!("running `{cmd}`: {}", e.message()),
+        };
+        let mut ch = self.session.channel_session().map_err(other)?;
+        ch.exec(&command::with_status_marker(cmd)).map_err(other)?;
+        let deadline = Instant::now() + timeout;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        // Non-blocking reads of both streams, so that a full stderr window can
+        // never block stdout (or the other way round), and the deadline holds.
+        self.session.set_blocking(false);
+        let mut buf = [0u8; 16384];
+        let mut last_keepalive = Instant::now();
+        let result = loop {
+            let mut progressed = false;
+            let mut failed = None;
+            for stream in 0..2 {
+                let r = if stream == 0 {
+                    ch.read(&mut buf)
+                } else {
+                    ch.stderr().read(&mut buf)
+                };
+                match r {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        let sink = if stream == 0 { &mut out } else { &mut err };
+                        sink.extend_from_slice(&buf[..n]);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                break Err(HostError::Other {
+                    host: host.clone(),
+                    reason: format!("reading the output of `{cmd}`: {e}"),
+                });
+            }
+            if ch.eof() && !progressed {
+                break Ok(());
+            }
+            if Instant::now() >= deadline {
+                break Err(HostError::Timeout {
+                    host: host.clone(),
+                    what: format!("`{cmd}`"),
+                    secs: timeout.as_secs(),
+                });
+            }
+            if last_keepalive.elapsed() > Duration::from_secs(10) {
+                let _ = self.session.keepalive_send();
+                last_keepalive = Instant::now();
+            }
+            if !progressed {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        self.session.set_blocking(true);
+        if let Err(e) = result {
+            let _ = ch.close();
+            return Err(e);
+        }
+        let _ = ch.wait_close();
+        let signal = ch
+            .exit_signal()
+            .ok()
+            .and_then(|s| s.exit_signal)
+            .map(|s| format!(" (killed by SIG{s})"))
+            .unwrap_or_default();
+        let stderr_all = String::from_utf8_lossy(&err).into_owned();
+        let (stderr, status) = command::split_status(&stderr_all);
+        let Some(status) = status else {
+            return Err(HostError::NoStatus {
+                host,
+                cmd: cmd.to_string(),
+                signal,
+            });
+        };
+        let stdout = String::from_utf8_lossy(&out).into_owned();
+        log::debug(format!("{}: exit {status}", self.target.name));
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
+        log::debug(format!("{}: read {path}", self.target.name));
+        let sftp = self.sftp()?;
+        let p = Path::new(path);
+        let stat = match sftp.stat(p) {
+            Ok(s) => s,
+            Err(e) => {
+                let io: std::io::Error = e.into();
+                if io.kind() == ErrorKind::NotFound {
+                    return Ok(None);
+                }
+                return Err(self.err_file(path, format!("cannot stat: {io}")));
+            }
+        };
+        if !stat.is_file() {
+            return Err(self.err_file(path, "is not a regular file"));
+        }
+        let mut f = sftp
+            .open(p)
+            .map_err(|e| self.err_file(path, format!("cannot open: {}", e.message())))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)
+            .map_err(|e| self.err_file(path, format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| self.err_file(path, "is not UTF-8 text; bgswap edits text files only"))?;
+        let mut obs = FileObs::new(&self.target.name, path, text);
+        obs.mode = stat.perm.map(|m| m & 0o7777);
+        obs.owner = match (stat.uid, stat.gid) {
+            (Some(u), Some(g)) => Some((u, g)),
+            _ => None,
+        };
+        Ok(Some(obs))
+    }
+
+    fn write_file(
+        &self,
+        path: &str,
+        expect: Expect<'_>,
+        content: &[u8],
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        let host = self.target.name.clone();
+        log::info(format!("{host}: write {path} ({} bytes)", content.len()));
+        // Compare first: a drifted file is reported before anything is written.
+        let current = self.read_file(path)?;
+        match (expect, &current) {
+            (Expect::Sha256(want), Some(f)) if f.sha256 != want => {
+                return Err(HostError::Drift {
+                    host,
+                    path: path.into(),
+                    expected: want.into(),
+                    found: f.sha256.clone(),
+                })
+            }
+            (Expect::Sha256(want), None) => {
+                return Err(HostError::Drift {
+                    host,
+                    path: path.into(),
+                    expected: want.into(),
+                    found: "no file".into(),
+                })
+            }
+            (Expect::Absent, Some(f)) => {
+                return Err(HostError::Drift {
+                    host,
+                    path: path.into(),
+                    expected: "no file".into(),
+                    found: f.sha256.clone(),
+                })
+            }
+            _ => {}
+        }
+        let mode = mode
+            .or(current.as_ref().and_then(|f| f.mode))
+            .unwrap_or(0o600);
+        let owner = owner.or(current.as_ref().and_then(|f| f.owner));
+        let tmp = temp_path(path);
+        let sftp = self.sftp()?;
+        {
+            let mut f = sftp
+                .open_mode(
+                    Path::new(&tmp),
+                    OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                    0o600,
+                    OpenType::File,
+                )
+                .map_err(|e| {
+                    self.err_file(path, format!("cannot create {tmp}: {}", e.message()))
+                })?;
+            f.write_all(content)
+                .map_err(|e| self.err_file(path, format!("cannot write {tmp}: {e}")))?;
+            f.fsync()
+                .map_err(|e| self.err_file(path, format!("cannot fsync {tmp}: {}", e.message())))?;
+        }
+        let stat = ssh2::FileStat {
+            size: None,
+            uid: owner.map(|o| o.0),
+            gid: owner.map(|o| o.1),
+            perm: Some(mode),
+            atime: None,
+            mtime: None,
+        };
+        if let Err(e) = sftp.setstat(Path::new(&tmp), stat) {
+            let _ = sftp.unlink(Path::new(&tmp));
+            return Err(self.err_file(
+                path,
+                format!("cannot set mode/owner of {tmp}: {}", e.message()),
+            ));
+        }
+        let cmd = match expect {
+            Expect::Sha256(want) => command::replace_if_hash(path, &tmp, want),
+            Expect::Absent => command::create_if_absent(path, &tmp),
+        };
+        let out = self.run(&cmd, self.target.command_timeout)?;
+        match out.status {
+            0 => Ok(()),
+            3 => Err(HostError::Drift {
+                host,
+                path: path.into(),
+                expected: match expect {
+                    Expect::Sha256(w) => w.into(),
+                    Expect::Absent => "no file".into(),
+                },
+                found: out
+                    .stderr
+                    .trim()
+                    .trim_start_matches("sha256 is ")
+                    .to_string(),
+            }),
+            s => {
+                let _ = self.run(
+                    &command::line(&["rm", "-f", "--", &tmp]),
+                    self.target.command_timeout,
+                );
+                Err(self.err_file(
+                    path,
+                    format!(
+                        "cannot move {} into place (exit {s}): {}",
+                        quote(&tmp),
+                        out.stderr.trim()
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+        log::debug(format!("{}: open tcp {host}:{port}", self.target.name));
+        let ch = self
+            .session
+            .channel_direct_tcpip(host, port, None)
+            .map_err(|e| HostError::Other {
+                host: self.target.name.clone(),
+                reason: format!("cannot open a TCP stream to {host}:{port}: {}", e.message()),
+            })?;
+        Ok(Box::new(ch))
+    }
+}
+
+/// A temporary name beside `path`, unique to this process and moment.
+pub fn temp_path(path: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let (dir, file) = match path.rsplit_once('/') {
+        Some((d, f)) => (d, f),
+        None => ("", path),
+    };
+    format!("{dir}/.{file}.bgswap-{}-{nanos}", std::process::id())
+}
+
+/// A sha256 of bytes, for callers that check what they wrote.
+pub fn digest(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
+}

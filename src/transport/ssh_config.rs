@@ -1,0 +1,166 @@
+//! The part of `~/.ssh/config` bgswap honours: `Host` blocks (with `*`, `?`
+//! and `!` patterns) and their `HostName`, `User`, `Port` and `IdentityFile`.
+//! As in OpenSSH, the first value found for a keyword wins.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub hostname: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_files: Vec<PathBuf>,
+}
+
+/// Looks `alias` up in the text of an ssh config file. `home` expands `~`.
+pub fn resolve(text: &str, alias: &str, home: Option<&Path>) -> Resolved {
+    let mut out = Resolved::default();
+    let mut active = true; // lines before the first Host apply to every host
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = split_keyword(line);
+        let key = key.to_ascii_lowercase();
+        if key == "host" {
+            active = host_matches(value, alias);
+            continue;
+        }
+        if key == "match" {
+            // Match blocks need evaluation bgswap does not do: skip their body.
+            active = false;
+            continue;
+        }
+        if !active {
+            continue;
+        }
+        let value = unquote(value);
+        match key.as_str() {
+            "hostname" if out.hostname.is_none() => out.hostname = Some(value.replace("%h", alias)),
+            "user" if out.user.is_none() => out.user = Some(value.to_string()),
+            "port" if out.port.is_none() => out.port = value.parse().ok(),
+            "identityfile" => out.identity_files.push(expand(value, home)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn split_keyword(line: &str) -> (&str, &str) {
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let rest = line[end..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+    (&line[..end], rest)
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+fn expand(v: &str, home: Option<&Path>) -> PathBuf {
+    match (v.strip_prefix("~/"), home) {
+        (Some(rest), Some(h)) => h.join(rest),
+        _ => PathBuf::from(v),
+    }
+}
+
+/// Whether a `Host` line's patterns select `alias`: any positive pattern
+/// matches and no negated one does.
+fn host_matches(patterns: &str, alias: &str) -> bool {
+    let mut any = false;
+    for p in patterns.split_whitespace() {
+        if let Some(neg) = p.strip_prefix('!') {
+            if glob(neg, alias) {
+                return false;
+            }
+        } else if glob(p, alias) {
+            any = true;
+        }
+    }
+    any
+}
+
+fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&s[si])) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "\
+# bastion-free lab
+IdentityFile ~/.ssh/global
+Host rdm-invenio-*  !rdm-invenio-api-green
+    HostName 10.0.0.%h
+    User root
+    Port 2222
+    IdentityFile ~/.ssh/rdm
+
+Host rdm-invenio-api-green
+    HostName=10.0.0.22
+    User \"ops\"
+
+Host *
+    User nobody
+    Port 22
+";
+
+    #[test]
+    fn first_match_wins_and_negation() {
+        let home = Path::new("/home/op");
+        let r = resolve(CONFIG, "rdm-invenio-ui-blue", Some(home));
+        assert_eq!(r.hostname.as_deref(), Some("10.0.0.rdm-invenio-ui-blue"));
+        assert_eq!(r.user.as_deref(), Some("root"));
+        assert_eq!(r.port, Some(2222));
+        assert_eq!(
+            r.identity_files,
+            vec![
+                PathBuf::from("/home/op/.ssh/global"),
+                PathBuf::from("/home/op/.ssh/rdm")
+            ]
+        );
+        let g = resolve(CONFIG, "rdm-invenio-api-green", Some(home));
+        assert_eq!(g.hostname.as_deref(), Some("10.0.0.22"));
+        assert_eq!(g.user.as_deref(), Some("ops"));
+        assert_eq!(g.port, Some(22));
+        let other = resolve(CONFIG, "haproxy-inner", None);
+        assert_eq!(other.hostname, None);
+        assert_eq!(other.user.as_deref(), Some("nobody"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("rdm-*-blue", "rdm-invenio-ui-blue"));
+        assert!(glob("rdm-invenio-??-blue", "rdm-invenio-ui-blue"));
+        assert!(!glob("rdm-invenio-??-blue", "rdm-invenio-api-blue"));
+        assert!(glob("*", "x"));
+        assert!(!glob("a*b", "ac"));
+    }
+}
