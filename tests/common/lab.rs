@@ -39,8 +39,12 @@ fn start() -> Result<Lab, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let dir = PathBuf::from(std::env::var("BGSWAP_LAB_DIR").unwrap_or_else(|_| "/tmp/bgswap-lab".into()));
-    Ok(Lab { config: repo.join("fixtures/lab/bgswap.toml"), dir })
+    let dir =
+        PathBuf::from(std::env::var("BGSWAP_LAB_DIR").unwrap_or_else(|_| "/tmp/bgswap-lab".into()));
+    Ok(Lab {
+        config: repo.join("fixtures/lab/bgswap.toml"),
+        dir,
+    })
 }
 
 extern "C" {
@@ -64,7 +68,9 @@ pub fn lab() -> Option<(&'static Lab, MutexGuard<'static, ()>)> {
 
 /// Restores the lab's fixture state (files, mounts, units) between tests.
 pub fn reset() {
-    let out = Command::new(super::repo().join("fixtures/lab/up")).output().expect("fixtures/lab/up runs");
+    let out = Command::new(super::repo().join("fixtures/lab/up"))
+        .output()
+        .expect("fixtures/lab/up runs");
     assert!(
         out.status.success(),
         "fixtures/lab/up failed: {}{}",

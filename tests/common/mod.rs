@@ -2,6 +2,8 @@
 //! fixtures, compare directory trees.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -83,9 +85,12 @@ fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&Path, &Path)) {
         .collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
             walk(root, &p, f);
-        } else {
+        } else if meta.is_file() {
             let rel = p.strip_prefix(root).expect("below root");
             f(rel, &p);
         }

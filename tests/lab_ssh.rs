@@ -1,0 +1,540 @@
+//! bgswap against the lab's real sshd hosts (fixtures/lab): reading over SSH,
+//! host-key and authentication refusals, timeouts, compare-and-swap writes.
+//! Mandatory in CI: a lab that cannot start fails these tests there.
+
+mod common;
+
+use bgswap::transport::fleet;
+use bgswap::transport::ssh::{NewKeys, SshHost, Target};
+use bgswap::transport::{command, Expect, Host, HostError};
+use common::lab::{lab, reset, Lab};
+use common::*;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A copy of the lab inventory with an edit, in a temp dir.
+fn config_with(l: &Lab, tmp: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let text = fs::read_to_string(&l.config).expect("lab inventory");
+    let out = tmp.join("bgswap.toml");
+    fs::write(&out, edit(text)).expect("write");
+    out
+}
+
+fn target(l: &Lab, name: &str, address: &str) -> Target {
+    Target {
+        name: name.into(),
+        address: address.into(),
+        port: 2222,
+        user: "root".into(),
+        identity_files: vec![l.dir.join("client/id_ed25519")],
+        known_hosts: l.dir.join("client/known_hosts"),
+        connect_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(20),
+    }
+}
+
+/// Content, mode and mtime of everything the lab's hosts keep, and each
+/// container's mounts as its namespace sees them.
+fn lab_state(l: &Lab) -> Vec<(String, Vec<u8>, u32, i64, i64)> {
+    let mut out = Vec::new();
+    let hosts = l.dir.join("hosts");
+    let mut names: Vec<_> = fs::read_dir(&hosts)
+        .expect("hosts")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    names.sort();
+    for n in names {
+        let h = hosts.join(&n);
+        for sub in ["fs", "incus"] {
+            if !h.join(sub).exists() {
+                continue;
+            }
+            for (rel, (bytes, mode, mt, mtn)) in tree_with_meta(&h.join(sub)) {
+                out.push((
+                    format!("{}/{sub}/{}", n.to_string_lossy(), rel.display()),
+                    bytes,
+                    mode,
+                    mt,
+                    mtn,
+                ));
+            }
+        }
+        if let Ok(pid) = fs::read_to_string(h.join("sshd.pid")) {
+            let mi =
+                fs::read_to_string(format!("/proc/{}/mountinfo", pid.trim())).unwrap_or_default();
+            let ours: String = mi
+                .lines()
+                .filter(|l| l.contains("/opt/invenio"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            out.push((
+                format!("{}/mountinfo", n.to_string_lossy()),
+                ours.into_bytes(),
+                0,
+                0,
+                0,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn plan_over_ssh_equals_plan_from_the_snapshot_it_captured() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    let cfg = l.config.as_os_str();
+    let r = bgswap([
+        "snapshot".as_ref(),
+        "--config".as_ref(),
+        cfg,
+        "--out".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for (rel, _) in tree(&snap) {
+        let mode = fs::metadata(snap.join(&rel))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{}", rel.display());
+    }
+    let live = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        cfg,
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(live.code, 0, "{}", live.all());
+    let from_snap = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        cfg,
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(from_snap.code, 0, "{}", from_snap.all());
+    assert_eq!(
+        live.stdout, from_snap.stdout,
+        "the same plan from the hosts and from their snapshot"
+    );
+    let v: serde_json::Value = serde_json::from_str(&live.stdout).expect("JSON");
+    assert_eq!(v["promote"], "green");
+    assert_eq!(v["files"].as_array().map(Vec::len), Some(5));
+    assert_no_secret("live plan", &live.all());
+    // The text plan says where it read from.
+    let text = bgswap(["plan".as_ref(), "--config".as_ref(), cfg]);
+    assert!(
+        text.stdout.contains("(live hosts over SSH)"),
+        "{}",
+        text.stdout
+    );
+    assert_no_secret("live plan text", &text.all());
+}
+
+#[test]
+fn plan_status_and_snapshot_change_nothing_on_any_host() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let before = lab_state(l);
+    assert!(
+        before.iter().any(|(p, ..)| p.ends_with("invenio.cfg")),
+        "the state covers the configs"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = l.config.as_os_str();
+    for args in [
+        vec!["plan"],
+        vec!["plan", "--format", "json"],
+        vec!["status"],
+        vec!["status", "--format", "json"],
+    ] {
+        let mut a: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        a.extend(["--config".into(), cfg.into()]);
+        let r = bgswap(a);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+    }
+    let r = bgswap([
+        "snapshot".as_ref(),
+        "--config".as_ref(),
+        cfg,
+        "--out".as_ref(),
+        tmp.path().join("s").as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let after = lab_state(l);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "{} unchanged (content, mode, mtime, mounts)", b.0);
+    }
+}
+
+#[test]
+fn status_over_ssh_shows_the_table() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let r = bgswap(["status".as_ref(), "--config".as_ref(), l.config.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("consistent: blue holds prod, green holds dev"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("blue    prod    prod      prod  prod  prod"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_then_accepted_on_request() {
+    let Some((l, _guard)) = lab() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let kh = tmp.path().join("known_hosts");
+    fs::write(&kh, "").expect("empty known_hosts");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            &l.dir.join("client/known_hosts").display().to_string(),
+            &kh.display().to_string(),
+        )
+    });
+    let r = bgswap(["status".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("could not connect to 6 of 6 hosts"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "rdm-invenio-ui-blue: the host key of [127.0.10.11]:2222 (ssh-ed25519 SHA256:"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--accept-new-host-key"), "{}", r.stderr);
+    assert_eq!(
+        fs::read_to_string(&kh).expect("read"),
+        "",
+        "nothing was added without consent"
+    );
+
+    let r = bgswap([
+        "status".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--accept-new-host-key".as_ref(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let added = fs::read_to_string(&kh).expect("read");
+    assert_eq!(added.lines().count(), 6, "{added}");
+    assert!(added.contains("[127.0.10.11]:2222 ssh-ed25519 "), "{added}");
+    // The accepted keys are the lab's own.
+    let lab_kh = fs::read_to_string(l.dir.join("client/known_hosts")).expect("lab known_hosts");
+    for line in added.lines() {
+        assert!(
+            lab_kh.lines().any(|k| k.trim() == line.trim()),
+            "{line} is the host's real key"
+        );
+    }
+    // And now plain status connects.
+    assert_eq!(
+        bgswap(["status".as_ref(), "--config".as_ref(), cfg.as_os_str()]).code,
+        0
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused_even_with_accept_new() {
+    let Some((l, _guard)) = lab() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Another ed25519 key under the name of rdm-invenio-api-green.
+    let other = tmp.path().join("other");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(st.success());
+    let pubkey = fs::read_to_string(other.with_extension("pub")).expect("pub");
+    let fake: Vec<&str> = pubkey.split_whitespace().take(2).collect();
+    let lab_kh = fs::read_to_string(l.dir.join("client/known_hosts")).expect("lab known_hosts");
+    let kh_text: String = lab_kh
+        .lines()
+        .map(|line| {
+            if line.starts_with("[127.0.10.22]:2222 ") {
+                format!("[127.0.10.22]:2222 {} {}\n", fake[0], fake[1])
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let kh = tmp.path().join("known_hosts");
+    fs::write(&kh, &kh_text).expect("write");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            &l.dir.join("client/known_hosts").display().to_string(),
+            &kh.display().to_string(),
+        )
+    });
+    for extra in [None, Some("--accept-new-host-key")] {
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["status".as_ref(), "--config".as_ref(), cfg.as_os_str()];
+        args.extend(extra.map(std::ffi::OsStr::new));
+        let r = bgswap(args);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(
+            r.stderr.contains("could not connect to 1 of 6 hosts"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("rdm-invenio-api-green: HOST KEY CHANGED: [127.0.10.22]:2222 offered ssh-ed25519 SHA256:"), "{}", r.stderr);
+        assert_eq!(
+            fs::read_to_string(&kh).expect("read"),
+            kh_text,
+            "known_hosts untouched"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_client_key_is_refused() {
+    let Some((l, _guard)) = lab() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let key = tmp.path().join("id_wrong");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(st.success());
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            &l.dir.join("client/id_ed25519").display().to_string(),
+            &key.display().to_string(),
+        )
+    });
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_bgswap"))
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "rdm-invenio-ui-blue: authentication as root failed (tried {})",
+            key.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_that_never_speaks_ssh_times_out_within_the_bound() {
+    let Some((l, _guard)) = lab() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(4).flatten() {
+            held.push(s); // accept and say nothing
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            "ssh = \"127.0.10.22:2222\"",
+            &format!("ssh = \"127.0.0.1:{port}\""),
+        )
+        .replace("connect_timeout_secs = 5", "connect_timeout_secs = 2")
+    });
+    let started = Instant::now();
+    let r = bgswap(["status".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("could not connect to 1 of 6 hosts"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("rdm-invenio-api-green: 127.0.0.1:{port} accepted the connection but did not complete the SSH handshake within 2 s")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "bounded wait: took {took:?}"
+    );
+}
+
+#[test]
+fn a_stopped_sshd_is_named() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let pid = fs::read_to_string(l.dir.join("hosts/incus-host/sshd.pid")).expect("pid");
+    let st = std::process::Command::new("kill")
+        .arg(pid.trim())
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let r = bgswap(["status".as_ref(), "--config".as_ref(), l.config.as_os_str()]);
+    reset();
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("could not connect to 1 of 6 hosts"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("incus-host: cannot connect to 127.0.10.3:2222: Connection refused"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn compare_and_swap_writes_and_odd_paths_over_ssh() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let h = SshHost::connect(
+        &target(l, "rdm-invenio-ui-blue", "127.0.10.11"),
+        NewKeys::Refuse,
+    )
+    .expect("connects");
+    let odd = "/opt/invenio/var/instance/it's a \"quoted\" file $(x).txt";
+    assert!(h.read_file(odd).expect("read").is_none());
+    h.write_file(odd, Expect::Absent, b"first\n", Some(0o640), None)
+        .expect("create");
+    let f = h.read_file(odd).expect("read").expect("exists");
+    assert_eq!((f.text.as_str(), f.mode), ("first\n", Some(0o640)));
+    // The same path through a quoted command line.
+    let out = h
+        .run(&command::line(&["cat", "--", odd]), Duration::from_secs(10))
+        .expect("runs");
+    assert_eq!((out.status, out.stdout.as_str()), (0, "first\n"));
+    // Creating it again is refused: it exists now.
+    assert!(matches!(
+        h.write_file(odd, Expect::Absent, b"x", None, None),
+        Err(HostError::Drift { .. })
+    ));
+
+    // A write whose expected hash no longer matches is refused and changes nothing.
+    let cfg = "/opt/invenio/var/instance/invenio.cfg";
+    let before = h.read_file(cfg).expect("read").expect("exists");
+    let stale = bgswap::model::observation::sha256_hex(b"not what is there");
+    let e = h
+        .write_file(cfg, Expect::Sha256(&stale), b"CLOBBERED = 1\n", None, None)
+        .expect_err("drift");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(
+            "rdm-invenio-ui-blue:/opt/invenio/var/instance/invenio.cfg: changed since it was read"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&before.sha256),
+        "names the hash it found: {msg}"
+    );
+    let again = h.read_file(cfg).expect("read").expect("exists");
+    assert_eq!(again, before, "content, mode and owner as they were");
+    // With the right hash it is replaced atomically, mode and owner kept, no temp file left.
+    let new = format!("{}# touched by the test\n", before.text);
+    h.write_file(
+        cfg,
+        Expect::Sha256(&before.sha256),
+        new.as_bytes(),
+        None,
+        None,
+    )
+    .expect("swap");
+    let after = h.read_file(cfg).expect("read").expect("exists");
+    assert_eq!(
+        (after.text.as_str(), after.mode, after.owner),
+        (new.as_str(), before.mode, before.owner)
+    );
+    let ls = h
+        .run("ls -a /opt/invenio/var/instance", Duration::from_secs(10))
+        .expect("ls");
+    assert!(!ls.stdout.contains(".bgswap-"), "{}", ls.stdout);
+    // Exit statuses are real, not libssh2's default 0.
+    assert_eq!(
+        h.run("exit 7", Duration::from_secs(10))
+            .expect("runs")
+            .status,
+        7
+    );
+    assert!(matches!(
+        h.run("sleep 5", Duration::from_millis(300)),
+        Err(HostError::Timeout { .. })
+    ));
+    drop(h);
+    reset();
+}
+
+#[test]
+fn all_hosts_are_connected_in_parallel() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let inv = bgswap::model::inventory::Inventory::load(&l.config).expect("lab inventory");
+    let targets = fleet::targets(&inv, None, None);
+    assert_eq!(targets.len(), 6);
+    let c = fleet::connect_all(&targets, NewKeys::Refuse);
+    assert!(
+        c.errors.is_empty(),
+        "{:?}",
+        c.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(c.hosts.len(), 6);
+    let last_start = c.timings.values().map(|t| t.0).max().expect("timings");
+    let first_end = c.timings.values().map(|t| t.1).min().expect("timings");
+    assert!(
+        last_start < first_end,
+        "every connection was under way at once: {:?}",
+        c.timings
+    );
+    for h in c.hosts.values() {
+        let out = h.run("hostname", Duration::from_secs(10)).expect("runs");
+        assert_eq!(
+            out.stdout.trim(),
+            h.name(),
+            "each session reaches its own host"
+        );
+    }
+}
+
+#[test]
+fn a_tcp_stream_opened_from_a_host() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    use std::io::{Read, Write};
+    let h = SshHost::connect(&target(l, "haproxy-inner", "127.0.10.2"), NewKeys::Refuse)
+        .expect("connects");
+    let mut s = h.open_tcp("127.0.10.2", 80).expect("direct-tcpip");
+    s.write_all(b"GET / HTTP/1.0\r\nHost: nothing.example\r\n\r\n")
+        .expect("send");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1."),
+        "HAProxy answered through the tunnel: {reply:?}"
+    );
+    let _ = fs::metadata(&l.config).map(|m| m.mode());
+}
