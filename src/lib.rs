@@ -3,8 +3,10 @@
 
 pub mod cli;
 pub mod edit;
+pub mod engine;
 pub mod log;
 pub mod mask;
 pub mod model;
 pub mod report;
 pub mod transport;
+pub mod ui;

@@ -69,6 +69,33 @@ fn python_edits(pf: &PyFile) -> Vec<Edit> {
         }
     }
 
+    // Secrets passed by name inside a value: `dict(bind_password='…')`,
+    // `{'bind_password': '…'}`, `config.update(SECRET_KEY='…')`.
+    for i in 2..tokens.len() {
+        let TokenKind::Str(s) = &tokens[i].kind else {
+            continue;
+        };
+        if s.body.is_empty() {
+            continue;
+        }
+        let op = &text[tokens[i - 1].span.clone()];
+        let named = match (&tokens[i - 2].kind, op) {
+            (TokenKind::Name, "=") => is_secret_key(&text[tokens[i - 2].span.clone()]),
+            (TokenKind::Str(k), ":") => is_secret_key(&text[k.body.clone()]),
+            _ => false,
+        };
+        if named
+            && !edits
+                .iter()
+                .any(|e| e.span.start < s.body.end && s.body.start < e.span.end)
+        {
+            edits.push(Edit {
+                span: s.body.clone(),
+                with: MASK.to_string(),
+            });
+        }
+    }
+
     // Passwords in URLs, across adjacent or `+`-joined literals.
     let mut i = 0;
     while i < tokens.len() {
@@ -144,9 +171,11 @@ fn runs(src: &[usize]) -> Vec<(usize, usize)> {
     out
 }
 
-/// Byte ranges of the passwords of `scheme://user:password@host` URLs. The
-/// authority ends at the first character that cannot be in it; its last `@`
-/// ends the user info, so a password may itself hold `@`.
+/// Byte ranges of the passwords of `scheme://user:password@host` URLs. A
+/// password may hold `/`, `?`, `#` or `@` (database drivers accept them), so
+/// the URL runs to the next blank or quote, its last `@` ends the user info,
+/// and everything from the first `:` after `://` up to that `@` is masked.
+/// Where a path holds an `@`, that masks too much: the safe direction.
 fn url_passwords(s: &str) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut from = 0;
@@ -154,11 +183,11 @@ fn url_passwords(s: &str) -> Vec<std::ops::Range<usize>> {
         let start = from + i + 3;
         let rest = &s[start..];
         let end = rest
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .find(|c: char| matches!(c, '"' | '\'' | '`') || c.is_whitespace())
             .unwrap_or(rest.len());
-        let authority = &rest[..end];
-        if let Some(at) = authority.rfind('@') {
-            if let Some(colon) = authority[..at].find(':') {
+        let token = &rest[..end];
+        if let Some(at) = token.rfind('@') {
+            if let Some(colon) = token[..at].find(':') {
                 if colon + 1 < at {
                     out.push(start + colon + 1..start + at);
                 }
@@ -318,6 +347,18 @@ mod tests {
         let t = "listen stats\n\tstats auth admin:Hs9-stats-pw\nuserlist L\n\tuser ops insecure-password hunter2\n";
         let m = mask_text(t);
         assert_eq!(m, "listen stats\n\tstats auth admin:****\nuserlist L\n\tuser ops insecure-password ****\n");
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_and_named_secrets() {
+        let t = "A = \"postgresql://invenio:ab/LEAK?x#y@host/db\"\nB = dict(host='h', bind_password='pw1')\nC = {'consumer_secret': \"pw2\", 'name': 'ok'}\napp.config.update(SECRET_KEY='pw3')\n";
+        let m = mask_python(t);
+        for s in ["LEAK", "pw1", "pw2", "pw3"] {
+            assert!(!m.contains(s), "{s} in {m}");
+        }
+        assert!(m.contains("postgresql://invenio:****@host/db"), "{m}");
+        assert!(m.contains("'name': 'ok'"), "{m}");
+        assert!(m.contains("dict(host='h', bind_password='****')"), "{m}");
     }
 
     #[test]

@@ -317,9 +317,8 @@ fn shapes_fixture_plan() {
     assert!(o.contains("--- lb:/etc/haproxy/hosts.map"), "{o}");
     assert!(o.contains("+repo.example.org            web_green"), "{o}");
     assert!(
-        o.contains(
-            "mount /srv/repo-data-dev at /opt/invenio/var/instance/data in web-blue-1 (/etc/fstab"
-        ),
+        o.contains("rewrite /etc/fstab in web-blue-1 (if sha256 is still")
+            && o.contains("and remount: /srv/repo-data-dev at /opt/invenio/var/instance/data, /srv/repo logs-dev at /opt/invenio/var/instance/log"),
         "{o}"
     );
     // DEBUG is assigned only in an indented block, but nobody swaps it: no refusal.

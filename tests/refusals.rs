@@ -90,7 +90,7 @@ fn a_key_missing_on_one_colour_is_refused() {
     let r = plan(&b.snap);
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(
-        r.stderr.contains("THEME_FRONTPAGE_TITLE is assigned on rdm-invenio-ui-blue but missing on rdm-invenio-ui-green"),
+        r.stderr.contains("THEME_FRONTPAGE_TITLE is assigned on rdm-invenio-ui-blue:/opt/invenio/var/instance/invenio.cfg:21 but missing on rdm-invenio-ui-green"),
         "{}",
         r.stderr
     );
@@ -187,4 +187,114 @@ fn unreachable_hosts_are_each_named_and_nothing_is_read() {
             r.stderr
         );
     }
+}
+
+fn status(snap: &Path) -> Run {
+    let r = bgswap([
+        "status".as_ref(),
+        "--config".as_ref(),
+        runbook().as_os_str(),
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert_no_secret("status", &r.all());
+    r
+}
+
+#[test]
+fn a_router_rule_bgswap_cannot_evaluate_makes_the_routes_unknown() {
+    let b = broken(|s| {
+        rewrite(&s.join("haproxy-inner/etc/haproxy/haproxy.cfg"), |t| {
+            t.replace(
+                "\t# prod\n",
+                "\tuse_backend %[req.hdr(host),lower,map(/etc/haproxy/hosts.map)]\n\t# prod\n",
+            )
+        })
+    });
+    let r = status(&b.snap);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stdout.contains("which bgswap cannot evaluate"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("SPLIT"), "{}", r.stdout);
+}
+
+#[test]
+fn both_colours_claiming_prod_is_a_split_state() {
+    let b = broken(|s| {
+        for tier in ["ui", "api"] {
+            let blue =
+                fs::read(s.join(format!("rdm-invenio-{tier}-blue")).join(CFG)).expect("read");
+            fs::write(s.join(format!("rdm-invenio-{tier}-green")).join(CFG), blue).expect("write");
+        }
+        rewrite(&s.join(".bgswap/mounts.toml"), |t| {
+            t.replace("-dev\"", "\"")
+        });
+        rewrite(&s.join("haproxy-inner/etc/haproxy/haproxy.cfg"), |t| {
+            t.replace("use_backend api_green if", "use_backend api_blue if")
+                .replace("use_backend ui_green if", "use_backend ui_blue if")
+        });
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stdout.contains("both colours say prod"), "{}", r.stdout);
+}
+
+#[test]
+fn replicas_that_disagree_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_tree(&fixture("shapes"), &snap);
+    rewrite(&snap.join("web-blue-2").join(CFG), |t| {
+        t.replace("6379/0'", "6379/9'")
+    });
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        repo().join("fixtures/shapes.toml").as_os_str(),
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "CACHE_REDIS_URL differs between the blue ui containers (web-blue-1, web-blue-2)"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unswapped_key_naming_role_hosts_is_a_loud_warning() {
+    let b = broken(|s| {
+        for (h, v) in [
+            ("rdm-invenio-ui-blue", "rdm-redis"),
+            ("rdm-invenio-ui-green", "rdm-redis-dev"),
+        ] {
+            rewrite(&s.join(h).join(CFG), |t| {
+                format!("{t}ACCOUNTS_SESSION_BACKUP_URL = \"redis://{v}:6379/9\"\n")
+            });
+        }
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("! ACCOUNTS_SESSION_BACKUP_URL differs between the colours (rdm-invenio-ui-blue / rdm-invenio-ui-green) and names role-specific hosts (rdm-redis, rdm-redis-dev), but is not swapped"),
+        "{}",
+        r.stdout
+    );
+    // A key repeated identically on both colours is not a difference.
+    let b = broken(|s| {
+        for h in ["rdm-invenio-ui-blue", "rdm-invenio-ui-green"] {
+            rewrite(&s.join(h).join(CFG), |t| {
+                format!("{t}THEME_SITENAME = \"x\"\n")
+            });
+        }
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("THEME_SITENAME differs"), "{}", r.stdout);
 }

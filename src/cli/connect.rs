@@ -15,11 +15,24 @@ pub fn connect(
     inv: &Inventory,
     accept_new: bool,
 ) -> Result<BTreeMap<String, Box<dyn Host>>, Failure> {
+    connect_only(inv, accept_new, None)
+}
+
+/// Connects to the hosts of the inventory (only those named, if `names`).
+pub fn connect_only(
+    inv: &Inventory,
+    accept_new: bool,
+    names: Option<&[&str]>,
+) -> Result<BTreeMap<String, Box<dyn Host>>, Failure> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let ssh_config = home
         .as_ref()
         .and_then(|h| std::fs::read_to_string(h.join(".ssh/config")).ok());
-    let targets = fleet::targets(inv, ssh_config.as_deref(), home.as_deref());
+    let mut targets = fleet::targets(inv, ssh_config.as_deref(), home.as_deref());
+    if let Some(names) = names {
+        targets.retain(|t| names.contains(&t.name.as_str()));
+    }
+
     let new_keys = if accept_new {
         NewKeys::Accept
     } else {

@@ -3,7 +3,11 @@
 //! and hand the result to `report`.
 
 mod connect;
+mod execute;
+mod lock;
 mod plan;
+mod rollback;
+mod session;
 mod snapshot;
 mod status;
 
@@ -40,6 +44,13 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Capture the files bgswap plans from into a new snapshot directory. Changes nothing on the hosts.
     Snapshot(snapshot::SnapshotArgs),
+    /// Perform the switchover: lock, journal, phases, verify; roll back on any failure.
+    Execute(execute::ExecuteArgs),
+    /// Undo the last journaled switchover (also after a crash mid-way).
+    Rollback(rollback::RollbackArgs),
+    /// Show or break the lock that keeps switchovers one at a time.
+    #[command(subcommand)]
+    Lock(lock::LockCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -76,8 +87,15 @@ pub enum Outcome {
     Failed,
     /// The inventory or the observed files are invalid.
     BadInput,
-    /// A safety rule refused (split state, a key that cannot be swapped).
+    /// A safety rule refused (split state, a key that cannot be swapped, the
+    /// lock, drift, no confirmation). Nothing was changed.
     Refused,
+    /// execute: failed, and every change was undone and verified.
+    RolledBack,
+    /// Undoing could not finish: the exact state and what to do were printed.
+    Incomplete,
+    /// execute --step: the operator stopped half-way and left the deployment so.
+    Stopped,
 }
 
 impl Outcome {
@@ -87,6 +105,9 @@ impl Outcome {
             Outcome::Failed => 1,
             Outcome::BadInput => 2,
             Outcome::Refused => 3,
+            Outcome::RolledBack => 4,
+            Outcome::Incomplete => 5,
+            Outcome::Stopped => 6,
         }
     }
 }
@@ -99,9 +120,23 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn bad_input(message: impl Into<String>) -> Failure {
+    pub(crate) fn bad_input(message: impl Into<String>) -> Failure {
         Failure {
             outcome: Outcome::BadInput,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn refused(message: impl Into<String>) -> Failure {
+        Failure {
+            outcome: Outcome::Refused,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            outcome: Outcome::Failed,
             message: message.into(),
         }
     }
@@ -139,6 +174,9 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Snapshot(a) => snapshot::run(&a),
+        Command::Execute(a) => execute::run(&a),
+        Command::Rollback(a) => rollback::run(&a),
+        Command::Lock(c) => lock::run(&c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bgswap", &mut std::io::stdout());
             Ok(Outcome::Ok)

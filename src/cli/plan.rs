@@ -15,6 +15,9 @@ pub struct PlanArgs {
     /// Also write the state after the swap as a complete snapshot (unmasked, mode 0600) into a new directory.
     #[arg(long, value_name = "OUT")]
     pub render: Option<PathBuf>,
+    /// Save the plan (steps and the sha256 of everything read; no contents, mode 0600) for `execute --plan`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -43,6 +46,9 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(out) = &a.out {
+        save(out, &crate::model::saved::SavedPlan::new(&plan, obs))?;
+    }
     if let Some(out) = &a.render {
         snapshot::write(out, &plan.render(obs)).map_err(|e| Failure {
             outcome: Outcome::Failed,
@@ -69,4 +75,27 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         );
     }
     Ok(Outcome::Ok)
+}
+
+fn save(path: &std::path::Path, sp: &crate::model::saved::SavedPlan) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = crate::report::json::to_pretty(sp) + "\n";
+    let err = |e: std::io::Error| Failure {
+        outcome: Outcome::Failed,
+        message: format!("{}: cannot save the plan: {e}", path.display()),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    eprintln!(
+        "bgswap: saved the plan to {} (mode 0600; hashes and steps, no contents)",
+        path.display()
+    );
+    Ok(())
 }

@@ -720,7 +720,8 @@ impl<'a> Lexer<'a> {
                 self.pos += 2;
                 self.line += 1;
             }
-            Some(_) => self.pos += 2,
+            // Step over the whole escaped character, however many bytes it has.
+            Some(c) => self.pos += 1 + utf8_len(c),
             None => self.pos += 1,
         }
     }
@@ -1051,8 +1052,32 @@ fn target_names<'t>(text: &'t str, target: &[&Token]) -> Vec<(&'t str, usize)> {
     names
 }
 
+/// Length in bytes of the UTF-8 character that starts with this byte.
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_escaped_multibyte_character_is_stepped_over_whole() {
+        for t in [
+            "X = f'{\\\u{e9}'\n",
+            "X = '\\\u{e9}'\nY = 1\n",
+            "X = '\\\u{1F600}'\n",
+        ] {
+            // Must not panic; a parse error is fine, a panic is not.
+            let _ = super::parse(t);
+        }
+        let p = super::parse("X = '\\\u{e9}'\nY = 1\n").expect("parses");
+        assert_eq!(p.assignments().len(), 2);
+    }
+
     use super::*;
 
     fn p(text: &str) -> PyFile {

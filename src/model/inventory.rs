@@ -828,8 +828,16 @@ fn build_roles(
 
 fn absolute(ck: &Check, v: &Spanned<String>, field: &str) -> Result<String, InventoryError> {
     let p = v.get_ref();
-    if !p.starts_with('/') || p.contains('\0') || p.contains('\n') {
-        return Err(ck.err(v.span(), field, format!("{p:?} must be an absolute path")));
+    if !p.starts_with('/')
+        || p.contains('\0')
+        || p.contains('\n')
+        || p.split('/').any(|c| c == "..")
+    {
+        return Err(ck.err(
+            v.span(),
+            field,
+            format!("{p:?} must be an absolute path without `..`"),
+        ));
     }
     Ok(p.clone())
 }
@@ -868,9 +876,11 @@ impl Destination {
         let (user, rest) = match s.rsplit_once('@') {
             Some((u, r)) => {
                 if u.is_empty() || u.contains(':') {
-                    return Err(format!(
-                        "{s:?}: the part before `@` must be a user name (never a password)"
-                    ));
+                    // Never echo the value: it may hold a password.
+                    return Err(
+                        "the part before `@` must be a user name; a password never belongs in the inventory"
+                            .to_string(),
+                    );
                 }
                 (Some(u.to_string()), r)
             }
@@ -1067,7 +1077,8 @@ mod tests {
         assert_eq!(d.port, Some(2222));
         let d = Destination::parse("[::1]:22").expect("valid");
         assert_eq!(d.address, "::1");
-        assert!(Destination::parse("root:pw@host").is_err());
+        let e = Destination::parse("root:Hunter2Secret@host").expect_err("a password");
+        assert!(!e.contains("Hunter2Secret"), "{e}");
         assert!(Destination::parse("host:0").is_err());
         assert!(Destination::parse("host:ssh").is_err());
     }

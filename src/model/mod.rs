@@ -8,5 +8,6 @@ pub mod observation;
 pub mod parsed;
 pub mod plan;
 pub mod roles;
+pub mod saved;
 pub mod swap;
 pub mod tokens;

@@ -8,11 +8,11 @@ use super::observation::{FileObs, Observation};
 use super::parsed::{InputError, Parsed};
 use super::roles::{RoleTable, Verdict};
 use super::swap::{FileChange, MountChange, Refusal, RouteChange, Swap, Warning};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The phases of a switchover, in order. Steps within a phase may run in
 /// parallel across hosts; phases never overlap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     StopUnits,
@@ -36,21 +36,25 @@ impl Phase {
     }
 }
 
-/// How a mount source is changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How a mount source is changed (one device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "driver", rename_all = "lowercase")]
 pub enum MountVia {
     /// `incus config device set` on the Incus host.
     Incus { host: String },
-    /// Rewrite /etc/fstab in the container (compare-and-swap) and remount.
-    Fstab {
-        sha256_before: String,
-        sha256_after: String,
-    },
+}
+
+/// One bind mount whose source an /etc/fstab rewrite changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FstabMount {
+    pub device: String,
+    pub target: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// One change on one host. Every action has an exact inverse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     StopUnits {
@@ -80,6 +84,14 @@ pub enum Action {
         host: String,
         command: Vec<String>,
     },
+    /// Rewrite a container's /etc/fstab (compare-and-swap), then remount
+    /// every target it changes: one step for all devices of the host.
+    RewriteFstab {
+        host: String,
+        sha256_before: String,
+        sha256_after: String,
+        mounts: Vec<FstabMount>,
+    },
 }
 
 impl Action {
@@ -89,7 +101,8 @@ impl Action {
             | Action::StartUnits { host, .. }
             | Action::SetMount { host, .. }
             | Action::WriteFile { host, .. }
-            | Action::Reload { host, .. } => host,
+            | Action::Reload { host, .. }
+            | Action::RewriteFstab { host, .. } => host,
         }
     }
 
@@ -110,16 +123,25 @@ impl Action {
                 target,
                 from: to,
                 to: from,
-                via: match via {
-                    MountVia::Fstab {
-                        sha256_before,
-                        sha256_after,
-                    } => MountVia::Fstab {
-                        sha256_before: sha256_after,
-                        sha256_after: sha256_before,
-                    },
-                    v => v,
-                },
+                via,
+            },
+            Action::RewriteFstab {
+                host,
+                sha256_before,
+                sha256_after,
+                mounts,
+            } => Action::RewriteFstab {
+                host,
+                sha256_before: sha256_after,
+                sha256_after: sha256_before,
+                mounts: mounts
+                    .into_iter()
+                    .map(|m| FstabMount {
+                        from: m.to,
+                        to: m.from,
+                        ..m
+                    })
+                    .collect(),
             },
             Action::WriteFile {
                 host,
@@ -155,11 +177,21 @@ impl Action {
                 MountVia::Incus { host: via } => {
                     format!("mount {to} at {target} in {host} (incus device {device}, on {via})")
                 }
-                MountVia::Fstab { sha256_before, .. } => format!(
-                    "mount {to} at {target} in {host} (/etc/fstab, if sha256 is still {}…)",
-                    &sha256_before[..12.min(sha256_before.len())]
-                ),
             },
+            Action::RewriteFstab {
+                host,
+                sha256_before,
+                mounts,
+                ..
+            } => format!(
+                "rewrite /etc/fstab in {host} (if sha256 is still {}…) and remount: {}",
+                &sha256_before[..12.min(sha256_before.len())],
+                mounts
+                    .iter()
+                    .map(|m| format!("{} at {}", m.to, m.target))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Action::WriteFile {
                 host,
                 path,
@@ -175,7 +207,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub n: usize,
     pub phase: Phase,
@@ -289,44 +321,56 @@ fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
             },
         ));
     }
-    for m in &swap.mounts {
-        let via = match inv.mounts.driver {
-            MountDriver::Incus => MountVia::Incus {
+    match inv.mounts.driver {
+        MountDriver::Incus => {
+            let via = MountVia::Incus {
                 host: inv.mounts.host.clone().unwrap_or_default(),
-            },
-            MountDriver::Fstab => {
+            };
+            for m in &swap.mounts {
+                actions.push((
+                    Phase::SwapMounts,
+                    Action::SetMount {
+                        host: m.host.clone(),
+                        device: m.device.clone(),
+                        target: m.target.clone(),
+                        from: m.from.clone(),
+                        to: m.to.clone(),
+                        via: via.clone(),
+                    },
+                ));
+            }
+        }
+        MountDriver::Fstab => {
+            for h in &inv.hosts {
                 let Some(f) = swap
                     .files
                     .iter()
-                    .find(|f| f.host == m.host && f.path == "/etc/fstab")
+                    .find(|f| f.host == h.name && f.path == "/etc/fstab")
                 else {
                     continue;
                 };
-                MountVia::Fstab {
-                    sha256_before: f.sha256_before.clone(),
-                    sha256_after: f.sha256_after.clone(),
-                }
+                let mounts = swap
+                    .mounts
+                    .iter()
+                    .filter(|m| m.host == h.name)
+                    .map(|m| FstabMount {
+                        device: m.device.clone(),
+                        target: m.target.clone(),
+                        from: m.from.clone(),
+                        to: m.to.clone(),
+                    })
+                    .collect();
+                actions.push((
+                    Phase::SwapMounts,
+                    Action::RewriteFstab {
+                        host: h.name.clone(),
+                        sha256_before: f.sha256_before.clone(),
+                        sha256_after: f.sha256_after.clone(),
+                        mounts,
+                    },
+                ));
             }
-        };
-        // One fstab rewrite carries every device of a host: a single step per host.
-        if matches!(via, MountVia::Fstab { .. })
-            && actions
-                .iter()
-                .any(|(_, a)| matches!(a, Action::SetMount { host, .. } if *host == m.host))
-        {
-            continue;
         }
-        actions.push((
-            Phase::SwapMounts,
-            Action::SetMount {
-                host: m.host.clone(),
-                device: m.device.clone(),
-                target: m.target.clone(),
-                from: m.from.clone(),
-                to: m.to.clone(),
-                via,
-            },
-        ));
     }
     for f in swap
         .files
@@ -396,10 +440,20 @@ mod tests {
                 target: "/t".into(),
                 from: "/a".into(),
                 to: "/b".into(),
-                via: MountVia::Fstab {
-                    sha256_before: "1".into(),
-                    sha256_after: "2".into(),
+                via: MountVia::Incus {
+                    host: "incus".into(),
                 },
+            },
+            Action::RewriteFstab {
+                host: "h".into(),
+                sha256_before: "1".into(),
+                sha256_after: "2".into(),
+                mounts: vec![FstabMount {
+                    device: "data".into(),
+                    target: "/t".into(),
+                    from: "/a".into(),
+                    to: "/b".into(),
+                }],
             },
             Action::WriteFile {
                 host: "h".into(),

@@ -161,40 +161,70 @@ impl RoleTable {
     }
 
     fn observe_routes(&mut self, inv: &Inventory, parsed: &Parsed) {
+        let router = &inv.router.host;
+        let file = inv.router.routes_file();
+        if let RouterFile::Config(cfg) = &parsed.router {
+            for u in cfg.unsupported() {
+                self.notes.push(format!("{router}:{file}: {u}"));
+            }
+        }
         for role in Role::ALL {
             for hostname in &inv.role(role).hostnames {
                 for path in ["/", "/api/"] {
-                    let backends: Vec<(String, String)> = match &parsed.router {
+                    // (backend, where, lines of earlier rules bgswap could not evaluate)
+                    let backends: Vec<(String, String, Vec<usize>)> = match &parsed.router {
                         RouterFile::Config(cfg) => cfg
                             .route(hostname, path)
                             .into_iter()
-                            .map(|r| (r.backend, format!("{} line {}", r.frontend, r.line)))
+                            .map(|r| {
+                                (
+                                    r.backend,
+                                    format!("{} line {}", r.frontend, r.line),
+                                    r.uncertain,
+                                )
+                            })
                             .collect(),
                         RouterFile::Map(map) => map_route(map, hostname, path)
-                            .map(|(b, line)| vec![(b, format!("map line {line}"))])
+                            .map(|(b, line)| vec![(b, format!("map line {line}"), Vec::new())])
                             .unwrap_or_default(),
                     };
                     if backends.is_empty() {
                         self.notes.push(format!(
-                            "{}: no rule routes {hostname}{path} ({role} host name)",
-                            inv.router.host
+                            "{router}: no rule routes {hostname}{path} ({role} host name)"
                         ));
                     }
-                    for (backend, at) in backends {
-                        match inv.router.colour_of_backend(&backend) {
-                            Some(colour) => self.evidence.push(Evidence {
-                                colour,
-                                aspect: Aspect::Routes,
-                                host: inv.router.host.clone(),
-                                item: format!("{hostname}{path} -> {backend} ({at})"),
-                                matched: vec![hostname.clone()],
-                                says: Says::Role(role),
-                            }),
-                            None => self.notes.push(format!(
-                                "{}: {hostname}{path} ({role} host name) routes to {backend} ({at}), which is not a colour backend",
-                                inv.router.host
-                            )),
-                        }
+                    for (backend, at, uncertain) in backends {
+                        let Some(colour) = inv.router.colour_of_backend(&backend) else {
+                            self.notes.push(format!(
+                                "{router}: {hostname}{path} ({role} host name) routes to {backend} ({at}), which is not a colour backend"
+                            ));
+                            continue;
+                        };
+                        // A rule above this one that bgswap cannot evaluate may
+                        // send the request elsewhere: the route is unknown.
+                        let says = if uncertain.is_empty() {
+                            Says::Role(role)
+                        } else {
+                            Says::Neither
+                        };
+                        let item = if uncertain.is_empty() {
+                            format!("{hostname}{path} -> {backend} ({at})")
+                        } else {
+                            let lines: Vec<String> =
+                                uncertain.iter().map(|l| l.to_string()).collect();
+                            format!(
+                                "{hostname}{path} -> {backend} ({at}), unless the rules on lines {} (which bgswap cannot evaluate) match first",
+                                lines.join(", ")
+                            )
+                        };
+                        self.evidence.push(Evidence {
+                            colour,
+                            aspect: Aspect::Routes,
+                            host: router.clone(),
+                            item,
+                            matched: vec![hostname.clone()],
+                            says,
+                        });
                     }
                 }
             }
@@ -261,6 +291,7 @@ impl RoleTable {
     /// Each piece of evidence that disagrees with what most of its colour says.
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let mut majorities = Vec::new();
         for colour in Colour::ALL {
             let mine: Vec<&Evidence> = self
                 .evidence
@@ -280,6 +311,7 @@ impl RoleTable {
                 }
             }
             let majority = counts.iter().max_by_key(|(_, n)| **n).map(|(r, _)| *r);
+            majorities.push(majority);
             for e in mine {
                 let odd = match (e.says, majority) {
                     (Says::Role(r), Some(m)) => r != m,
@@ -302,16 +334,12 @@ impl RoleTable {
                 }
             }
         }
-        if out.is_empty() {
-            if let (Some(b), Some(g)) = (
-                self.colour_role(Colour::Blue),
-                self.colour_role(Colour::Green),
-            ) {
-                if b == g {
-                    out.push(format!(
-                        "both colours say {b}: one of them must hold the other role"
-                    ));
-                }
+        if let [Some(b), Some(g)] = majorities.as_slice() {
+            if b == g {
+                out.insert(
+                    0,
+                    format!("both colours say {b}: one of them must hold the other role"),
+                );
             }
         }
         out

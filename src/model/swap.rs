@@ -172,7 +172,17 @@ impl Swap {
                 }
                 seen_anywhere = true;
                 if !missing.is_empty() {
-                    let present: Vec<&str> = values.values().flatten().map(|(h, _)| *h).collect();
+                    let present: Vec<String> = values
+                        .values()
+                        .flatten()
+                        .map(|(h, _)| {
+                            let line = parsed.cfgs.get(*h).and_then(|pf| match pf.lookup(key) {
+                                Lookup::One(a) => Some(a.line),
+                                _ => None,
+                            });
+                            format!("{h}:{path}:{}", line.unwrap_or(0))
+                        })
+                        .collect();
                     return Err(Refusal::MissingOnOneColour {
                         key: key.clone(),
                         present: present.join(", "),
@@ -489,9 +499,16 @@ impl Swap {
                 .chain(pg.top_level_keys())
                 .collect();
             for key in keys.into_iter().filter(|k| !swap.contains(k)) {
-                let code = |pf: &crate::edit::pycfg::PyFile| match pf.lookup(key) {
-                    Lookup::One(a) => Some(code_without_comments(pf, a.rhs.clone())),
-                    _ => None,
+                // Every assignment of the key, in order: a repeated key is
+                // compared as a whole, not taken for a difference.
+                let code = |pf: &crate::edit::pycfg::PyFile| -> Option<String> {
+                    let all: Vec<String> = pf
+                        .assignments()
+                        .iter()
+                        .filter(|a| a.key == key)
+                        .map(|a| code_without_comments(pf, a.rhs.clone()))
+                        .collect();
+                    (!all.is_empty()).then(|| all.join("\u{0}"))
                 };
                 let (vb, vg) = (code(pb), code(pg));
                 let same = match (&vb, &vg) {

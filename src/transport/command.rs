@@ -34,15 +34,13 @@ pub fn line<S: AsRef<str>>(words: &[S]) -> String {
 /// `<container> <device> <source>`, for all pairs in one round trip. A pair
 /// whose lookup fails prints nothing and makes the whole command fail.
 pub fn incus_get_sources(pairs: &[(String, String)]) -> String {
+    // `s=$(…)` takes the lookup's exit status, so `set -e` stops at the first
+    // failing pair (a `$(…)` inside printf's arguments would not).
     let mut parts = vec!["set -e".to_string()];
     for (c, d) in pairs {
-        parts.push(format!(
-            "printf '%s %s %s\\n' {} {} \"$(incus config device get {} {} source)\"",
-            quote(c),
-            quote(d),
-            quote(c),
-            quote(d)
-        ));
+        let (qc, qd) = (quote(c), quote(d));
+        parts.push(format!("s=$(incus config device get {qc} {qd} source)"));
+        parts.push(format!("printf '%s %s %s\\n' {qc} {qd} \"$s\""));
     }
     parts.join("; ")
 }
@@ -160,8 +158,17 @@ mod tests {
         ];
         assert_eq!(
             incus_get_sources(&pairs),
-            "set -e; printf '%s %s %s\\n' rdm-invenio-ui-blue external-data \"$(incus config device get rdm-invenio-ui-blue external-data source)\"; printf '%s %s %s\\n' 'c 2' d \"$(incus config device get 'c 2' d source)\""
+            "set -e; s=$(incus config device get rdm-invenio-ui-blue external-data source); printf '%s %s %s\\n' rdm-invenio-ui-blue external-data \"$s\"; s=$(incus config device get 'c 2' d source); printf '%s %s %s\\n' 'c 2' d \"$s\""
         );
+        // A failing lookup fails the whole command, with incus's own message.
+        let script = incus_get_sources(&pairs).replace("incus config", "false && incus config");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh");
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
     }
 
     #[test]

@@ -64,16 +64,27 @@ pub fn fingerprint(key: &[u8]) -> String {
     )
 }
 
-/// Appends `name type base64` to the known_hosts file (created 0600 if absent).
+/// Appends `name type base64` to the known_hosts file (created 0600 if
+/// absent), as one write under a process-wide lock: hosts are connected from
+/// parallel threads, and interleaved pieces would corrupt the file.
 pub fn append(path: &Path, name: &str, key_type: &str, key: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let existing = std::fs::read(path).unwrap_or_default();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let sep = if existing.is_empty() || existing.ends_with(b"\n") {
+        ""
+    } else {
+        "\n"
+    };
+    let line = format!("{sep}{name} {key_type} {b64}\n");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
-    writeln!(f, "{name} {key_type} {b64}")?;
+    f.write_all(line.as_bytes())?;
     f.sync_all()
 }
 
@@ -95,6 +106,32 @@ mod tests {
             method_prefs(&["ssh-ed25519".into(), "ssh-rsa".into()]),
             "ssh-ed25519,rsa-sha2-512,rsa-sha2-256,ssh-rsa"
         );
+    }
+
+    #[test]
+    fn parallel_appends_keep_whole_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("known_hosts");
+        std::fs::write(&p, "[a]:1 ssh-ed25519 AAAA").expect("write"); // no final newline
+        std::thread::scope(|s| {
+            for i in 0..16 {
+                let p = &p;
+                s.spawn(move || {
+                    append(
+                        p,
+                        &format!("[127.0.10.{i}]:2222"),
+                        "ssh-ed25519",
+                        &[i as u8; 51],
+                    )
+                    .expect("append")
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert_eq!(text.lines().count(), 17, "{text}");
+        for l in text.lines() {
+            assert_eq!(l.split_whitespace().count(), 3, "{l}");
+        }
     }
 
     #[test]

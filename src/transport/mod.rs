@@ -15,6 +15,9 @@ pub mod ssh_config;
 
 pub use host::{Expect, Host, HostError, Output};
 
+/// The connected hosts of a deployment, by name.
+pub type HostMap = std::collections::BTreeMap<String, Box<dyn Host>>;
+
 use crate::model::inventory::{Inventory, MountDriver};
 use crate::model::observation::Observation;
 use std::collections::BTreeMap;

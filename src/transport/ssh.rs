@@ -495,10 +495,15 @@ impl Host for SshHost {
                 .map_err(|e| {
                     self.err_file(path, format!("cannot create {tmp}: {}", e.message()))
                 })?;
-            f.write_all(content)
-                .map_err(|e| self.err_file(path, format!("cannot write {tmp}: {e}")))?;
-            f.fsync()
-                .map_err(|e| self.err_file(path, format!("cannot fsync {tmp}: {}", e.message())))?;
+            let written = f
+                .write_all(content)
+                .map_err(|e| format!("cannot write {tmp}: {e}"))
+                .and_then(|_| f.fsync().map_err(|e| format!("cannot fsync {tmp}: {}", e.message())));
+            if let Err(reason) = written {
+                drop(f);
+                let _ = sftp.unlink(Path::new(&tmp));
+                return Err(self.err_file(path, reason));
+            }
         }
         let stat = ssh2::FileStat {
             size: None,

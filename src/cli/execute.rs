@@ -1,0 +1,126 @@
+//! `bgswap execute --confirm`: the switchover. Refuses before any change
+//! unless confirmed (and, without a terminal, `--yes`); takes the lock,
+//! refuses over an unfinished earlier run, re-reads and re-plans (or checks a
+//! saved plan for drift), asks the operator to type the colour being
+//! promoted, then hands the plan to the engine.
+
+use super::session::{self, LiveArgs, RunArgs};
+use super::{Failure, Outcome};
+use crate::engine::journal::Journal;
+use crate::engine::run;
+use crate::model::plan::{Plan, PlanError};
+use crate::report::{style::Style, table};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ExecuteArgs {
+    #[command(flatten)]
+    pub live: LiveArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Required: without it, execute refuses and changes nothing.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Run exactly this saved plan (`plan --out FILE`); refuse if anything drifted since.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+}
+
+pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
+    if !a.confirm {
+        return Err(Failure::refused(format!(
+            "execute changes the deployment and needs --confirm. Review first: bgswap plan --config {}",
+            a.live.config.display()
+        )));
+    }
+    let interactive = session::require_consent(&a.run)?;
+    let saved = match &a.plan {
+        Some(p) => Some(session::read_saved_plan(p)?),
+        None => None,
+    };
+    let s = session::open(&a.live, &a.run, "execute")?;
+    let result = (|| {
+        session::refuse_unfinished(&s)?;
+        let obs =
+            crate::transport::observe(&s.inv, &s.hosts, s.timeout()).map_err(|e| Failure {
+                outcome: Outcome::Failed,
+                message: format!("could not read every host; nothing was changed:\n{e}"),
+            })?;
+        let plan = match Plan::make(&s.inv, &obs, "live hosts") {
+            Ok(p) => p,
+            Err(PlanError::Split { roles, .. }) => {
+                eprint!(
+                    "{}{}",
+                    table::roles_table(&roles, Style::plain()),
+                    table::verdict_line(&roles, Style::plain())
+                );
+                return Err(Failure::refused(
+                    "split state: nothing was changed. Repair it or run `bgswap rollback`",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(sp) = &saved {
+            let drift: Vec<String> = sp.drift(&plan, &obs);
+            if !drift.is_empty() {
+                return Err(Failure::refused(format!(
+                    "the saved plan no longer matches the hosts; nothing was changed:\n  {}\nMake a new plan.",
+                    drift.join("\n  ")
+                )));
+            }
+        }
+        let summary = summary(&plan);
+        if interactive && !a.run.yes {
+            let p = crate::ui::prompt::Dialoguer;
+            let ok =
+                crate::ui::prompt::Prompter::confirm_typed(&p, &summary, plan.promote.as_str())
+                    .map_err(|e| {
+                        Failure::refused(format!("no confirmation ({e}); nothing was changed"))
+                    })?;
+            if !ok {
+                return Err(Failure::refused(format!(
+                    "the typed colour is not {}; nothing was changed",
+                    plan.promote
+                )));
+            }
+        } else {
+            eprintln!("{summary}");
+        }
+        let journal =
+            Journal::create(&s.state_dir, &s.inv.deployment, Some(s.router()?)).map_err(|e| {
+                Failure {
+                    outcome: Outcome::Failed,
+                    message: format!("nothing was changed: {e}"),
+                }
+            })?;
+        let saved_files = run::saved_files(&plan, &obs);
+        let holder = s.lock.info.describe();
+        let outcome = s.with_ctx(interactive && a.run.step, |ctx| {
+            run::execute(ctx, &plan, saved_files, journal, &s.run_id, &holder)
+        });
+        Ok(session::report(outcome, &s.journal_path()))
+    })();
+    s.release();
+    result
+}
+
+fn summary(plan: &Plan) -> String {
+    let danger = plan
+        .warnings
+        .iter()
+        .filter(|w| w.level == crate::model::swap::Level::Danger)
+        .count();
+    format!(
+        "bgswap execute: {}: promote {} to prod, demote {} to dev.\n  {} files, {} mount changes, {} route changes, {} steps; {} warnings ({} dangerous, see `bgswap plan`).",
+        plan.deployment,
+        plan.promote,
+        plan.demote,
+        plan.files.len(),
+        plan.mounts.len(),
+        plan.routes.len(),
+        plan.steps.len(),
+        plan.warnings.len(),
+        danger
+    )
+}

@@ -1,0 +1,158 @@
+//! `bgswap rollback`: undo the last journaled switchover — after a success,
+//! after a failed run, after bgswap itself was killed. Every step is
+//! inspected before it is undone; a file someone else changed since is not
+//! overwritten unless the operator saw the diff and said so.
+
+use super::session::{self, LiveArgs, RunArgs};
+use super::{Failure, Outcome};
+use crate::engine::journal::{Ending, Journal, RunState};
+use crate::engine::run;
+use crate::report::diff::masked;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub live: LiveArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Restore files that someone changed after the switchover too (their diff is shown first).
+    #[arg(long)]
+    pub overwrite_changed: bool,
+}
+
+pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
+    let interactive = session::require_consent(&a.run)?;
+    let (inv, hosts) = session::connect_live(&a.live, None)?;
+    let state_dir = session::state_dir(&a.run);
+    let Some(records) = session::latest_journal(&inv, &hosts, &state_dir)? else {
+        return Err(Failure::refused(format!(
+            "no switchover of {} is journaled (looked in {} and on {}): nothing to roll back",
+            inv.deployment,
+            crate::engine::journal::local_path(&state_dir, &inv.deployment).display(),
+            inv.router.host
+        )));
+    };
+    let Some(st) = RunState::from_records(&records) else {
+        return Err(Failure::failed(
+            "the journal has no beginning record; inspect it by hand",
+        ));
+    };
+    match st.ending {
+        Some(Ending::RolledBack) => {
+            eprintln!(
+                "bgswap: the last run ({}) is already rolled back: nothing to do",
+                st.run
+            );
+            return Ok(Outcome::Ok);
+        }
+        Some(Ending::NothingChanged) => {
+            eprintln!(
+                "bgswap: the last run ({}) changed nothing: nothing to do",
+                st.run
+            );
+            return Ok(Outcome::Ok);
+        }
+        _ => {}
+    }
+    let s = session::open_with(inv, hosts, &a.run, "rollback", Some(&st.run))?;
+    let result = (|| {
+        // Files someone changed since the run: show the diff, refuse unless asked.
+        let mut changed = Vec::new();
+        for f in &st.files {
+            let Some(h) = s.hosts.get(&f.host) else {
+                continue;
+            };
+            let now = h
+                .read_file(&f.path)
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            if let Some(now) = now {
+                if now.sha256 != f.sha256_before && now.sha256 != f.sha256_after {
+                    let original =
+                        String::from_utf8_lossy(&f.before_bytes().map_err(Failure::failed)?)
+                            .into_owned();
+                    let a_ = masked(&f.path, &now.text, &s.inv.cfg_path);
+                    let b_ = masked(&f.path, &original, &s.inv.cfg_path);
+                    let diff = similar::TextDiff::from_lines(&a_, &b_)
+                        .unified_diff()
+                        .header(
+                            &format!("{}:{} (now, changed since the switchover)", f.host, f.path),
+                            &format!("{}:{} (as before the switchover)", f.host, f.path),
+                        )
+                        .to_string();
+                    changed.push(diff);
+                }
+            }
+        }
+        if !changed.is_empty() {
+            eprintln!("bgswap: {} file(s) changed since the switchover; restoring them would discard these changes:\n{}", changed.len(), changed.join("\n"));
+            if !a.overwrite_changed {
+                return Err(Failure::refused(
+                    "refusing to overwrite files someone else changed; nothing was changed. Keep their changes by hand, or rerun with --overwrite-changed",
+                ));
+            }
+            if interactive && !a.run.yes {
+                let p = crate::ui::prompt::Dialoguer;
+                let ok = crate::ui::prompt::Prompter::yes_no(
+                    &p,
+                    "Overwrite these files with their content from before the switchover?",
+                )
+                .map_err(|e| Failure::refused(format!("no answer ({e}); nothing was changed")))?;
+                if !ok {
+                    return Err(Failure::refused("not confirmed; nothing was changed"));
+                }
+            }
+        }
+        let undo = st.to_undo().len();
+        let summary = format!(
+            "bgswap rollback: {}: run {} ({}), ended {}; {undo} steps to inspect and undo. {} will hold prod again.",
+            s.inv.deployment,
+            st.run,
+            st.holder,
+            match st.ending {
+                Some(Ending::Switched) => "switched",
+                Some(Ending::Stopped) => "stopped by its operator",
+                Some(Ending::RollbackIncomplete) => "with an incomplete rollback",
+                _ => "without finishing",
+            },
+            st.demote
+        );
+        if interactive && !a.run.yes {
+            let p = crate::ui::prompt::Dialoguer;
+            let ok = crate::ui::prompt::Prompter::confirm_typed(&p, &summary, st.demote.as_str())
+                .map_err(|e| {
+                Failure::refused(format!("no confirmation ({e}); nothing was changed"))
+            })?;
+            if !ok {
+                return Err(Failure::refused(format!(
+                    "the typed colour is not {}; nothing was changed",
+                    st.demote
+                )));
+            }
+        } else {
+            eprintln!("{summary}");
+        }
+        let journal = Journal::resume(&s.state_dir, &s.inv.deployment, &records, Some(s.router()?))
+            .map_err(|e| Failure::failed(format!("nothing was changed: {e}")))?;
+        let cause = match st.ending {
+            Some(Ending::Switched) => "the operator asked to undo the switchover".to_string(),
+            _ => format!("the operator asked to undo the unfinished run {}", st.run),
+        };
+        let o = s.with_ctx_overwrite(false, a.overwrite_changed, |ctx| {
+            run::rollback(ctx, journal, &st, &cause)
+        });
+        Ok(match o {
+            run::Outcome::RolledBack(_) => {
+                eprintln!(
+                    "bgswap: rolled back: {} holds prod again. Journal: {}",
+                    st.demote,
+                    s.journal_path().display()
+                );
+                Outcome::Ok
+            }
+            other => session::report(other, &s.journal_path()),
+        })
+    })();
+    s.release();
+    result
+}

@@ -1,0 +1,366 @@
+//! What execute, rollback and lock share: consent rules, connecting, the
+//! lock, the journal's whereabouts, Ctrl-C, and turning an engine outcome
+//! into words and an exit code.
+
+use super::{connect, Failure, Outcome};
+use crate::engine::events::Sink;
+use crate::engine::journal::{self, Ending, Record, RunState};
+use crate::engine::lock::{self, Held, LockError, LockInfo};
+use crate::engine::run::{self, Ctx};
+use crate::engine::step::Hosts;
+use crate::model::inventory::Inventory;
+use crate::model::saved::{SavedPlan, FORMAT};
+use crate::transport::Host;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// The inventory (bgswap.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Add host keys that known_hosts does not know yet (never a changed key).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Do not ask: needed when there is no terminal to ask on.
+    #[arg(long)]
+    pub yes: bool,
+    /// Ask before each phase: continue, roll back, or stop and leave the deployment as it is.
+    #[arg(long)]
+    pub step: bool,
+    /// Where journals are kept (default: $XDG_STATE_HOME/bgswap or ~/.local/state/bgswap).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Plain timestamped lines instead of progress bars, even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// Seconds to wait for units to become active after a start.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub start_timeout: u64,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Without a terminal nothing can be asked: `--yes` is required, before any
+/// connection. Returns whether prompts are possible.
+pub fn require_consent(r: &RunArgs) -> Result<bool, Failure> {
+    let interactive = crate::ui::prompt::terminal_available();
+    if !interactive && !r.yes {
+        return Err(Failure::refused(
+            "there is no terminal to confirm on: add --yes to run without prompts. Nothing was changed",
+        ));
+    }
+    if r.step && !interactive {
+        return Err(Failure::refused(
+            "--step asks before each phase and needs a terminal. Nothing was changed",
+        ));
+    }
+    Ok(interactive)
+}
+
+pub fn read_saved_plan(p: &Path) -> Result<SavedPlan, Failure> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        Failure::bad_input(format!("{}: cannot read the saved plan: {e}", p.display()))
+    })?;
+    let sp: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+        Failure::bad_input(format!(
+            "{}:{}: not a saved plan: {}",
+            p.display(),
+            e.line(),
+            e
+        ))
+    })?;
+    if sp.format != FORMAT {
+        return Err(Failure::bad_input(format!(
+            "{}: format {:?} is not {FORMAT:?}",
+            p.display(),
+            sp.format
+        )));
+    }
+    Ok(sp)
+}
+
+pub struct Session {
+    pub inv: Inventory,
+    pub hosts: BTreeMap<String, Box<dyn Host>>,
+    pub lock: Held,
+    pub run_id: String,
+    pub state_dir: PathBuf,
+    pub plain: bool,
+    pub start_timeout: Duration,
+}
+
+pub fn state_dir(r: &RunArgs) -> PathBuf {
+    r.state_dir
+        .clone()
+        .unwrap_or_else(journal::default_state_dir)
+}
+
+pub fn new_run_id() -> String {
+    let t = journal::utc_now().replace([':', '-'], "");
+    format!("{t}-{}", std::process::id())
+}
+
+/// Connects to every host (for `names`: only those) of the inventory.
+pub fn connect_live(
+    l: &LiveArgs,
+    names: Option<&[&str]>,
+) -> Result<(Inventory, crate::transport::HostMap), Failure> {
+    let inv = Inventory::load(&l.config)?;
+    let hosts = connect::connect_only(&inv, l.accept_new_host_key, names)?;
+    Ok((inv, hosts))
+}
+
+/// Connects and takes the lock. `take_over` may accept a lock left by a run
+/// that died (rollback of that very run).
+pub fn open(l: &LiveArgs, r: &RunArgs, command: &str) -> Result<Session, Failure> {
+    let (inv, hosts) = connect_live(l, None)?;
+    open_with(inv, hosts, r, command, None)
+}
+
+pub fn open_with(
+    inv: Inventory,
+    hosts: BTreeMap<String, Box<dyn Host>>,
+    r: &RunArgs,
+    command: &str,
+    take_over: Option<&str>,
+) -> Result<Session, Failure> {
+    let run_id = new_run_id();
+    let router = hosts
+        .get(&inv.router.host)
+        .ok_or_else(|| Failure::failed(format!("{}: not connected", inv.router.host)))?;
+    let mine = LockInfo::mine(&run_id, command);
+    let held = match lock::acquire(router.as_ref(), &inv.deployment, mine.clone()) {
+        Ok(h) => h,
+        Err(LockError::Held {
+            router: rname,
+            path,
+            holder,
+        }) => {
+            // Only the lock of the very run being rolled back may be taken over.
+            let current = lock::read(router.as_ref(), &inv.deployment).ok().flatten();
+            match (take_over, current) {
+                (Some(run), Some((Some(info), sha))) if info.run == run => {
+                    eprintln!("bgswap: taking over the lock left by the interrupted run: {holder}");
+                    lock::remove_if(router.as_ref(), &path, &sha).map_err(|e| Failure::failed(e.to_string()))?;
+                    lock::acquire(router.as_ref(), &inv.deployment, mine).map_err(|e| Failure::refused(e.to_string()))?
+                }
+                _ => {
+                    return Err(Failure::refused(format!(
+                        "another switchover holds the lock {path} on {rname}: {holder}. Nothing was changed. If that run is dead, see `bgswap lock status` and `bgswap lock break`"
+                    )))
+                }
+            }
+        }
+        Err(LockError::Host(h)) => {
+            return Err(Failure::failed(format!("cannot take the lock: {h}")))
+        }
+    };
+    if INSTALL_HANDLER.swap(false, Ordering::SeqCst) {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("\nbgswap: already stopping; rolling back what was done, please wait");
+            } else {
+                eprintln!("\nbgswap: Ctrl-C: stopping at the next step boundary and rolling back");
+            }
+            let _ = console_show_cursor();
+        });
+    }
+    Ok(Session {
+        inv,
+        hosts,
+        lock: held,
+        run_id,
+        state_dir: state_dir(r),
+        plain: r.plain,
+        start_timeout: Duration::from_secs(r.start_timeout),
+    })
+}
+
+static INSTALL_HANDLER: AtomicBool = AtomicBool::new(true);
+
+fn console_show_cursor() -> std::io::Result<()> {
+    use std::io::Write;
+    let mut e = std::io::stderr();
+    e.write_all(b"\x1b[?25h")?;
+    e.flush()
+}
+
+impl Session {
+    pub fn router(&self) -> Result<&dyn Host, Failure> {
+        self.hosts
+            .get(&self.inv.router.host)
+            .map(|h| h.as_ref())
+            .ok_or_else(|| Failure::failed(format!("{}: not connected", self.inv.router.host)))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.inv.ssh.command_timeout_secs)
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        journal::local_path(&self.state_dir, &self.inv.deployment)
+    }
+
+    /// Releases the lock; says so if it cannot.
+    pub fn release(&self) {
+        if let Ok(r) = self.router() {
+            if let Err(e) = self.lock.release(r) {
+                eprintln!(
+                    "bgswap: could not release the lock {}: {e}. Check `bgswap lock status`",
+                    self.lock.path
+                );
+            }
+        }
+    }
+
+    /// Runs `f` with an engine context: renderer, prompts, Ctrl-C flag, test seam.
+    pub fn with_ctx<T>(&self, step_mode: bool, f: impl FnOnce(&Ctx) -> T) -> T {
+        self.with_ctx_overwrite(step_mode, false, f)
+    }
+
+    pub fn with_ctx_overwrite<T>(
+        &self,
+        step_mode: bool,
+        overwrite_changed: bool,
+        f: impl FnOnce(&Ctx) -> T,
+    ) -> T {
+        let sink: Box<dyn Sink> = crate::ui::progress::renderer(self.plain);
+        let prompter = crate::ui::prompt::Dialoguer;
+        let pause_before = std::env::var("BGSWAP_PAUSE_BEFORE_STEP")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map(|n| {
+                (
+                    n,
+                    journal::local_path(&self.state_dir, &self.inv.deployment)
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                )
+            });
+        let ctx = Ctx {
+            hosts: Hosts {
+                inv: &self.inv,
+                hosts: &self.hosts,
+                timeout: self.timeout(),
+                start_timeout: self.start_timeout,
+            },
+            sink: sink.as_ref(),
+            interrupted: &INTERRUPTED,
+            prompter: Some(&prompter),
+            step_mode,
+            pause_before,
+            overwrite_changed,
+        };
+        f(&ctx)
+    }
+
+    /// The newest journal of this deployment: the local one or the router's
+    /// copy, whichever holds more of the latest run.
+    pub fn latest_journal(&self) -> Result<Option<Vec<Record>>, Failure> {
+        latest_journal(&self.inv, &self.hosts, &self.state_dir)
+    }
+}
+
+pub fn latest_journal(
+    inv: &Inventory,
+    hosts: &BTreeMap<String, Box<dyn Host>>,
+    state_dir: &Path,
+) -> Result<Option<Vec<Record>>, Failure> {
+    let local = journal::load_local(state_dir, &inv.deployment)
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    let rpath = format!("{}/journal.jsonl", journal::remote_dir(&inv.deployment));
+    let remote = match hosts.get(&inv.router.host) {
+        Some(r) => match r.read_file(&rpath) {
+            Ok(Some(f)) => Some(
+                journal::parse(&format!("{}:{rpath}", inv.router.host), &f.text)
+                    .map_err(|e| Failure::failed(e.to_string()))?,
+            ),
+            Ok(None) => None,
+            Err(e) => {
+                return Err(Failure::failed(format!(
+                    "cannot read the journal copy on the router: {e}"
+                )))
+            }
+        },
+        None => None,
+    };
+    let begin_at = |rs: &Vec<Record>| match rs.first() {
+        Some(Record::Begin { at, run, .. }) => (at.clone(), run.clone()),
+        _ => (String::new(), String::new()),
+    };
+    Ok(match (local, remote) {
+        (Some(l), Some(r)) => {
+            let (la, lr) = begin_at(&l);
+            let (ra, rr) = begin_at(&r);
+            if lr == rr {
+                Some(if r.len() > l.len() { r } else { l })
+            } else if ra > la {
+                Some(r)
+            } else {
+                Some(l)
+            }
+        }
+        (l, r) => l.or(r),
+    })
+}
+
+/// Refuses to start a switchover over one that did not finish.
+pub fn refuse_unfinished(s: &Session) -> Result<(), Failure> {
+    let Some(records) = s.latest_journal()? else {
+        return Ok(());
+    };
+    let Some(st) = RunState::from_records(&records) else {
+        return Ok(());
+    };
+    match st.ending {
+        Some(Ending::Switched) | Some(Ending::RolledBack) | Some(Ending::NothingChanged) => Ok(()),
+        other => Err(Failure::refused(format!(
+            "the last switchover (run {}, {}) {}: undo it with `bgswap rollback` first. Nothing was changed",
+            st.run,
+            st.holder,
+            match other {
+                Some(Ending::Stopped) => "was stopped half-way by its operator",
+                Some(Ending::RollbackIncomplete) => "ended with an incomplete rollback",
+                _ => "did not finish (bgswap was stopped or lost its connection)",
+            }
+        ))),
+    }
+}
+
+/// Prints the end of a run and maps it to the process outcome.
+pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
+    match o {
+        run::Outcome::Switched => {
+            eprintln!("bgswap: switched. Journal: {}", journal.display());
+            Outcome::Ok
+        }
+        run::Outcome::NothingChanged(c) => {
+            eprintln!("bgswap: failed before any change: {c}");
+            Outcome::Failed
+        }
+        run::Outcome::RolledBack(c) => {
+            eprintln!("bgswap: FAILED and ROLLED BACK: {c}\nThe deployment is as it was before. Journal: {}", journal.display());
+            Outcome::RolledBack
+        }
+        run::Outcome::Incomplete { cause, report } => {
+            eprintln!(
+                "bgswap: ROLLBACK INCOMPLETE: {cause}\n{report}Journal: {}",
+                journal.display()
+            );
+            Outcome::Incomplete
+        }
+        run::Outcome::Stopped(c) => {
+            eprintln!("bgswap: {c}");
+            Outcome::Stopped
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! Performing one action on the hosts, forward or as an undo after
+//! inspecting what is really there. Every call is bounded by the context's
+//! timeouts; nothing here decides order or retries.
+
+use super::commands;
+use super::journal::SavedFile;
+use crate::model::inventory::Inventory;
+use crate::model::plan::{Action, MountVia};
+use crate::transport::{Expect, Host, HostError, Output};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub struct Hosts<'a> {
+    pub inv: &'a Inventory,
+    pub hosts: &'a BTreeMap<String, Box<dyn Host>>,
+    pub timeout: Duration,
+    pub start_timeout: Duration,
+}
+
+/// The staged copy of a file: beside it, hidden, named for bgswap.
+pub fn staged_path(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}.bgswap-staged"),
+        None => format!(".{path}.bgswap-staged"),
+    }
+}
+
+/// What undoing a step found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    Undone,
+    /// Inspection found it as it was before the step.
+    AlreadyAsBefore(String),
+}
+
+impl<'a> Hosts<'a> {
+    pub fn host(&self, name: &str) -> Result<&'a dyn Host, HostError> {
+        self.hosts
+            .get(name)
+            .map(|h| h.as_ref())
+            .ok_or_else(|| HostError::Other {
+                host: name.into(),
+                reason: "not connected".into(),
+            })
+    }
+
+    /// Runs a command and requires exit 0.
+    pub fn ok(&self, host: &str, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+        let out = self.host(host)?.run(cmd, timeout)?;
+        if out.status != 0 {
+            let detail = if out.stderr.trim().is_empty() {
+                out.stdout.trim()
+            } else {
+                out.stderr.trim()
+            };
+            return Err(HostError::Other {
+                host: host.into(),
+                reason: format!("`{cmd}` exited with {}: {detail}", out.status),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Which of the units are active now.
+    pub fn units_active(
+        &self,
+        host: &str,
+        units: &[String],
+    ) -> Result<BTreeMap<String, bool>, HostError> {
+        let out = self
+            .host(host)?
+            .run(&commands::units_state(units), self.timeout)?;
+        let mut m = BTreeMap::new();
+        for l in out.stdout.lines() {
+            if let Some((u, s)) = l.split_once(' ') {
+                m.insert(u.to_string(), s.trim() == "active");
+            }
+        }
+        for u in units {
+            m.entry(u.clone()).or_insert(false);
+        }
+        Ok(m)
+    }
+
+    /// Starts units and waits, bounded, until each one is active.
+    pub fn start_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
+        self.ok(
+            host,
+            &commands::systemctl("start", units),
+            self.start_timeout,
+        )?;
+        let deadline = Instant::now() + self.start_timeout;
+        loop {
+            let state = self.units_active(host, units)?;
+            let down: Vec<&String> = state.iter().filter(|(_, a)| !**a).map(|(u, _)| u).collect();
+            if down.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HostError::Timeout {
+                    host: host.into(),
+                    what: format!(
+                        "waiting for {} to become active",
+                        down.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    secs: self.start_timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn stop_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
+        self.ok(
+            host,
+            &commands::systemctl("stop", units),
+            self.start_timeout,
+        )?;
+        let state = self.units_active(host, units)?;
+        let up: Vec<&String> = state.iter().filter(|(_, a)| **a).map(|(u, _)| u).collect();
+        if !up.is_empty() {
+            return Err(HostError::Other {
+                host: host.into(),
+                reason: format!(
+                    "still active after stop: {}",
+                    up.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn incus_source(
+        &self,
+        via: &str,
+        container: &str,
+        device: &str,
+    ) -> Result<String, HostError> {
+        Ok(self
+            .ok(
+                via,
+                &commands::incus_get_source(container, device),
+                self.timeout,
+            )?
+            .stdout
+            .trim()
+            .to_string())
+    }
+
+    fn fixup(&self, container: &str, target: &str) -> Result<(), HostError> {
+        if let Some(g) = &self.inv.mounts.group {
+            self.ok(
+                container,
+                &commands::ownership_fixup(target, g),
+                self.timeout,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Commits a staged file over its target, if the target is unchanged.
+    fn commit(&self, host: &str, path: &str, sha_before: &str) -> Result<(), HostError> {
+        let out = self.host(host)?.run(
+            &commands::commit_staged(path, &staged_path(path), sha_before),
+            self.timeout,
+        )?;
+        match out.status {
+            0 => Ok(()),
+            3 => Err(HostError::Drift {
+                host: host.into(),
+                path: path.into(),
+                expected: sha_before.into(),
+                found: out.stderr.trim().trim_start_matches("sha256 is ").into(),
+            }),
+            s => Err(HostError::Other {
+                host: host.into(),
+                reason: format!(
+                    "cannot commit the staged {path} (exit {s}): {}",
+                    out.stderr.trim()
+                ),
+            }),
+        }
+    }
+
+    /// Performs a step of the plan.
+    pub fn forward(&self, a: &Action) -> Result<(), HostError> {
+        match a {
+            Action::StopUnits { host, units } => self.stop_units(host, units),
+            Action::StartUnits { host, units } => self.start_units(host, units),
+            Action::SetMount {
+                host,
+                device,
+                target,
+                to,
+                via: MountVia::Incus { host: via },
+                ..
+            } => {
+                self.ok(
+                    via,
+                    &commands::incus_set_source(host, device, to),
+                    self.timeout,
+                )?;
+                self.fixup(host, target)
+            }
+            Action::RewriteFstab {
+                host,
+                sha256_before,
+                mounts,
+                ..
+            } => {
+                self.commit(host, "/etc/fstab", sha256_before)?;
+                for m in mounts {
+                    self.ok(host, &commands::remount_from_fstab(&m.target), self.timeout)?;
+                    self.fixup(host, &m.target)?;
+                }
+                Ok(())
+            }
+            Action::WriteFile {
+                host,
+                path,
+                sha256_before,
+                ..
+            } => self.commit(host, path, sha256_before),
+            Action::Reload { host, command } => self
+                .ok(
+                    host,
+                    &crate::transport::command::line(command),
+                    self.timeout,
+                )
+                .map(|_| ()),
+        }
+    }
+
+    /// Undoes a step after looking at what is there now. `saved` holds the
+    /// original bytes of the files; `overwrite` allows replacing a file that
+    /// someone else changed since (after the operator saw the diff).
+    pub fn undo(
+        &self,
+        a: &Action,
+        saved: &[SavedFile],
+        overwrite: bool,
+    ) -> Result<Undo, HostError> {
+        match a {
+            Action::StopUnits { host, units } => {
+                let st = self.units_active(host, units)?;
+                if st.values().all(|a| *a) {
+                    return Ok(Undo::AlreadyAsBefore("the units are active".into()));
+                }
+                self.start_units(host, units)?;
+                Ok(Undo::Undone)
+            }
+            Action::StartUnits { host, units } => {
+                let st = self.units_active(host, units)?;
+                if st.values().all(|a| !*a) {
+                    return Ok(Undo::AlreadyAsBefore("the units are stopped".into()));
+                }
+                self.stop_units(host, units)?;
+                Ok(Undo::Undone)
+            }
+            Action::SetMount {
+                host,
+                device,
+                target,
+                from,
+                to,
+                via,
+            } => match via {
+                MountVia::Incus { host: via } => {
+                    let now = self.incus_source(via, host, device)?;
+                    if now == *from {
+                        return Ok(Undo::AlreadyAsBefore(format!("{device} is {from}")));
+                    }
+                    if now != *to {
+                        return Err(HostError::Other {
+                            host: host.clone(),
+                            reason: format!("{device} is now {now}, neither {from} (before) nor {to} (after): changed by someone else; not touched"),
+                        });
+                    }
+                    self.ok(
+                        via,
+                        &commands::incus_set_source(host, device, from),
+                        self.timeout,
+                    )?;
+                    self.fixup(host, target)?;
+                    Ok(Undo::Undone)
+                }
+            },
+            Action::RewriteFstab { host, mounts, .. } => {
+                let r = self.restore_file(host, "/etc/fstab", saved, overwrite)?;
+                if r == Undo::Undone {
+                    for m in mounts {
+                        self.ok(host, &commands::remount_from_fstab(&m.target), self.timeout)?;
+                        self.fixup(host, &m.target)?;
+                    }
+                }
+                Ok(r)
+            }
+            Action::WriteFile { host, path, .. } => self.restore_file(host, path, saved, overwrite),
+            Action::Reload { host, command } => {
+                self.ok(
+                    host,
+                    &crate::transport::command::line(command),
+                    self.timeout,
+                )?;
+                Ok(Undo::Undone)
+            }
+        }
+    }
+
+    /// Puts a file back to its original bytes, mode and owner, if it is as
+    /// the run left it.
+    pub fn restore_file(
+        &self,
+        host: &str,
+        path: &str,
+        saved: &[SavedFile],
+        overwrite: bool,
+    ) -> Result<Undo, HostError> {
+        let s = saved
+            .iter()
+            .find(|s| s.host == host && s.path == path)
+            .ok_or_else(|| HostError::Other {
+                host: host.into(),
+                reason: format!("the journal holds no copy of {path}"),
+            })?;
+        let h = self.host(host)?;
+        // A staged copy left by an interrupted run is ours to remove.
+        let _ = h.run(&commands::remove(&staged_path(path)), self.timeout);
+        let now = h.read_file(path)?;
+        let now_sha = now.as_ref().map(|f| f.sha256.clone());
+        if now_sha.as_deref() == Some(s.sha256_before.as_str()) {
+            return Ok(Undo::AlreadyAsBefore(
+                "its sha256 is the original one".into(),
+            ));
+        }
+        let expect_sha = match now_sha.as_deref() {
+            Some(x) if x == s.sha256_after => x.to_string(),
+            Some(x) if overwrite => x.to_string(),
+            Some(x) => {
+                return Err(HostError::Drift {
+                    host: host.into(),
+                    path: path.into(),
+                    expected: s.sha256_after.clone(),
+                    found: x.into(),
+                });
+            }
+            None => {
+                return Err(HostError::File {
+                    host: host.into(),
+                    path: path.into(),
+                    reason: "is gone; bgswap will not recreate it without you".into(),
+                });
+            }
+        };
+        let bytes = s.before_bytes().map_err(|reason| HostError::Other {
+            host: host.into(),
+            reason,
+        })?;
+        h.write_file(path, Expect::Sha256(&expect_sha), &bytes, s.mode, s.owner)?;
+        Ok(Undo::Undone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_names() {
+        assert_eq!(
+            staged_path("/etc/haproxy/haproxy.cfg"),
+            "/etc/haproxy/.haproxy.cfg.bgswap-staged"
+        );
+        assert_eq!(staged_path("/etc/fstab"), "/etc/.fstab.bgswap-staged");
+    }
+}

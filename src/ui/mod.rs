@@ -1,0 +1,8 @@
+//! The terminal side of a run: [`progress`] draws the engine's events
+//! (indicatif bars on a terminal, timestamped lines otherwise, both on
+//! stderr) and [`prompt`] asks the operator between steps (dialoguer, only
+//! on a terminal). Neither decides anything: the engine emits, the CLI asks
+//! and chooses what to do with the answers.
+
+pub mod progress;
+pub mod prompt;
