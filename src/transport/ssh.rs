@@ -498,7 +498,10 @@ impl Host for SshHost {
             let written = f
                 .write_all(content)
                 .map_err(|e| format!("cannot write {tmp}: {e}"))
-                .and_then(|_| f.fsync().map_err(|e| format!("cannot fsync {tmp}: {}", e.message())));
+                .and_then(|_| {
+                    f.fsync()
+                        .map_err(|e| format!("cannot fsync {tmp}: {}", e.message()))
+                });
             if let Err(reason) = written {
                 drop(f);
                 let _ = sftp.unlink(Path::new(&tmp));
