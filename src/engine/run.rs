@@ -431,7 +431,7 @@ fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcome) -> Outco
     let summary = match &o {
         Outcome::Switched => "switched".to_string(),
         Outcome::NothingChanged(c) => format!("failed before any change: {c}"),
-        Outcome::RolledBack(c) => format!("failed and rolled back: {c}"),
+        Outcome::RolledBack(c) => format!("rolled back ({c})"),
         Outcome::Incomplete { cause, .. } => format!("ROLLBACK INCOMPLETE: {cause}"),
         Outcome::Stopped(c) => c.clone(),
     };
@@ -520,10 +520,19 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
             what: what.clone(),
         });
         let t = Instant::now();
-        match ctx
-            .hosts
-            .undo(&step.action, &st.files, ctx.overwrite_changed)
-        {
+        let result = match ctx.hosts.undo(&step.action, &st.files, ctx.overwrite_changed) {
+            // A write that failed its compare-and-swap never wrote: a file
+            // changed by someone else then is theirs, not ours to undo.
+            Err(HostError::Drift { found, .. })
+                if st.status[i] == StepStatus::Failed && matches!(step.action, Action::WriteFile { .. }) =>
+            {
+                Ok(Undo::AlreadyAsBefore(format!(
+                    "bgswap never wrote it (its write was refused); it now has sha256 {found} from someone else, left as it is"
+                )))
+            }
+            r => r,
+        };
+        match result {
             Ok(Undo::Undone) => {
                 let _ = jappend(
                     journal,

@@ -93,6 +93,9 @@ pub enum NewKeys {
 }
 
 pub struct SshHost {
+    /// libssh2's blocking mode is per session: one operation at a time, so a
+    /// non-blocking read loop never meets another thread's blocking call.
+    op: std::sync::Mutex<()>,
     target: Target,
     session: Session,
 }
@@ -180,6 +183,7 @@ impl SshHost {
         session.set_timeout(millis(t.command_timeout));
         log::info(format!("{host}: connected ({}@{addr})", t.user));
         Ok(SshHost {
+            op: std::sync::Mutex::new(()),
             target: t.clone(),
             session,
         })
@@ -316,6 +320,35 @@ impl Host for SshHost {
     }
 
     fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
+        self.run_inner(cmd, timeout)
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
+        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
+        self.read_inner(path)
+    }
+
+    fn write_file(
+        &self,
+        path: &str,
+        expect: Expect<'_>,
+        content: &[u8],
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_inner(path, expect, content, mode, owner)
+    }
+
+    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
+        self.open_tcp_inner(host, port)
+    }
+}
+
+impl SshHost {
+    fn run_inner(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
         let host = self.target.name.clone();
         log::debug(format!("{host}: run {cmd}"));
         let other = |e: ssh2::Error| HostError::Other {
@@ -405,7 +438,7 @@ impl Host for SshHost {
         })
     }
 
-    fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
+    fn read_inner(&self, path: &str) -> Result<Option<FileObs>, HostError> {
         log::debug(format!("{}: read {path}", self.target.name));
         let sftp = self.sftp()?;
         let p = Path::new(path);
@@ -439,7 +472,7 @@ impl Host for SshHost {
         Ok(Some(obs))
     }
 
-    fn write_file(
+    fn write_inner(
         &self,
         path: &str,
         expect: Expect<'_>,
@@ -450,7 +483,7 @@ impl Host for SshHost {
         let host = self.target.name.clone();
         log::info(format!("{host}: write {path} ({} bytes)", content.len()));
         // Compare first: a drifted file is reported before anything is written.
-        let current = self.read_file(path)?;
+        let current = self.read_inner(path)?;
         match (expect, &current) {
             (Expect::Sha256(want), Some(f)) if f.sha256 != want => {
                 return Err(HostError::Drift {
@@ -527,7 +560,7 @@ impl Host for SshHost {
             Expect::Sha256(want) => command::replace_if_hash(path, &tmp, want),
             Expect::Absent => command::create_if_absent(path, &tmp),
         };
-        let out = self.run(&cmd, self.target.command_timeout)?;
+        let out = self.run_inner(&cmd, self.target.command_timeout)?;
         match out.status {
             0 => Ok(()),
             3 => Err(HostError::Drift {
@@ -544,7 +577,7 @@ impl Host for SshHost {
                     .to_string(),
             }),
             s => {
-                let _ = self.run(
+                let _ = self.run_inner(
                     &command::line(&["rm", "-f", "--", &tmp]),
                     self.target.command_timeout,
                 );
@@ -560,7 +593,7 @@ impl Host for SshHost {
         }
     }
 
-    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+    fn open_tcp_inner(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
         log::debug(format!("{}: open tcp {host}:{port}", self.target.name));
         let ch = self
             .session

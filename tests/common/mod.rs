@@ -128,3 +128,24 @@ pub fn assert_no_secret(what: &str, text: &str) {
         assert!(!text.contains(s), "{what} shows the secret {s:?}:\n{text}");
     }
 }
+
+/// Runs the real binary with extra environment variables.
+pub fn bgswap_env<I, S>(args: I, env: &[(&str, &std::ffi::OsStr)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bgswap"));
+    c.args(args)
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("the bgswap binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
