@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Files as bgswap reads them, and each config's (host, mode, uid, gid).
+type Capture = (BTreeMap<PathBuf, Vec<u8>>, Vec<(String, u32, u32, u32)>);
+
 struct T {
     tmp: tempfile::TempDir,
     config: PathBuf,
@@ -38,11 +41,7 @@ impl T {
         r
     }
     /// A snapshot of the lab as bgswap reads it, plus each file's mode and owner.
-    fn capture(
-        &self,
-        l: &Lab,
-        name: &str,
-    ) -> (BTreeMap<PathBuf, Vec<u8>>, Vec<(String, u32, u32, u32)>) {
+    fn capture(&self, l: &Lab, name: &str) -> Capture {
         let out = self.tmp.path().join(name);
         let r = self.run(&["snapshot", "--out", out.to_str().expect("utf-8")]);
         assert_eq!(r.code, 0, "{}", r.all());
@@ -80,12 +79,7 @@ fn set_fault(l: &Lab, kind: &str, host: &str, item: &str, count: &str) {
     fs::write(d.join(item), count).expect("fault file");
 }
 
-fn assert_as_before(
-    t: &T,
-    l: &Lab,
-    before: &(BTreeMap<PathBuf, Vec<u8>>, Vec<(String, u32, u32, u32)>),
-    what: &str,
-) {
+fn assert_as_before(t: &T, l: &Lab, before: &Capture, what: &str) {
     let now = t.capture(l, &format!("check-{}", what.replace(' ', "-")));
     assert_eq!(
         now.0.keys().collect::<Vec<_>>(),
