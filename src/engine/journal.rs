@@ -299,8 +299,8 @@ impl<'h> Journal<'h> {
         &self.records
     }
 
-    /// Appends a record: written and fsynced locally before returning; then
-    /// copied to the router (compare-and-swap against the copy written before).
+    /// Appends a record: written and fsynced locally before returning. The
+    /// router's copy is brought up to date by [`Journal::sync_remote`].
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
         let line = serde_json::to_string(&r).map_err(|e| JournalError::Io {
             path: self.path.display().to_string(),
@@ -320,7 +320,27 @@ impl<'h> Journal<'h> {
         self.text.push_str(&line);
         self.text.push('\n');
         self.records.push(r);
+        Ok(())
+    }
+
+    /// Appends and copies the whole journal to the router at once.
+    pub fn append_synced(&mut self, r: Record) -> Result<(), JournalError> {
+        self.append(r)?;
+        self.sync_remote();
+        Ok(())
+    }
+
+    /// Copies the journal to the router (compare-and-swap against the copy
+    /// written before). Done at phase boundaries, after the phase's intents:
+    /// a copy that lags names more steps as started, never fewer, and
+    /// rollback inspects every started step.
+    pub fn sync_remote(&mut self) {
         if let Some((h, rpath, last)) = &mut self.remote {
+            if last.as_deref()
+                == Some(crate::model::observation::sha256_hex(self.text.as_bytes()).as_str())
+            {
+                return;
+            }
             let expect = match last.as_deref() {
                 Some(sha) => Expect::Sha256(sha),
                 None => Expect::Absent,
@@ -334,7 +354,6 @@ impl<'h> Journal<'h> {
                 }
             }
         }
-        Ok(())
     }
 }
 

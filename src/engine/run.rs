@@ -61,6 +61,20 @@ fn jappend(j: &Mutex<Journal>, r: Record) -> Result<(), String> {
     g.append(r).map_err(|e| e.to_string())
 }
 
+/// Appends (local, fsynced) and brings the router's copy up to date.
+fn jappend_synced(j: &Mutex<Journal>, r: Record) -> Result<(), String> {
+    let mut g = j
+        .lock()
+        .map_err(|_| "the journal lock is poisoned".to_string())?;
+    g.append_synced(r).map_err(|e| e.to_string())
+}
+
+fn jsync(j: &Mutex<Journal>) {
+    if let Ok(mut g) = j.lock() {
+        g.sync_remote();
+    }
+}
+
 fn pause_if_asked(ctx: &Ctx, n: usize) {
     if let Some((at, dir)) = &ctx.pause_before {
         if *at == n {
@@ -238,7 +252,7 @@ pub fn execute(
         steps: plan.steps.clone(),
         files: saved.clone(),
     };
-    if let Err(e) = jappend(&journal, begin) {
+    if let Err(e) = jappend_synced(&journal, begin) {
         return finish(
             ctx,
             &journal,
@@ -267,6 +281,7 @@ pub fn execute(
     let ph = phases(&plan.steps);
     let total = ph.len();
     let mut failure: Option<String> = None;
+    let mut window_start: Option<Instant> = None;
     for (i, (phase, steps)) in ph.iter().enumerate() {
         if ctx.interrupted.load(Ordering::SeqCst) {
             failure = Some("interrupted (Ctrl-C)".into());
@@ -293,6 +308,9 @@ pub fn execute(
             }
         }
         let pt = Instant::now();
+        if *phase == Phase::StopUnits && window_start.is_none() {
+            window_start = Some(pt);
+        }
         let hosts: Vec<String> = group(steps.iter().map(|s| (s.action.host().to_string(), ())))
             .into_keys()
             .collect();
@@ -302,6 +320,24 @@ pub fn execute(
             name: phase.as_str().into(),
             hosts,
         });
+        // Every step of the phase is journaled as intended before any runs,
+        // and the router's copy updated once: it never names fewer steps as
+        // started than ran.
+        for st in steps {
+            if let Err(e) = jappend(
+                &journal,
+                Record::Intent {
+                    n: st.n,
+                    at: super::journal::utc_now(),
+                },
+            ) {
+                return finish(ctx, &journal, t0, Outcome::Incomplete {
+                    cause: format!("cannot journal step {}: {e}", st.n),
+                    report: "nothing of this phase ran; run `bgswap rollback` to undo the phases before".into(),
+                });
+            }
+        }
+        jsync(&journal);
         let by_host = group(steps.iter().map(|s| (s.action.host().to_string(), *s)));
         let errs: Vec<String> = std::thread::scope(|s| {
             let hs: Vec<_> = by_host
@@ -316,15 +352,6 @@ pub fn execute(
                             pause_if_asked(ctx, st.n);
                             let what = st.action.describe();
                             let host = st.action.host().to_string();
-                            if let Err(e) = jappend(
-                                journal,
-                                Record::Intent {
-                                    n: st.n,
-                                    at: super::journal::utc_now(),
-                                },
-                            ) {
-                                return Some(format!("cannot journal step {}: {e}", st.n));
-                            }
                             ctx.sink.emit(&Event::StepStarted {
                                 n: st.n,
                                 host: host.clone(),
@@ -378,6 +405,7 @@ pub fn execute(
                 })
                 .collect()
         });
+        jsync(&journal);
         ctx.sink.emit(&Event::PhaseDone {
             index: i + 1,
             name: phase.as_str().into(),
@@ -389,8 +417,20 @@ pub fn execute(
         }
     }
     if failure.is_none() {
-        if let Err(e) = verify(ctx, plan.promote) {
-            failure = Some(format!("verification after the switch failed: {e}"));
+        match verify(ctx, plan.promote) {
+            Ok(()) => {
+                if let Some(w) = window_start {
+                    note(
+                        ctx,
+                        None,
+                        format!(
+                            "downtime window: {:.2} s (first unit stopped -> router reloaded and new roles verified)",
+                            w.elapsed().as_secs_f64()
+                        ),
+                    );
+                }
+            }
+            Err(e) => failure = Some(format!("verification after the switch failed: {e}")),
         }
     }
     remove_staged(ctx, plan);
@@ -421,7 +461,7 @@ fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcome) -> Outco
         Outcome::Incomplete { .. } => Ending::RollbackIncomplete,
         Outcome::Stopped(_) => Ending::Stopped,
     };
-    let _ = jappend(
+    let _ = jappend_synced(
         journal,
         Record::End {
             at: super::journal::utc_now(),
@@ -493,7 +533,7 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         reason: cause.into(),
         steps: todo.len(),
     });
-    let _ = jappend(
+    let _ = jappend_synced(
         journal,
         Record::RollbackBegin {
             at: super::journal::utc_now(),
