@@ -586,3 +586,101 @@ fn ctrl_c_stops_at_a_step_boundary_and_rolls_back() {
     let _ = Path::new("");
     reset();
 }
+
+#[test]
+fn rollback_shows_and_refuses_to_overwrite_a_file_changed_since() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let t = T::new(l);
+    let before = t.capture(l, "before");
+    assert_eq!(t.run(&["execute", "--confirm", "--yes"]).code, 0);
+    let cfg = l
+        .dir
+        .join("hosts/rdm-invenio-api-green/fs/opt-invenio/var/instance/invenio.cfg");
+    let mut c = fs::read_to_string(&cfg).expect("read");
+    c.push_str("MAIL_SUPPRESS_SEND = True  # hotfix after the switchover\n");
+    fs::write(&cfg, &c).expect("write");
+    let r = t.run(&["rollback", "--yes"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains("+++ rdm-invenio-api-green:/opt/invenio/var/instance/invenio.cfg (as before the switchover)"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("-MAIL_SUPPRESS_SEND = True  # hotfix after the switchover"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("rerun with --overwrite-changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&cfg).expect("read"),
+        c,
+        "nothing was changed"
+    );
+    let r = t.run(&["rollback", "--yes", "--overwrite-changed"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_as_before(&t, l, &before, "rollback over a changed file");
+    reset();
+}
+
+#[test]
+fn step_mode_can_stop_half_way_and_rollback_finishes_the_job() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let t = T::new(l);
+    let before = t.capture(l, "before");
+    // Continue through two phases, then stop before the third.
+    let script = r#"[{"expect": ":"}, {"send": "green\r"},
+        {"expect": "Next: phase 1/6"}, {"send": "\r"},
+        {"expect": "Next: phase 2/6"}, {"send": "\r"},
+        {"expect": "Next: phase 3/6"}, {"send": "\u001b[B\u001b[B\r"}]"#;
+    let (code, text) = pty(
+        script,
+        &t,
+        &["execute", "--confirm", "--step", "--plain"],
+        &[],
+    );
+    assert_eq!(code, 6, "{text}");
+    assert!(
+        text.contains("stopped by the operator before phase 3"),
+        "{text}"
+    );
+    let s = t.run(&["status"]);
+    assert_eq!(s.code, 3, "half-switched is a split state: {}", s.all());
+    // A new execute refuses over the unfinished run.
+    let r = t.run(&["execute", "--confirm", "--yes"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("was stopped half-way by its operator"),
+        "{}",
+        r.stderr
+    );
+    let r = t.run(&["rollback", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_as_before(&t, l, &before, "after --step stop and rollback");
+    reset();
+}
+
+#[test]
+fn lock_break_removes_a_dead_runs_lock() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let t = T::new(l);
+    let (mut child, _flag) = start_paused(&t, 1, &[]);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let st = t.run(&["lock", "status"]);
+    assert!(st.stdout.contains("is held by"), "{}", st.stdout);
+    let r = t.run(&["lock", "break"]);
+    assert_eq!(r.code, 3, "no terminal, no --yes: {}", r.all());
+    let r = t.run(&["lock", "break", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("lock broken"), "{}", r.stderr);
+    assert!(t.run(&["lock", "status"]).stdout.contains("no lock"));
+    // The dead run is still journaled as unfinished: rollback finishes it.
+    let r = t.run(&["rollback", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    reset();
+}
