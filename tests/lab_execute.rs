@@ -684,3 +684,51 @@ fn lock_break_removes_a_dead_runs_lock() {
     assert_eq!(r.code, 0, "{}", r.all());
     reset();
 }
+
+#[test]
+fn the_command_mount_driver_and_a_per_host_systemctl() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let mut t = T::new(l);
+    let text = fs::read_to_string(&l.config).expect("lab inventory");
+    let text = text
+        .replace(
+            "driver = \"incus\"",
+            "driver = \"command\"\nget = [\"incus\", \"config\", \"device\", \"get\", \"{container}\", \"{device}\", \"source\"]\nset = [\"incus\", \"config\", \"device\", \"set\", \"{container}\", \"{device}\", \"source={source}\"]",
+        )
+        .replacen(
+            "units = [\"api.service\", \"celery.service\", \"celerybeat.service\"]",
+            "units = [\"api.service\", \"celery.service\", \"celerybeat.service\"]\nsystemctl = [\"/usr/local/sbin/systemctl\"]",
+            1,
+        );
+    assert!(text.contains("driver = \"command\""));
+    let cfg = t.tmp.path().join("command-driver.toml");
+    fs::write(&cfg, text).expect("write");
+    t.config = cfg;
+    let before = t.capture(l, "before");
+    let r = t.run(&["-vv", "execute", "--confirm", "--yes", "--plain"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("(device external-data, set command on incus-host)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("rdm-invenio-api-blue: run /usr/local/sbin/systemctl stop api.service"),
+        "{}",
+        r.stderr
+    );
+    let s = t.run(&["status"]);
+    assert!(
+        s.stdout
+            .contains("consistent: green holds prod, blue holds dev"),
+        "{}",
+        s.stdout
+    );
+    let r = t.run(&["rollback", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_as_before(&t, l, &before, "command driver round trip");
+    reset();
+}

@@ -4,7 +4,13 @@
 use crate::transport::command::{line, quote};
 
 pub fn systemctl(verb: &str, units: &[String]) -> String {
-    let mut words = vec!["systemctl".to_string(), verb.to_string()];
+    systemctl_with(&["systemctl".to_string()], verb, units)
+}
+
+/// `systemctl VERB UNITS…` through a host's own systemctl command.
+pub fn systemctl_with(prefix: &[String], verb: &str, units: &[String]) -> String {
+    let mut words = prefix.to_vec();
+    words.push(verb.to_string());
     words.extend(units.iter().cloned());
     line(&words)
 }
@@ -12,11 +18,16 @@ pub fn systemctl(verb: &str, units: &[String]) -> String {
 /// Prints `<unit> <state>` per unit (systemctl is-active exits 0 if *any* unit
 /// is active, so each unit is asked alone).
 pub fn units_state(units: &[String]) -> String {
+    units_state_with(&["systemctl".to_string()], units)
+}
+
+pub fn units_state_with(prefix: &[String], units: &[String]) -> String {
+    let sc = line(prefix);
     units
         .iter()
         .map(|u| {
             format!(
-                "printf '%s %s\\n' {q} \"$(systemctl is-active {q})\"",
+                "printf '%s %s\\n' {q} \"$({sc} is-active {q})\"",
                 q = quote(u)
             )
         })
@@ -108,6 +119,19 @@ mod tests {
         assert_eq!(
             systemctl("stop", &units),
             "systemctl stop ui.service celery.service"
+        );
+        let sudo = vec![
+            "sudo".to_string(),
+            "-n".to_string(),
+            "systemctl".to_string(),
+        ];
+        assert_eq!(
+            systemctl_with(&sudo, "start", &units[..1]),
+            "sudo -n systemctl start ui.service"
+        );
+        assert_eq!(
+            units_state_with(&sudo, &units[..1]),
+            "printf '%s %s\\n' ui.service \"$(sudo -n systemctl is-active ui.service)\""
         );
         assert_eq!(
             units_state(&units),

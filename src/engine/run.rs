@@ -8,7 +8,7 @@ use super::events::{Event, Sink};
 use super::journal::{Ending, Journal, Record, RunState, SavedFile, StepStatus};
 use super::step::{staged_path, Hosts, Undo};
 use crate::model::colour::Colour;
-use crate::model::plan::{Action, MountVia, Phase, Plan, Step};
+use crate::model::plan::{Action, Phase, Plan, Step};
 use crate::model::roles::{RoleTable, Verdict};
 use crate::transport::{Expect, HostError};
 use crate::ui::prompt::{Prompter, StepChoice};
@@ -726,8 +726,9 @@ fn by_hand(a: &Action) -> String {
     match a {
         Action::StopUnits { host, units } => format!("on {host}: {}", commands::systemctl("stop", units)),
         Action::StartUnits { host, units } => format!("on {host}: {}", commands::systemctl("start", units)),
-        Action::SetMount { host, device, to, via: MountVia::Incus { host: via }, .. } => {
-            format!("on {via}: {}", commands::incus_set_source(host, device, to))
+        Action::SetMount { host, device, target, to, via, .. } => {
+            let (on, cmd) = super::step::set_command(via, host, device, target, to);
+            format!("on {on}: {cmd}")
         }
         Action::RewriteFstab { host, .. } => {
             format!("on {host}: restore /etc/fstab from the journal (record `begin`, files) and remount its targets")

@@ -61,15 +61,24 @@ impl<'a> Hosts<'a> {
         Ok(out)
     }
 
+    /// The host's systemctl command (the inventory may override it).
+    fn systemctl_of(&self, host: &str) -> Vec<String> {
+        self.inv
+            .host(host)
+            .map(|h| h.systemctl.clone())
+            .unwrap_or_else(|| vec!["systemctl".into()])
+    }
+
     /// Which of the units are active now.
     pub fn units_active(
         &self,
         host: &str,
         units: &[String],
     ) -> Result<BTreeMap<String, bool>, HostError> {
-        let out = self
-            .host(host)?
-            .run(&commands::units_state(units), self.timeout)?;
+        let out = self.host(host)?.run(
+            &commands::units_state_with(&self.systemctl_of(host), units),
+            self.timeout,
+        )?;
         let mut m = BTreeMap::new();
         for l in out.stdout.lines() {
             if let Some((u, s)) = l.split_once(' ') {
@@ -86,7 +95,7 @@ impl<'a> Hosts<'a> {
     pub fn start_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
         self.ok(
             host,
-            &commands::systemctl("start", units),
+            &commands::systemctl_with(&self.systemctl_of(host), "start", units),
             self.start_timeout,
         )?;
         let deadline = Instant::now() + self.start_timeout;
@@ -116,7 +125,7 @@ impl<'a> Hosts<'a> {
     pub fn stop_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
         self.ok(
             host,
-            &commands::systemctl("stop", units),
+            &commands::systemctl_with(&self.systemctl_of(host), "stop", units),
             self.start_timeout,
         )?;
         let state = self.units_active(host, units)?;
@@ -195,14 +204,11 @@ impl<'a> Hosts<'a> {
                 device,
                 target,
                 to,
-                via: MountVia::Incus { host: via },
+                via,
                 ..
             } => {
-                self.ok(
-                    via,
-                    &commands::incus_set_source(host, device, to),
-                    self.timeout,
-                )?;
+                let (on, cmd) = set_command(via, host, device, target, to);
+                self.ok(on, &cmd, self.timeout)?;
                 self.fixup(host, target)
             }
             Action::RewriteFstab {
@@ -267,27 +273,23 @@ impl<'a> Hosts<'a> {
                 from,
                 to,
                 via,
-            } => match via {
-                MountVia::Incus { host: via } => {
-                    let now = self.incus_source(via, host, device)?;
-                    if now == *from {
-                        return Ok(Undo::AlreadyAsBefore(format!("{device} is {from}")));
-                    }
-                    if now != *to {
-                        return Err(HostError::Other {
+            } => {
+                let (on, get) = get_command(via, host, device, target);
+                let now = self.ok(on, &get, self.timeout)?.stdout.trim().to_string();
+                if now == *from {
+                    return Ok(Undo::AlreadyAsBefore(format!("{device} is {from}")));
+                }
+                if now != *to {
+                    return Err(HostError::Other {
                             host: host.clone(),
                             reason: format!("{device} is now {now}, neither {from} (before) nor {to} (after): changed by someone else; not touched"),
                         });
-                    }
-                    self.ok(
-                        via,
-                        &commands::incus_set_source(host, device, from),
-                        self.timeout,
-                    )?;
-                    self.fixup(host, target)?;
-                    Ok(Undo::Undone)
                 }
-            },
+                let (on, cmd) = set_command(via, host, device, target, from);
+                self.ok(on, &cmd, self.timeout)?;
+                self.fixup(host, target)?;
+                Ok(Undo::Undone)
+            }
             Action::RewriteFstab { host, mounts, .. } => {
                 let r = self.restore_file(host, "/etc/fstab", saved, overwrite)?;
                 if r == Undo::Undone {
@@ -361,6 +363,54 @@ impl<'a> Hosts<'a> {
         })?;
         h.write_file(path, Expect::Sha256(&expect_sha), &bytes, s.mode, s.owner)?;
         Ok(Undo::Undone)
+    }
+}
+
+/// Where and how a mount driver sets a device's source.
+pub fn set_command<'v>(
+    via: &'v MountVia,
+    container: &str,
+    device: &str,
+    target: &str,
+    source: &str,
+) -> (&'v str, String) {
+    match via {
+        MountVia::Incus { host } => (host, commands::incus_set_source(container, device, source)),
+        MountVia::Command { host, set, .. } => (
+            host,
+            crate::transport::command::fill(
+                set,
+                &[
+                    ("container", container),
+                    ("device", device),
+                    ("target", target),
+                    ("source", source),
+                ],
+            ),
+        ),
+    }
+}
+
+/// Where and how a mount driver reports a device's source.
+pub fn get_command<'v>(
+    via: &'v MountVia,
+    container: &str,
+    device: &str,
+    target: &str,
+) -> (&'v str, String) {
+    match via {
+        MountVia::Incus { host } => (host, commands::incus_get_source(container, device)),
+        MountVia::Command { host, get, .. } => (
+            host,
+            crate::transport::command::fill(
+                get,
+                &[
+                    ("container", container),
+                    ("device", device),
+                    ("target", target),
+                ],
+            ),
+        ),
     }
 }
 

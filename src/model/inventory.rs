@@ -50,6 +50,9 @@ pub struct HostSpec {
     pub colour: Colour,
     pub tier: Tier,
     pub units: Vec<String>,
+    /// How units are driven on this host: `systemctl` unless the inventory
+    /// says otherwise (e.g. `["sudo", "-n", "systemctl"]`).
+    pub systemctl: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +116,16 @@ pub enum MountDriver {
     Incus,
     /// Bind mounts in each container's /etc/fstab.
     Fstab,
+    /// Templated `get` / `set` commands from the inventory, run on `host`
+    /// (Proxmox `pct`, plain LXC tooling, a site's own script).
+    Command,
+}
+
+impl MountDriver {
+    /// Whether the driver runs on a host of its own (not in the containers).
+    pub fn has_host(self) -> bool {
+        matches!(self, MountDriver::Incus | MountDriver::Command)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +136,11 @@ pub struct MountSpec {
     pub ssh: Option<Destination>,
     pub group: Option<String>,
     pub devices: Vec<DeviceSpec>,
+    /// The command that prints a device's source (placeholders `{container}`,
+    /// `{device}`, `{target}`); the incus driver's own for incus, empty for fstab.
+    pub get: Vec<String>,
+    /// The command that sets it (also `{source}`).
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +222,7 @@ struct RawHost {
     tier: Spanned<String>,
     #[serde(default)]
     units: Vec<Spanned<String>>,
+    systemctl: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +245,8 @@ struct RawMounts {
     ssh: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
     devices: Spanned<Vec<RawDevice>>,
+    get: Option<Spanned<Vec<String>>>,
+    set: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -412,12 +433,24 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
             units.push(u.get_ref().clone());
         }
         let ssh_dest = destination(ck, h.ssh.as_ref(), &name, "hosts.ssh")?;
+        let systemctl = match &h.systemctl {
+            Some(s) if s.get_ref().is_empty() || s.get_ref().iter().any(|w| w.is_empty()) => {
+                return Err(ck.err(
+                    s.span(),
+                    "hosts.systemctl",
+                    "give the command as a non-empty list of words",
+                ))
+            }
+            Some(s) => s.get_ref().clone(),
+            None => vec!["systemctl".to_string()],
+        };
         hosts.push(HostSpec {
             name,
             ssh: ssh_dest,
             colour,
             tier,
             units,
+            systemctl,
         });
     }
     for c in Colour::ALL {
@@ -630,43 +663,44 @@ fn build_mounts(
     let driver = match raw.driver.get_ref().as_str() {
         "incus" => MountDriver::Incus,
         "fstab" => MountDriver::Fstab,
+        "command" => MountDriver::Command,
         other => {
             return Err(ck.err(
                 raw.driver.span(),
                 "mounts.driver",
-                format!("{other:?} is not a mount driver: use \"incus\" or \"fstab\""),
+                format!("{other:?} is not a mount driver: use \"incus\", \"fstab\" or \"command\""),
             ))
         }
     };
-    let host = match (&raw.host, driver) {
-        (Some(h), MountDriver::Incus) => {
-            let name = host_name(ck, h, "mounts.host")?;
-            if containers.contains_key(&name) {
+    let (get, set) = templates(&raw, driver, ck)?;
+    let host =
+        match (&raw.host, driver) {
+            (Some(h), MountDriver::Incus | MountDriver::Command) => {
+                let name = host_name(ck, h, "mounts.host")?;
+                if containers.contains_key(&name) {
+                    return Err(ck.err(
+                        h.span(),
+                        "mounts.host",
+                        format!("{name} is a container; the incus driver runs on the Incus host"),
+                    ));
+                }
+                let _ = router;
+                Some(name)
+            }
+            (None, MountDriver::Incus | MountDriver::Command) => return Err(ck.err(
+                raw.driver.span(),
+                "mounts.host",
+                "this driver needs `host`, the machine that owns the containers (the Incus host)",
+            )),
+            (Some(h), MountDriver::Fstab) => {
                 return Err(ck.err(
                     h.span(),
                     "mounts.host",
-                    format!("{name} is a container; the incus driver runs on the Incus host"),
-                ));
+                    "the fstab driver works inside each container; remove `host`",
+                ))
             }
-            let _ = router;
-            Some(name)
-        }
-        (None, MountDriver::Incus) => {
-            return Err(ck.err(
-                raw.driver.span(),
-                "mounts.host",
-                "the incus driver needs `host`, the Incus host that owns the containers",
-            ))
-        }
-        (Some(h), MountDriver::Fstab) => {
-            return Err(ck.err(
-                h.span(),
-                "mounts.host",
-                "the fstab driver works inside each container; remove `host`",
-            ))
-        }
-        (None, MountDriver::Fstab) => None,
-    };
+            (None, MountDriver::Fstab) => None,
+        };
     let ssh = match (&host, &raw.ssh) {
         (Some(name), s) => Some(destination(ck, s.as_ref(), name, "mounts.ssh")?),
         (None, Some(s)) => {
@@ -722,7 +756,108 @@ fn build_mounts(
         ssh,
         group,
         devices,
+        get,
+        set,
     })
+}
+
+/// The get/set templates: required for the command driver, fixed for incus,
+/// absent for fstab. Placeholders are checked so a typo fails here, not mid-run.
+fn templates(
+    raw: &RawMounts,
+    driver: MountDriver,
+    ck: &Check,
+) -> Result<(Vec<String>, Vec<String>), InventoryError> {
+    let check = |v: &Spanned<Vec<String>>,
+                 field: &str,
+                 allowed: &[&str],
+                 needs: &[&str]|
+     -> Result<Vec<String>, InventoryError> {
+        let words = v.get_ref();
+        if words.is_empty() || words[0].is_empty() {
+            return Err(ck.err(
+                v.span(),
+                field,
+                "is empty: give the command as a list of words",
+            ));
+        }
+        let joined = words.join(" ");
+        let mut rest = joined.as_str();
+        while let Some(i) = rest.find('{') {
+            let after = &rest[i + 1..];
+            let Some(j) = after.find('}') else { break };
+            let name = &after[..j];
+            if !allowed.contains(&name) {
+                return Err(ck.err(
+                    v.span(),
+                    field,
+                    format!(
+                        "{{{name}}} is not a placeholder here; use {}",
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{a}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            rest = &after[j + 1..];
+        }
+        for n in needs {
+            if !joined.contains(&format!("{{{n}}}")) {
+                return Err(ck.err(v.span(), field, format!("must use {{{n}}}")));
+            }
+        }
+        Ok(words.clone())
+    };
+    match driver {
+        MountDriver::Command => {
+            let (Some(g), Some(s)) = (&raw.get, &raw.set) else {
+                return Err(ck.err(
+                    raw.driver.span(),
+                    "mounts.get",
+                    "the command driver needs `get` and `set` commands",
+                ));
+            };
+            Ok((
+                check(
+                    g,
+                    "mounts.get",
+                    &["container", "device", "target"],
+                    &["container"],
+                )?,
+                check(
+                    s,
+                    "mounts.set",
+                    &["container", "device", "target", "source"],
+                    &["container", "source"],
+                )?,
+            ))
+        }
+        MountDriver::Incus | MountDriver::Fstab => {
+            if let Some(x) = raw.get.as_ref().or(raw.set.as_ref()) {
+                return Err(ck.err(
+                    x.span(),
+                    "mounts.get",
+                    "only the command driver takes `get` and `set`",
+                ));
+            }
+            Ok(if driver == MountDriver::Incus {
+                (
+                    crate::transport::command::INCUS_GET
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                    crate::transport::command::INCUS_SET
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            })
+        }
+    }
 }
 
 fn build_roles(

@@ -96,7 +96,7 @@ impl<'o> Parsed<'o> {
         for h in &inv.hosts {
             let mut seen = BTreeMap::new();
             match inv.mounts.driver {
-                MountDriver::Incus => {
+                MountDriver::Incus | MountDriver::Command => {
                     for d in &inv.mounts.devices {
                         let src = obs
                             .mounts
@@ -105,7 +105,11 @@ impl<'o> Parsed<'o> {
                             .ok_or_else(|| InputError::NoMount {
                                 host: h.name.clone(),
                                 device: d.name.clone(),
-                                driver: "incus".into(),
+                                driver: if inv.mounts.driver == MountDriver::Incus {
+                                    "incus".into()
+                                } else {
+                                    "command".into()
+                                },
                             })?;
                         seen.insert(
                             d.name.clone(),

@@ -42,6 +42,12 @@ impl Phase {
 pub enum MountVia {
     /// `incus config device set` on the Incus host.
     Incus { host: String },
+    /// The inventory's `set` command (and `get` to inspect), on `host`.
+    Command {
+        host: String,
+        get: Vec<String>,
+        set: Vec<String>,
+    },
 }
 
 /// One bind mount whose source an /etc/fstab rewrite changes.
@@ -176,6 +182,11 @@ impl Action {
             } => match via {
                 MountVia::Incus { host: via } => {
                     format!("mount {to} at {target} in {host} (incus device {device}, on {via})")
+                }
+                MountVia::Command { host: via, .. } => {
+                    format!(
+                        "mount {to} at {target} in {host} (device {device}, set command on {via})"
+                    )
                 }
             },
             Action::RewriteFstab {
@@ -322,9 +333,16 @@ fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
         ));
     }
     match inv.mounts.driver {
-        MountDriver::Incus => {
-            let via = MountVia::Incus {
-                host: inv.mounts.host.clone().unwrap_or_default(),
+        MountDriver::Incus | MountDriver::Command => {
+            let host = inv.mounts.host.clone().unwrap_or_default();
+            let via = if inv.mounts.driver == MountDriver::Incus {
+                MountVia::Incus { host }
+            } else {
+                MountVia::Command {
+                    host,
+                    get: inv.mounts.get.clone(),
+                    set: inv.mounts.set.clone(),
+                }
             };
             for m in &swap.mounts {
                 actions.push((

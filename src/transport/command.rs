@@ -30,17 +30,58 @@ pub fn line<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
-/// Reports the source of a container's disk device, one per line as
-/// `<container> <device> <source>`, for all pairs in one round trip. A pair
-/// whose lookup fails prints nothing and makes the whole command fail.
-pub fn incus_get_sources(pairs: &[(String, String)]) -> String {
-    // `s=$(…)` takes the lookup's exit status, so `set -e` stops at the first
-    // failing pair (a `$(…)` inside printf's arguments would not).
+/// The incus driver's commands, as templates.
+pub const INCUS_GET: [&str; 7] = [
+    "incus",
+    "config",
+    "device",
+    "get",
+    "{container}",
+    "{device}",
+    "source",
+];
+pub const INCUS_SET: [&str; 7] = [
+    "incus",
+    "config",
+    "device",
+    "set",
+    "{container}",
+    "{device}",
+    "source={source}",
+];
+
+/// Fills a command template: `{name}` inside any word is replaced by its
+/// value, then every word is quoted. Values can never split or add words.
+pub fn fill<S: AsRef<str>>(template: &[S], vars: &[(&str, &str)]) -> String {
+    let words: Vec<String> = template
+        .iter()
+        .map(|w| {
+            let mut w = w.as_ref().to_string();
+            for (k, v) in vars {
+                w = w.replace(&format!("{{{k}}}"), v);
+            }
+            w
+        })
+        .collect();
+    line(&words)
+}
+
+/// Reports the source of each (container, device) with the driver's `get`
+/// template, one line per pair as `<container> <device> <source>`, in one
+/// round trip. `s=$(…)` takes the lookup's exit status, so `set -e` stops at
+/// the first failing pair (a `$(…)` inside printf's arguments would not).
+pub fn get_sources<S: AsRef<str>>(pairs: &[(String, String)], get: &[S]) -> String {
     let mut parts = vec!["set -e".to_string()];
     for (c, d) in pairs {
-        let (qc, qd) = (quote(c), quote(d));
-        parts.push(format!("s=$(incus config device get {qc} {qd} source)"));
-        parts.push(format!("printf '%s %s %s\\n' {qc} {qd} \"$s\""));
+        parts.push(format!(
+            "s=$({})",
+            fill(get, &[("container", c), ("device", d)])
+        ));
+        parts.push(format!(
+            "printf '%s %s %s\\n' {} {} \"$s\"",
+            quote(c),
+            quote(d)
+        ));
     }
     parts.join("; ")
 }
@@ -157,11 +198,12 @@ mod tests {
             ("c 2".to_string(), "d".to_string()),
         ];
         assert_eq!(
-            incus_get_sources(&pairs),
+            get_sources(&pairs, &INCUS_GET),
             "set -e; s=$(incus config device get rdm-invenio-ui-blue external-data source); printf '%s %s %s\\n' rdm-invenio-ui-blue external-data \"$s\"; s=$(incus config device get 'c 2' d source); printf '%s %s %s\\n' 'c 2' d \"$s\""
         );
         // A failing lookup fails the whole command, with incus's own message.
-        let script = incus_get_sources(&pairs).replace("incus config", "false && incus config");
+        let script =
+            get_sources(&pairs, &INCUS_GET).replace("incus config", "false && incus config");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
@@ -169,6 +211,32 @@ mod tests {
             .expect("sh");
         assert!(!out.status.success());
         assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn templates_quote_every_word() {
+        assert_eq!(
+            fill(
+                &["pct", "set", "{container}", "-mp0", "{source},mp={target}"],
+                &[
+                    ("container", "101"),
+                    ("source", "/srv/a b"),
+                    ("target", "/opt/x")
+                ]
+            ),
+            "pct set 101 -mp0 '/srv/a b,mp=/opt/x'"
+        );
+        assert_eq!(
+            fill(
+                &INCUS_SET,
+                &[
+                    ("container", "c"),
+                    ("device", "d"),
+                    ("source", "$(rm -rf /)")
+                ]
+            ),
+            "incus config device set c d 'source=$(rm -rf /)'"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn targets(inv: &Inventory, ssh_config_text: Option<&str>, home: Option<&Pat
         ssh_config_text,
         home,
     ));
-    if let (MountDriver::Incus, Some(h), Some(d)) =
+    if let (MountDriver::Incus | MountDriver::Command, Some(h), Some(d)) =
         (inv.mounts.driver, &inv.mounts.host, &inv.mounts.ssh)
     {
         out.push(Target::resolve(h, d, &inv.ssh, ssh_config_text, home));

@@ -143,19 +143,21 @@ pub trait Host: Send + Sync {
     /// A TCP connection opened *from* this host, for probes.
     fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError>;
 
-    /// The source of each (container, device) as the Incus host reports it.
-    fn incus_sources(
+    /// The source of each (container, device) as the mount driver's `get`
+    /// command reports it on this host.
+    fn mount_sources(
         &self,
         pairs: &[(String, String)],
+        get: &[String],
         timeout: Duration,
     ) -> Result<Vec<(String, String, String)>, HostError> {
-        let cmd = command::incus_get_sources(pairs);
+        let cmd = command::get_sources(pairs, get);
         let out = self.run(&cmd, timeout)?;
         if out.status != 0 {
             return Err(HostError::Other {
                 host: self.name().to_string(),
                 reason: format!(
-                    "`incus config device get` failed (exit {}): {}",
+                    "the mount driver's get command failed (exit {}): {}",
                     out.status,
                     out.stderr.trim()
                 ),

@@ -57,7 +57,7 @@ pub fn observe(
         .or_default()
         .push(inv.router.routes_file().to_string());
     let incus = match (inv.mounts.driver, &inv.mounts.host) {
-        (MountDriver::Incus, Some(h)) => {
+        (MountDriver::Incus | MountDriver::Command, Some(h)) => {
             let pairs: Vec<(String, String)> = inv
                 .hosts
                 .iter()
@@ -96,7 +96,7 @@ pub fn observe(
                         }
                     }
                     let sources = match incus {
-                        Some((_, pairs)) => host.incus_sources(pairs, timeout)?,
+                        Some((_, pairs)) => host.mount_sources(pairs, &inv.mounts.get, timeout)?,
                         None => Vec::new(),
                     };
                     Ok((read, sources))

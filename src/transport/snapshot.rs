@@ -139,9 +139,10 @@ impl Host for SnapshotHost {
         Err(self.read_only("open connections"))
     }
 
-    fn incus_sources(
+    fn mount_sources(
         &self,
         pairs: &[(String, String)],
+        _get: &[String],
         _timeout: Duration,
     ) -> Result<Vec<(String, String, String)>, HostError> {
         Ok(pairs
