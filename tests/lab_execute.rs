@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -348,11 +348,13 @@ fn start_paused(t: &T, n: usize, extra: &[&str]) -> (std::process::Child, PathBu
 
 fn finish(child: std::process::Child) -> Run {
     let out = child.wait_with_output().expect("wait");
-    Run {
+    let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    assert_no_secret("execute", &r.all());
+    r
 }
 
 #[test]
@@ -555,13 +557,7 @@ fn ctrl_c_stops_at_a_step_boundary_and_rolls_back() {
     reset();
     let t = T::new(l);
     let before = t.capture(l, "before");
-    let flag = t.state().join("bgswap/imperial-ae/paused-before-step-9");
-    let script = format!(
-        r#"[{{"expect": ":"}}, {{"send": "green\r"}}, {{"expect": "staged"}}, {{"sleep": 0.1}}, {{"wait_file": "{}"}}]"#,
-        flag.display()
-    );
-    let _ = script;
-    // The driver cannot watch files; wait for the pause in this thread instead.
+    // Ctrl-C arrives while bgswap waits before step 9 (the test seam).
     let t_ref = &t;
     let handle = std::thread::scope(|s| {
         let h = s.spawn(move || {
@@ -583,7 +579,6 @@ fn ctrl_c_stops_at_a_step_boundary_and_rolls_back() {
         "the cursor is shown again"
     );
     assert_as_before(&t, l, &before, "after Ctrl-C");
-    let _ = Path::new("");
     reset();
 }
 
@@ -730,5 +725,27 @@ fn the_command_mount_driver_and_a_per_host_systemctl() {
     let r = t.run(&["rollback", "--yes"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_as_before(&t, l, &before, "command driver round trip");
+    reset();
+}
+
+#[test]
+fn rollback_does_not_take_the_lock_of_a_run_that_is_alive() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let t = T::new(l);
+    let (child, flag) = start_paused(&t, 5, &[]);
+    let r = t.run(&["rollback", "--yes"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("the run to roll back still holds the lock"),
+        "{}",
+        r.stderr
+    );
+    fs::remove_file(&flag).expect("unpause");
+    let r = finish(child);
+    assert_eq!(r.code, 0, "the live run was not disturbed: {}", r.all());
+    assert_no_secret("execute", &r.all());
+    assert_eq!(t.run(&["rollback", "--yes"]).code, 0);
     reset();
 }

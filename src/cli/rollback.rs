@@ -57,6 +57,14 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
     }
     let s = session::open_with(inv, hosts, &a.run, "rollback", Some(&st.run))?;
     let result = (|| {
+        // Under the lock, the journal must still be the one read before it.
+        let again = s.latest_journal()?;
+        let still = again.as_ref().and_then(|r| RunState::from_records(r));
+        if still.as_ref().map(|x| (&x.run, x.status.clone(), x.ending))
+            != Some((&st.run, st.status.clone(), st.ending))
+        {
+            return Err(Failure::refused("the journal changed while the lock was being taken; nothing was changed. Run rollback again"));
+        }
         // Files someone changed since the run: show the diff, refuse unless asked.
         let mut changed = Vec::new();
         for f in &st.files {

@@ -136,6 +136,8 @@ pub fn open_with(
     let router = hosts
         .get(&inv.router.host)
         .ok_or_else(|| Failure::failed(format!("{}: not connected", inv.router.host)))?;
+    // Ctrl-C (and SIGTERM, SIGHUP) from here on stops at a step boundary.
+    install_interrupt_handler();
     let mine = LockInfo::mine(&run_id, command);
     let held = match lock::acquire(router.as_ref(), &inv.deployment, mine.clone()) {
         Ok(h) => h,
@@ -147,10 +149,15 @@ pub fn open_with(
             // Only the lock of the very run being rolled back may be taken over.
             let current = lock::read(router.as_ref(), &inv.deployment).ok().flatten();
             match (take_over, current) {
-                (Some(run), Some((Some(info), sha))) if info.run == run => {
+                (Some(run), Some((Some(info), sha))) if info.run == run && holder_is_dead(&info) => {
                     eprintln!("bgswap: taking over the lock left by the interrupted run: {holder}");
                     lock::remove_if(router.as_ref(), &path, &sha).map_err(|e| Failure::failed(e.to_string()))?;
                     lock::acquire(router.as_ref(), &inv.deployment, mine).map_err(|e| Failure::refused(e.to_string()))?
+                }
+                (Some(run), Some((Some(info), _))) if info.run == run => {
+                    return Err(Failure::refused(format!(
+                        "the run to roll back still holds the lock {path} on {rname}: {holder}, and bgswap cannot tell that it is dead (it is alive, or on another machine). Nothing was changed. Stop it (Ctrl-C rolls it back), or if you are sure it is dead, `bgswap lock break` and run rollback again"
+                    )))
                 }
                 _ => {
                     return Err(Failure::refused(format!(
@@ -163,16 +170,6 @@ pub fn open_with(
             return Err(Failure::failed(format!("cannot take the lock: {h}")))
         }
     };
-    if INSTALL_HANDLER.swap(false, Ordering::SeqCst) {
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!("\nbgswap: already stopping; rolling back what was done, please wait");
-            } else {
-                eprintln!("\nbgswap: Ctrl-C: stopping at the next step boundary and rolling back");
-            }
-            let _ = console_show_cursor();
-        });
-    }
     Ok(Session {
         inv,
         hosts,
@@ -185,6 +182,30 @@ pub fn open_with(
 }
 
 static INSTALL_HANDLER: AtomicBool = AtomicBool::new(true);
+
+fn install_interrupt_handler() {
+    if INSTALL_HANDLER.swap(false, Ordering::SeqCst) {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("\nbgswap: already stopping; rolling back what was done, please wait");
+            } else {
+                eprintln!(
+                    "\nbgswap: interrupted: stopping at the next step boundary and rolling back"
+                );
+            }
+            let _ = console_show_cursor();
+        });
+    }
+}
+
+/// A lock's holder is known dead only when it ran on this machine and its
+/// process is gone; a holder elsewhere may be alive.
+fn holder_is_dead(info: &LockInfo) -> bool {
+    let here = LockInfo::mine("", "").machine;
+    info.machine == here
+        && info.pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{}", info.pid)).exists()
+}
 
 fn console_show_cursor() -> std::io::Result<()> {
     use std::io::Write;
@@ -275,9 +296,39 @@ pub fn latest_journal(
     hosts: &BTreeMap<String, Box<dyn Host>>,
     state_dir: &Path,
 ) -> Result<Option<Vec<Record>>, Failure> {
-    let local = journal::load_local(state_dir, &inv.deployment)
-        .map_err(|e| Failure::failed(e.to_string()))?;
-    let rpath = format!("{}/journal.jsonl", journal::remote_dir(&inv.deployment));
+    let latest = journal_pair(inv, hosts, state_dir, "journal.jsonl")?;
+    // A run that changed nothing must not hide the run before it.
+    let changed_nothing = latest
+        .as_ref()
+        .and_then(|r| RunState::from_records(r))
+        .is_some_and(|s| s.ending == Some(Ending::NothingChanged));
+    if changed_nothing {
+        if let Some(prev) = journal_pair(inv, hosts, state_dir, "journal.prev.jsonl")? {
+            return Ok(Some(prev));
+        }
+    }
+    Ok(latest)
+}
+
+/// The local journal of that name and the router's copy, reconciled: the
+/// longer one for the same run, the router's (every run writes its beginning
+/// there first) for different runs.
+fn journal_pair(
+    inv: &Inventory,
+    hosts: &BTreeMap<String, Box<dyn Host>>,
+    state_dir: &Path,
+    name: &str,
+) -> Result<Option<Vec<Record>>, Failure> {
+    let lpath = journal::local_path(state_dir, &inv.deployment).with_file_name(name);
+    let local = match std::fs::read_to_string(&lpath) {
+        Ok(t) => Some(
+            journal::parse(&lpath.display().to_string(), &t)
+                .map_err(|e| Failure::failed(e.to_string()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Failure::failed(format!("{}: {e}", lpath.display()))),
+    };
+    let rpath = format!("{}/{name}", journal::remote_dir(&inv.deployment));
     let remote = match hosts.get(&inv.router.host) {
         Some(r) => match r.read_file(&rpath) {
             Ok(Some(f)) => Some(
@@ -293,20 +344,16 @@ pub fn latest_journal(
         },
         None => None,
     };
-    let begin_at = |rs: &Vec<Record>| match rs.first() {
-        Some(Record::Begin { at, run, .. }) => (at.clone(), run.clone()),
-        _ => (String::new(), String::new()),
+    let run_of = |rs: &Vec<Record>| match rs.first() {
+        Some(Record::Begin { run, .. }) => run.clone(),
+        _ => String::new(),
     };
     Ok(match (local, remote) {
         (Some(l), Some(r)) => {
-            let (la, lr) = begin_at(&l);
-            let (ra, rr) = begin_at(&r);
-            if lr == rr {
-                Some(if r.len() > l.len() { r } else { l })
-            } else if ra > la {
-                Some(r)
-            } else {
+            if run_of(&l) == run_of(&r) && l.len() > r.len() {
                 Some(l)
+            } else {
+                Some(r)
             }
         }
         (l, r) => l.or(r),

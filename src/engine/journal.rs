@@ -219,11 +219,22 @@ impl<'h> Journal<'h> {
                     }));
                 }
                 let rpath = format!("{rdir}/journal.jsonl");
+                // The previous run's copy is kept, as locally.
+                let prev = format!("{rdir}/journal.prev.jsonl");
+                let _ = h.run(
+                    &format!(
+                        "if [ -e {p} ]; then mv -f -- {p} {q}; fi",
+                        p = crate::transport::command::quote(&rpath),
+                        q = crate::transport::command::quote(&prev)
+                    ),
+                    std::time::Duration::from_secs(30),
+                );
                 let existing = h.read_file(&rpath)?.map(|f| f.sha256);
                 Some((h, rpath, existing))
             }
             None => None,
         };
+        sync_dir(&dir);
         Ok(Journal {
             path,
             file,
@@ -326,34 +337,64 @@ impl<'h> Journal<'h> {
     /// Appends and copies the whole journal to the router at once.
     pub fn append_synced(&mut self, r: Record) -> Result<(), JournalError> {
         self.append(r)?;
-        self.sync_remote();
+        if let Err(e) = self.sync_remote() {
+            if self.remote_error.is_none() {
+                self.remote_error = Some(e.to_string());
+            }
+        }
         Ok(())
     }
 
     /// Copies the journal to the router (compare-and-swap against the copy
     /// written before). Done at phase boundaries, after the phase's intents:
     /// a copy that lags names more steps as started, never fewer, and
-    /// rollback inspects every started step.
-    pub fn sync_remote(&mut self) {
-        if let Some((h, rpath, last)) = &mut self.remote {
-            if last.as_deref()
-                == Some(crate::model::observation::sha256_hex(self.text.as_bytes()).as_str())
-            {
-                return;
-            }
+    /// rollback inspects every started step. If the copy on the router is an
+    /// earlier state of this very journal (a write whose answer was lost), it
+    /// realigns and writes again.
+    pub fn sync_remote(&mut self) -> Result<(), JournalError> {
+        let Some((h, rpath, last)) = &mut self.remote else {
+            return Ok(());
+        };
+        let now = crate::model::observation::sha256_hex(self.text.as_bytes());
+        if last.as_deref() == Some(now.as_str()) {
+            return Ok(());
+        }
+        let attempt = |last: &Option<String>| {
             let expect = match last.as_deref() {
                 Some(sha) => Expect::Sha256(sha),
                 None => Expect::Absent,
             };
-            match h.write_file(rpath, expect, self.text.as_bytes(), Some(0o600), None) {
-                Ok(()) => *last = Some(crate::model::observation::sha256_hex(self.text.as_bytes())),
-                Err(e) => {
-                    if self.remote_error.is_none() {
-                        self.remote_error = Some(e.to_string());
+            h.write_file(rpath, expect, self.text.as_bytes(), Some(0o600), None)
+        };
+        match attempt(last) {
+            Ok(()) => {
+                *last = Some(now);
+                Ok(())
+            }
+            Err(HostError::Drift { .. }) => {
+                let there = h.read_file(rpath)?;
+                match there {
+                    Some(f) if self.text.starts_with(&f.text) => {
+                        *last = Some(f.sha256);
+                        attempt(last)?;
+                        *last = Some(now);
+                        Ok(())
                     }
+                    _ => Err(JournalError::Remote(HostError::Other {
+                        host: h.name().into(),
+                        reason: format!("{rpath} was changed by someone else during the run"),
+                    })),
                 }
             }
+            Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Makes a directory entry (a new or renamed journal) durable.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 

@@ -69,10 +69,12 @@ fn jappend_synced(j: &Mutex<Journal>, r: Record) -> Result<(), String> {
     g.append_synced(r).map_err(|e| e.to_string())
 }
 
-fn jsync(j: &Mutex<Journal>) {
-    if let Ok(mut g) = j.lock() {
-        g.sync_remote();
-    }
+fn jsync(j: &Mutex<Journal>) -> Result<(), String> {
+    let mut g = j
+        .lock()
+        .map_err(|_| "the journal lock is poisoned".to_string())?;
+    g.sync_remote()
+        .map_err(|e| format!("cannot update the journal copy on the router: {e}"))
 }
 
 fn pause_if_asked(ctx: &Ctx, n: usize) {
@@ -189,7 +191,7 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
         Ok(())
     } else {
         remove_staged(ctx, plan);
-        Err(errors.join("; "))
+        Err(crate::mask::mask_text(&errors.join("; ")))
     }
 }
 
@@ -323,21 +325,25 @@ pub fn execute(
         // Every step of the phase is journaled as intended before any runs,
         // and the router's copy updated once: it never names fewer steps as
         // started than ran.
+        let mut journaled = Ok(());
         for st in steps {
-            if let Err(e) = jappend(
-                &journal,
-                Record::Intent {
-                    n: st.n,
-                    at: super::journal::utc_now(),
-                },
-            ) {
-                return finish(ctx, &journal, t0, Outcome::Incomplete {
-                    cause: format!("cannot journal step {}: {e}", st.n),
-                    report: "nothing of this phase ran; run `bgswap rollback` to undo the phases before".into(),
-                });
-            }
+            journaled = journaled.and_then(|_| {
+                jappend(
+                    &journal,
+                    Record::Intent {
+                        n: st.n,
+                        at: super::journal::utc_now(),
+                    },
+                )
+                .map_err(|e| format!("cannot journal step {}: {e}", st.n))
+            });
         }
-        jsync(&journal);
+        // The router's copy must name this phase's steps before any runs, or a
+        // rollback from another machine could miss them.
+        if let Err(e) = journaled.and_then(|_| jsync(&journal)) {
+            failure = Some(format!("{e}; nothing of phase {} ran", i + 1));
+            break;
+        }
         let by_host = group(steps.iter().map(|s| (s.action.host().to_string(), *s)));
         let errs: Vec<String> = std::thread::scope(|s| {
             let hs: Vec<_> = by_host
@@ -350,6 +356,9 @@ pub fn execute(
                                 return Some("interrupted (Ctrl-C)".into());
                             }
                             pause_if_asked(ctx, st.n);
+                            if ctx.interrupted.load(Ordering::SeqCst) {
+                                return Some("interrupted (Ctrl-C)".into());
+                            }
                             let what = st.action.describe();
                             let host = st.action.host().to_string();
                             ctx.sink.emit(&Event::StepStarted {
@@ -405,7 +414,7 @@ pub fn execute(
                 })
                 .collect()
         });
-        jsync(&journal);
+        let _ = jsync(&journal);
         ctx.sink.emit(&Event::PhaseDone {
             index: i + 1,
             name: phase.as_str().into(),
@@ -541,142 +550,77 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         },
     );
     let mut failed: Vec<(usize, String)> = Vec::new();
-    let mut reload_needed: Option<&Step> = None;
-    for i in todo {
+    // The router reloads right after its files are back (never before, never
+    // if one could not be restored), and only if a reload may have run.
+    let reload = todo.iter().copied().find(|&i| {
+        matches!(st.steps[i].action, Action::Reload { .. })
+            && st.status[i] != StepStatus::NotStarted
+    });
+    let router_files: Vec<usize> = todo
+        .iter()
+        .copied()
+        .filter(|&i| {
+            st.steps[i].action.host() == st.router_host
+                && matches!(st.steps[i].action, Action::WriteFile { .. })
+        })
+        .collect();
+    let mut router_ok = true;
+    let mut reloaded = false;
+    for i in todo.iter().copied() {
         let step = &st.steps[i];
-        let host = step.action.host().to_string();
-        let what = step.inverse.describe();
-        // The router reloads after its config is back, not before: done last.
-        if matches!(step.action, Action::Reload { .. }) {
-            reload_needed = Some(step);
+        if matches!(step.action, Action::Reload { .. }) || st.status[i] == StepStatus::NotStarted {
             continue;
         }
-        if st.status[i] == StepStatus::NotStarted {
-            continue;
-        }
-        ctx.sink.emit(&Event::UndoStarted {
-            n: step.n,
-            host: host.clone(),
-            what: what.clone(),
-        });
-        let t = Instant::now();
-        let result = match ctx.hosts.undo(&step.action, &st.files, ctx.overwrite_changed) {
-            // A write that failed its compare-and-swap never wrote: a file
-            // changed by someone else then is theirs, not ours to undo.
-            Err(HostError::Drift { found, .. })
-                if st.status[i] == StepStatus::Failed && matches!(step.action, Action::WriteFile { .. }) =>
-            {
-                Ok(Undo::AlreadyAsBefore(format!(
-                    "bgswap never wrote it (its write was refused); it now has sha256 {found} from someone else, left as it is"
-                )))
-            }
-            r => r,
-        };
-        match result {
-            Ok(Undo::Undone) => {
-                let _ = jappend(
-                    journal,
-                    Record::Undone {
-                        n: step.n,
-                        at: super::journal::utc_now(),
-                    },
-                );
-                let on_router = host == st.router_host;
-                ctx.sink.emit(&Event::UndoDone {
+        // Units stay stopped where a mount, config or fstab could not be put
+        // back: a running copy on the wrong data or config is worse than none.
+        if matches!(step.action, Action::StopUnits { .. }) && !failed.is_empty() {
+            let msg = "left stopped: an earlier undo failed, and starting the units could run them on the wrong data or config".to_string();
+            let _ = jappend(
+                journal,
+                Record::UndoFailed {
                     n: step.n,
-                    host,
-                    what,
-                    took: t.elapsed(),
-                });
-                if on_router
-                    && matches!(step.action, Action::WriteFile { .. })
-                    && reload_needed.is_none()
-                {
-                    reload_needed = st
-                        .steps
-                        .iter()
-                        .find(|s| matches!(s.action, Action::Reload { .. }));
+                    at: super::journal::utc_now(),
+                    error: msg.clone(),
+                },
+            );
+            ctx.sink.emit(&Event::UndoFailed {
+                n: step.n,
+                host: step.action.host().into(),
+                what: step.inverse.describe(),
+                error: msg.clone(),
+            });
+            failed.push((i, msg));
+            continue;
+        }
+        let ok = undo_one(ctx, journal, st, i, &mut failed);
+        if router_files.contains(&i) {
+            router_ok &= ok;
+            let last_router_file = router_files.iter().all(|&j| {
+                j == i || todo.iter().position(|&x| x == j) < todo.iter().position(|&x| x == i)
+            });
+            if last_router_file && router_ok && !reloaded {
+                if let Some(r) = reload {
+                    undo_one(ctx, journal, st, r, &mut failed);
+                    reloaded = true;
                 }
-            }
-            Ok(Undo::AlreadyAsBefore(why)) => {
-                let _ = jappend(
-                    journal,
-                    Record::UndoSkipped {
-                        n: step.n,
-                        at: super::journal::utc_now(),
-                        why: why.clone(),
-                    },
-                );
-                ctx.sink.emit(&Event::UndoSkipped {
-                    n: step.n,
-                    host,
-                    why,
-                });
-            }
-            Err(e) => {
-                let error = crate::mask::mask_text(&e.to_string());
-                let _ = jappend(
-                    journal,
-                    Record::UndoFailed {
-                        n: step.n,
-                        at: super::journal::utc_now(),
-                        error: error.clone(),
-                    },
-                );
-                ctx.sink.emit(&Event::UndoFailed {
-                    n: step.n,
-                    host,
-                    what,
-                    error: error.clone(),
-                });
-                failed.push((i, error));
             }
         }
     }
-    if let Some(step) = reload_needed {
-        let host = step.action.host().to_string();
-        let what = step.inverse.describe();
-        ctx.sink.emit(&Event::UndoStarted {
-            n: step.n,
-            host: host.clone(),
-            what: what.clone(),
-        });
-        let t = Instant::now();
-        match ctx.hosts.forward(&step.inverse) {
-            Ok(()) => {
-                let _ = jappend(
-                    journal,
-                    Record::Undone {
-                        n: step.n,
-                        at: super::journal::utc_now(),
-                    },
-                );
-                ctx.sink.emit(&Event::UndoDone {
-                    n: step.n,
-                    host,
-                    what,
-                    took: t.elapsed(),
-                });
-            }
-            Err(e) => {
-                let error = crate::mask::mask_text(&e.to_string());
-                let _ = jappend(
-                    journal,
-                    Record::UndoFailed {
-                        n: step.n,
-                        at: super::journal::utc_now(),
-                        error: error.clone(),
-                    },
-                );
-                ctx.sink.emit(&Event::UndoFailed {
-                    n: step.n,
-                    host,
-                    what,
-                    error: error.clone(),
-                });
-                failed.push((step.n - 1, error));
-            }
-        }
+    if let (Some(r), false, true) = (reload, reloaded, router_files.is_empty()) {
+        // Reloaded forward but no router file to restore (it was never written): reload anyway.
+        undo_one(ctx, journal, st, r, &mut failed);
+    }
+    if let (Some(r), false) = (reload, router_ok) {
+        let msg = "not reloaded: the router config could not be restored, and reloading would load the new routes".to_string();
+        let _ = jappend(
+            journal,
+            Record::UndoFailed {
+                n: st.steps[r].n,
+                at: super::journal::utc_now(),
+                error: msg.clone(),
+            },
+        );
+        failed.push((r, msg));
     }
     // Staged copies of an interrupted run are ours; nothing uses them.
     for f in &st.files {
@@ -688,7 +632,10 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         match verify(ctx, st.demote) {
             Ok(()) => Outcome::RolledBack(cause.into()),
             Err(e) => Outcome::Incomplete {
-                cause: format!("{cause}; after undoing every step, verification failed: {e}"),
+                cause: format!(
+                    "{cause}; after undoing every step, verification failed: {}",
+                    crate::mask::mask_text(&e)
+                ),
                 report: manual_report(st, &[]),
             },
         }
@@ -696,6 +643,96 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         Outcome::Incomplete {
             cause: cause.into(),
             report: manual_report(st, &failed),
+        }
+    }
+}
+
+/// Undoes step `i` after inspecting it; records and reports the outcome.
+/// True when the step is as before now (undone, or found so).
+fn undo_one(
+    ctx: &Ctx,
+    journal: &Mutex<Journal>,
+    st: &RunState,
+    i: usize,
+    failed: &mut Vec<(usize, String)>,
+) -> bool {
+    let step = &st.steps[i];
+    let host = step.action.host().to_string();
+    let what = step.inverse.describe();
+    ctx.sink.emit(&Event::UndoStarted {
+        n: step.n,
+        host: host.clone(),
+        what: what.clone(),
+    });
+    let t = Instant::now();
+    let result = match &step.action {
+        // A reload is undone by reloading (the restored config).
+        Action::Reload { .. } => ctx.hosts.forward(&step.inverse).map(|_| Undo::Undone),
+        a => match ctx.hosts.undo(a, &st.files, ctx.overwrite_changed) {
+            // A write that failed its compare-and-swap never wrote: a file
+            // changed by someone else then is theirs, not ours to undo.
+            Err(HostError::Drift { found, .. })
+                if st.status[i] == StepStatus::Failed
+                    && matches!(a, Action::WriteFile { .. } | Action::RewriteFstab { .. }) =>
+            {
+                Ok(Undo::AlreadyAsBefore(format!(
+                    "bgswap never wrote it (its write was refused); it now has sha256 {found} from someone else, left as it is"
+                )))
+            }
+            r => r,
+        },
+    };
+    match result {
+        Ok(Undo::Undone) => {
+            let _ = jappend(
+                journal,
+                Record::Undone {
+                    n: step.n,
+                    at: super::journal::utc_now(),
+                },
+            );
+            ctx.sink.emit(&Event::UndoDone {
+                n: step.n,
+                host,
+                what,
+                took: t.elapsed(),
+            });
+            true
+        }
+        Ok(Undo::AlreadyAsBefore(why)) => {
+            let _ = jappend(
+                journal,
+                Record::UndoSkipped {
+                    n: step.n,
+                    at: super::journal::utc_now(),
+                    why: why.clone(),
+                },
+            );
+            ctx.sink.emit(&Event::UndoSkipped {
+                n: step.n,
+                host,
+                why,
+            });
+            true
+        }
+        Err(e) => {
+            let error = crate::mask::mask_text(&e.to_string());
+            let _ = jappend(
+                journal,
+                Record::UndoFailed {
+                    n: step.n,
+                    at: super::journal::utc_now(),
+                    error: error.clone(),
+                },
+            );
+            ctx.sink.emit(&Event::UndoFailed {
+                n: step.n,
+                host,
+                what,
+                error: error.clone(),
+            });
+            failed.push((i, error));
+            false
         }
     }
 }

@@ -205,10 +205,21 @@ impl<'a> Hosts<'a> {
                 target,
                 to,
                 via,
-                ..
+                from,
             } => {
-                let (on, cmd) = set_command(via, host, device, target, to);
-                self.ok(on, &cmd, self.timeout)?;
+                // Compare-and-swap for mounts too: only from the source planned.
+                let (on, get) = get_command(via, host, device, target);
+                let now = self.ok(on, &get, self.timeout)?.stdout.trim().to_string();
+                if now != *from && now != *to {
+                    return Err(HostError::Other {
+                        host: host.clone(),
+                        reason: format!("{device} is now {now}, not {from} as planned: changed since the plan; not touched"),
+                    });
+                }
+                if now != *to {
+                    let (on, cmd) = set_command(via, host, device, target, to);
+                    self.ok(on, &cmd, self.timeout)?;
+                }
                 self.fixup(host, target)
             }
             Action::RewriteFstab {

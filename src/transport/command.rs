@@ -99,9 +99,11 @@ pub fn replace_if_hash(path: &str, tmp: &str, expected: &str) -> String {
 }
 
 /// Moves `tmp` to `path` only if `path` does not exist yet.
+/// `ln` (link(2)) fails atomically when the target exists: two writers can
+/// never both create it (the lock relies on this).
 pub fn create_if_absent(path: &str, tmp: &str) -> String {
     let (p, t) = (quote(path), quote(tmp));
-    format!("if [ -e {p} ] || [ -L {p} ]; then rm -f -- {t}; echo 'exists' >&2; exit 3; else mv -f -- {t} {p}; fi")
+    format!("if ln -- {t} {p} 2>/dev/null; then rm -f -- {t}; else rm -f -- {t}; echo 'exists' >&2; exit 3; fi")
 }
 
 /// Wraps a command (in a subshell, so that its `exit` is caught) so that its
@@ -110,6 +112,13 @@ pub fn create_if_absent(path: &str, tmp: &str) -> String {
 /// success.
 pub fn with_status_marker(cmd: &str) -> String {
     format!("(\n{cmd}\n); printf '\\n{STATUS_MARKER}%d\\n' \"$?\" >&2")
+}
+
+/// Like [`with_status_marker`], but the host itself ends the command after
+/// `secs` (TERM, then KILL 5 s later), so that a command bgswap gave up on
+/// cannot land later behind its back. Exit 124 means it timed out.
+pub fn bounded(cmd: &str, secs: u64) -> String {
+    with_status_marker(&format!("timeout -k 5 {secs} sh -c {}", quote(cmd)))
 }
 
 pub const STATUS_MARKER: &str = "bgswap-exit-status=";
@@ -247,7 +256,24 @@ mod tests {
         );
         assert_eq!(
             create_if_absent("/a", "/.a.t"),
-            "if [ -e /a ] || [ -L /a ]; then rm -f -- /.a.t; echo 'exists' >&2; exit 3; else mv -f -- /.a.t /a; fi"
+            "if ln -- /.a.t /a 2>/dev/null; then rm -f -- /.a.t; else rm -f -- /.a.t; echo 'exists' >&2; exit 3; fi"
+        );
+    }
+
+    #[test]
+    fn bounded_commands_end_on_the_host() {
+        assert!(bounded("sleep 9; echo x", 2)
+            .starts_with("(\ntimeout -k 5 2 sh -c 'sleep 9; echo x'\n);"));
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(bounded("sleep 9", 1))
+            .output()
+            .expect("sh");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            split_status(&String::from_utf8_lossy(&out.stderr)).1,
+            Some(124)
         );
     }
 

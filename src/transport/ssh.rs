@@ -356,8 +356,9 @@ impl SshHost {
             reason: format!("running `{cmd}`: {}", e.message()),
         };
         let mut ch = self.session.channel_session().map_err(other)?;
-        ch.exec(&command::with_status_marker(cmd)).map_err(other)?;
-        let deadline = Instant::now() + timeout;
+        ch.exec(&command::bounded(cmd, timeout.as_secs().max(1)))
+            .map_err(other)?;
+        let deadline = Instant::now() + timeout + Duration::from_secs(8);
         let (mut out, mut err) = (Vec::new(), Vec::new());
         // Non-blocking reads of both streams, so that a full stderr window can
         // never block stdout (or the other way round), and the deadline holds.
@@ -429,6 +430,14 @@ impl SshHost {
                 signal,
             });
         };
+        if status == 124 {
+            // `timeout` on the host ended it: it did not finish, and will not.
+            return Err(HostError::Timeout {
+                host,
+                what: format!("`{cmd}`"),
+                secs: timeout.as_secs().max(1),
+            });
+        }
         let stdout = String::from_utf8_lossy(&out).into_owned();
         log::debug(format!("{}: exit {status}", self.target.name));
         Ok(Output {
