@@ -71,22 +71,7 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
             }
         }
         let summary = summary(&plan);
-        if interactive && !a.run.yes {
-            let p = crate::ui::prompt::Dialoguer;
-            let ok =
-                crate::ui::prompt::Prompter::confirm_typed(&p, &summary, plan.promote.as_str())
-                    .map_err(|e| {
-                        Failure::refused(format!("no confirmation ({e}); nothing was changed"))
-                    })?;
-            if !ok {
-                return Err(Failure::refused(format!(
-                    "the typed colour is not {}; nothing was changed",
-                    plan.promote
-                )));
-            }
-        } else {
-            eprintln!("{summary}");
-        }
+        session::confirm(interactive, a.run.yes, &summary, plan.promote)?;
         let journal =
             Journal::create(&s.state_dir, &s.inv.deployment, Some(s.router()?)).map_err(|e| {
                 Failure {

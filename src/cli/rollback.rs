@@ -125,21 +125,7 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             },
             st.demote
         );
-        if interactive && !a.run.yes {
-            let p = crate::ui::prompt::Dialoguer;
-            let ok = crate::ui::prompt::Prompter::confirm_typed(&p, &summary, st.demote.as_str())
-                .map_err(|e| {
-                Failure::refused(format!("no confirmation ({e}); nothing was changed"))
-            })?;
-            if !ok {
-                return Err(Failure::refused(format!(
-                    "the typed colour is not {}; nothing was changed",
-                    st.demote
-                )));
-            }
-        } else {
-            eprintln!("{summary}");
-        }
+        session::confirm(interactive, a.run.yes, &summary, st.demote)?;
         let journal = Journal::resume(&s.state_dir, &s.inv.deployment, &records, Some(s.router()?))
             .map_err(|e| Failure::failed(format!("nothing was changed: {e}")))?;
         let cause = match st.ending {

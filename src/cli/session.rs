@@ -383,6 +383,30 @@ pub fn refuse_unfinished(s: &Session) -> Result<(), Failure> {
     }
 }
 
+/// Shows the summary and, on a terminal without `--yes`, makes the operator
+/// type the colour that will hold prod. Anything else refuses, nothing changed.
+pub fn confirm(
+    interactive: bool,
+    yes: bool,
+    summary: &str,
+    colour: crate::model::colour::Colour,
+) -> Result<(), Failure> {
+    if !interactive || yes {
+        eprintln!("{summary}");
+        return Ok(());
+    }
+    let p = crate::ui::prompt::Dialoguer;
+    let ok = crate::ui::prompt::Prompter::confirm_typed(&p, summary, colour.as_str())
+        .map_err(|e| Failure::refused(format!("no confirmation ({e}); nothing was changed")))?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::refused(format!(
+            "the typed colour is not {colour}; nothing was changed"
+        )))
+    }
+}
+
 /// Prints the end of a run and maps it to the process outcome.
 pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
     match o {

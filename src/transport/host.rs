@@ -117,6 +117,28 @@ impl HostError {
     }
 }
 
+/// Whether a file is as a write expects; the drift error otherwise. Every
+/// `write_file` checks this before it writes anything.
+pub fn check_expect(
+    host: &str,
+    path: &str,
+    expect: Expect<'_>,
+    current: Option<&FileObs>,
+) -> Result<(), HostError> {
+    let drift = |expected: &str, found: &str| HostError::Drift {
+        host: host.into(),
+        path: path.into(),
+        expected: expected.into(),
+        found: found.into(),
+    };
+    match (expect, current) {
+        (Expect::Sha256(w), Some(f)) if f.sha256 != w => Err(drift(w, &f.sha256)),
+        (Expect::Sha256(w), None) => Err(drift(w, "no file")),
+        (Expect::Absent, Some(f)) => Err(drift("no file", &f.sha256)),
+        _ => Ok(()),
+    }
+}
+
 pub trait Host: Send + Sync {
     fn name(&self) -> &str;
 

@@ -129,12 +129,7 @@ impl Host for LocalHost {
             expected: expected.into(),
             found: found.into(),
         };
-        match (expect, &current) {
-            (Expect::Sha256(w), Some(f)) if f.sha256 != w => return Err(drift(w, &f.sha256)),
-            (Expect::Sha256(w), None) => return Err(drift(w, "no file")),
-            (Expect::Absent, Some(f)) => return Err(drift("no file", &f.sha256)),
-            _ => {}
-        }
+        super::host::check_expect(&self.name, path, expect, current.as_ref())?;
         let mode = mode
             .or(current.as_ref().and_then(|f| f.mode))
             .unwrap_or(0o600);

@@ -493,33 +493,8 @@ impl SshHost {
         log::info(format!("{host}: write {path} ({} bytes)", content.len()));
         // Compare first: a drifted file is reported before anything is written.
         let current = self.read_inner(path)?;
-        match (expect, &current) {
-            (Expect::Sha256(want), Some(f)) if f.sha256 != want => {
-                return Err(HostError::Drift {
-                    host,
-                    path: path.into(),
-                    expected: want.into(),
-                    found: f.sha256.clone(),
-                })
-            }
-            (Expect::Sha256(want), None) => {
-                return Err(HostError::Drift {
-                    host,
-                    path: path.into(),
-                    expected: want.into(),
-                    found: "no file".into(),
-                })
-            }
-            (Expect::Absent, Some(f)) => {
-                return Err(HostError::Drift {
-                    host,
-                    path: path.into(),
-                    expected: "no file".into(),
-                    found: f.sha256.clone(),
-                })
-            }
-            _ => {}
-        }
+        // Compare first: a drifted file is reported before anything is written.
+        super::host::check_expect(&host, path, expect, current.as_ref())?;
         let mode = mode
             .or(current.as_ref().and_then(|f| f.mode))
             .unwrap_or(0o600);
