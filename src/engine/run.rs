@@ -566,46 +566,87 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         .collect();
     let mut router_ok = true;
     let mut reloaded = false;
+    // Undo phase by phase, last phase first; within a phase, hosts in
+    // parallel (each host's steps in reverse order), as execute ran them.
+    let mut groups: Vec<(Phase, Vec<usize>)> = Vec::new();
     for i in todo.iter().copied() {
-        let step = &st.steps[i];
-        if matches!(step.action, Action::Reload { .. }) || st.status[i] == StepStatus::NotStarted {
+        if matches!(st.steps[i].action, Action::Reload { .. })
+            || st.status[i] == StepStatus::NotStarted
+        {
             continue;
         }
+        let phase = st.steps[i].phase;
+        match groups.last_mut() {
+            Some((p, v)) if *p == phase => v.push(i),
+            _ => groups.push((phase, vec![i])),
+        }
+    }
+    let failed_m = Mutex::new(std::mem::take(&mut failed));
+    for (phase, idxs) in groups {
         // Units stay stopped where a mount, config or fstab could not be put
         // back: a running copy on the wrong data or config is worse than none.
-        if matches!(step.action, Action::StopUnits { .. }) && !failed.is_empty() {
-            let msg = "left stopped: an earlier undo failed, and starting the units could run them on the wrong data or config".to_string();
-            let _ = jappend(
-                journal,
-                Record::UndoFailed {
+        let any_failed = failed_m.lock().map(|f| !f.is_empty()).unwrap_or(true);
+        if phase == Phase::StopUnits && any_failed {
+            for i in idxs {
+                let step = &st.steps[i];
+                let msg = "left stopped: an earlier undo failed, and starting the units could run them on the wrong data or config".to_string();
+                let _ = jappend(
+                    journal,
+                    Record::UndoFailed {
+                        n: step.n,
+                        at: super::journal::utc_now(),
+                        error: msg.clone(),
+                    },
+                );
+                ctx.sink.emit(&Event::UndoFailed {
                     n: step.n,
-                    at: super::journal::utc_now(),
+                    host: step.action.host().into(),
+                    what: step.inverse.describe(),
                     error: msg.clone(),
-                },
-            );
-            ctx.sink.emit(&Event::UndoFailed {
-                n: step.n,
-                host: step.action.host().into(),
-                what: step.inverse.describe(),
-                error: msg.clone(),
-            });
-            failed.push((i, msg));
+                });
+                if let Ok(mut f) = failed_m.lock() {
+                    f.push((i, msg));
+                }
+            }
             continue;
         }
-        let ok = undo_one(ctx, journal, st, i, &mut failed);
-        if router_files.contains(&i) {
-            router_ok &= ok;
-            let last_router_file = router_files.iter().all(|&j| {
-                j == i || todo.iter().position(|&x| x == j) < todo.iter().position(|&x| x == i)
-            });
-            if last_router_file && router_ok && !reloaded {
+        if phase == Phase::SwitchRoutes {
+            let mut local = Vec::new();
+            for i in idxs {
+                router_ok &= undo_one(ctx, journal, st, i, &mut local);
+            }
+            if router_ok {
                 if let Some(r) = reload {
-                    undo_one(ctx, journal, st, r, &mut failed);
+                    undo_one(ctx, journal, st, r, &mut local);
                     reloaded = true;
                 }
             }
+            if let Ok(mut f) = failed_m.lock() {
+                f.extend(local);
+            }
+            continue;
         }
+        let by_host = group(
+            idxs.into_iter()
+                .map(|i| (st.steps[i].action.host().to_string(), i)),
+        );
+        std::thread::scope(|s| {
+            for list in by_host.values() {
+                let failed_m = &failed_m;
+                s.spawn(move || {
+                    let mut local = Vec::new();
+                    for &i in list {
+                        undo_one(ctx, journal, st, i, &mut local);
+                    }
+                    if let Ok(mut f) = failed_m.lock() {
+                        f.extend(local);
+                    }
+                });
+            }
+        });
     }
+    failed = failed_m.into_inner().unwrap_or_default();
+    failed.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
     if let (Some(r), false, true) = (reload, reloaded, router_files.is_empty()) {
         // Reloaded forward but no router file to restore (it was never written): reload anyway.
         undo_one(ctx, journal, st, r, &mut failed);
