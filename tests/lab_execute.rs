@@ -749,3 +749,22 @@ fn rollback_does_not_take_the_lock_of_a_run_that_is_alive() {
     assert_eq!(t.run(&["rollback", "--yes"]).code, 0);
     reset();
 }
+
+#[test]
+fn rollback_from_another_machine_uses_the_routers_journal_copy() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let t = T::new(l);
+    let before = t.capture(l, "before");
+    // bgswap dies mid-run on the operator's laptop...
+    let (mut child, _flag) = start_paused(&t, 13, &[]);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // ...and a colleague rolls back from a machine with no local journal.
+    let other = T::new(l);
+    assert!(!other.state().exists());
+    let r = other.run(&["rollback", "--yes", "--plain"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_as_before(&other, l, &before, "rollback from the router's copy");
+    reset();
+}

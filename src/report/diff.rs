@@ -53,3 +53,31 @@ pub fn file_diff(f: &FileChange, cfg_path: &str, style: Style) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffs_are_coloured_only_when_asked() {
+        let f = FileChange {
+            host: "h".into(),
+            path: "/etc/x.cfg".into(),
+            before: "a\nSECRET_KEY = 'one'\nb\n".into(),
+            after: "a\nSECRET_KEY = 'two'\nc\n".into(),
+            sha256_before: "1".into(),
+            sha256_after: "2".into(),
+            items: vec![],
+        };
+        let plain = file_diff(&f, "/etc/x.cfg", Style::plain());
+        assert!(!plain.contains('\x1b'), "{plain}");
+        assert!(plain.contains("-b\n+c\n"), "{plain}");
+        assert!(
+            !plain.contains("one") && !plain.contains("two"),
+            "masked: {plain}"
+        );
+        let coloured = file_diff(&f, "/etc/x.cfg", Style { colour: true });
+        assert!(coloured.contains("\x1b[31m-b\x1b[0m\n"), "{coloured:?}");
+        assert!(coloured.contains("\x1b[32m+c\x1b[0m\n"), "{coloured:?}");
+    }
+}
