@@ -538,3 +538,77 @@ fn a_tcp_stream_opened_from_a_host() {
     );
     let _ = fs::metadata(&l.config).map(|m| m.mode());
 }
+
+#[test]
+fn ssh_agent_identities_are_all_tried_and_ssh_config_aliases_honoured() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let tmp = tempfile::tempdir().expect("tmp");
+    // An agent holding a key the hosts refuse, then the lab's key.
+    let wrong = tmp.path().join("id_wrong");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong)
+        .status()
+        .expect("ssh-keygen")
+        .success());
+    let sock = tmp.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for k in [wrong.clone(), l.dir.join("client/id_ed25519")] {
+        let st = std::process::Command::new("ssh-add")
+            .arg("-q")
+            .arg(&k)
+            .env("SSH_AUTH_SOCK", &sock)
+            .status()
+            .expect("ssh-add");
+        assert!(st.success());
+    }
+    // No key files at all; addresses only through an ~/.ssh/config alias.
+    let home = tmp.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+    fs::write(
+        home.join(".ssh/config"),
+        "Host lab-ui-blue\n    HostName 127.0.10.11\n    Port 2222\n    User root\n",
+    )
+    .expect("ssh config");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            &format!(
+                "identity_files = [\"{}\"]",
+                l.dir.join("client/id_ed25519").display()
+            ),
+            "identity_files = []",
+        )
+        .replace("ssh = \"127.0.10.11:2222\"", "ssh = \"lab-ui-blue\"")
+    });
+    let text = fs::read_to_string(&cfg).expect("read");
+    assert!(
+        text.contains("ssh = \"lab-ui-blue\"") && text.contains("identity_files = []"),
+        "{text}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bgswap"))
+        .args(["-v", "status", "--config"])
+        .arg(&cfg)
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("HOME", &home)
+        .output()
+        .expect("runs");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("rdm-invenio-ui-blue: connecting to root@127.0.10.11:2222"),
+        "the alias resolved: {stderr}"
+    );
+}
