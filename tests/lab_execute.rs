@@ -768,3 +768,37 @@ fn rollback_from_another_machine_uses_the_routers_journal_copy() {
     assert_as_before(&other, l, &before, "rollback from the router's copy");
     reset();
 }
+
+#[test]
+fn a_rollback_that_dies_half_way_is_finished_by_the_next_rollback() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let t = T::new(l);
+    let before = t.capture(l, "before");
+    assert_eq!(t.run(&["execute", "--confirm", "--yes"]).code, 0);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bgswap"));
+    c.args(["rollback", "--yes", "--plain", "--config"])
+        .arg(&t.config)
+        .env("XDG_STATE_HOME", t.state())
+        .env("BGSWAP_PAUSE_BEFORE_UNDO", "9")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("spawn");
+    let flag = t.state().join("bgswap/imperial-ae/paused-before-undo-9");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !flag.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "rollback did not reach the undo of step 9"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let r = t.run(&["rollback", "--yes", "--plain"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("taking over the lock"), "{}", r.stderr);
+    assert_as_before(&t, l, &before, "after a rollback died half-way");
+    reset();
+}

@@ -132,7 +132,9 @@ pub fn open_with(
     command: &str,
     take_over: Option<&str>,
 ) -> Result<Session, Failure> {
-    let run_id = new_run_id();
+    // rollback acts for the run it undoes: its lock carries that run's id, so
+    // a rollback that dies can be taken over by the next one like the run.
+    let run_id = take_over.map(str::to_string).unwrap_or_else(new_run_id);
     let router = hosts
         .get(&inv.router.host)
         .ok_or_else(|| Failure::failed(format!("{}: not connected", inv.router.host)))?;
@@ -255,18 +257,18 @@ impl Session {
     ) -> T {
         let sink: Box<dyn Sink> = crate::ui::progress::renderer(self.plain);
         let prompter = crate::ui::prompt::Dialoguer;
-        let pause_before = std::env::var("BGSWAP_PAUSE_BEFORE_STEP")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map(|n| {
-                (
-                    n,
-                    journal::local_path(&self.state_dir, &self.inv.deployment)
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_default(),
-                )
-            });
+        let pause_dir = journal::local_path(&self.state_dir, &self.inv.deployment)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let seam = |var: &str| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .map(|n| (n, pause_dir.clone()))
+        };
+        let pause_before = seam("BGSWAP_PAUSE_BEFORE_STEP");
+        let pause_before_undo = seam("BGSWAP_PAUSE_BEFORE_UNDO");
         let ctx = Ctx {
             hosts: Hosts {
                 inv: &self.inv,
@@ -279,6 +281,7 @@ impl Session {
             prompter: Some(&prompter),
             step_mode,
             pause_before,
+            pause_before_undo,
             overwrite_changed,
         };
         f(&ctx)

@@ -43,6 +43,8 @@ pub struct Ctx<'a> {
     pub step_mode: bool,
     /// Test seam: pause before this step until a file is removed (see README).
     pub pause_before: Option<(usize, PathBuf)>,
+    /// Test seam: pause before undoing this step (see README).
+    pub pause_before_undo: Option<(usize, PathBuf)>,
     /// Replace files someone else changed since the run (rollback only, after confirmation).
     pub overwrite_changed: bool,
 }
@@ -78,9 +80,13 @@ fn jsync(j: &Mutex<Journal>) -> Result<(), String> {
 }
 
 fn pause_if_asked(ctx: &Ctx, n: usize) {
-    if let Some((at, dir)) = &ctx.pause_before {
+    pause_at(ctx, &ctx.pause_before, "step", n);
+}
+
+fn pause_at(ctx: &Ctx, seam: &Option<(usize, PathBuf)>, what: &str, n: usize) {
+    if let Some((at, dir)) = seam {
         if *at == n {
-            let flag = dir.join(format!("paused-before-step-{n}"));
+            let flag = dir.join(format!("paused-before-{what}-{n}"));
             if std::fs::write(&flag, std::process::id().to_string()).is_ok() {
                 let deadline = Instant::now() + Duration::from_secs(120);
                 while flag.exists()
@@ -698,6 +704,7 @@ fn undo_one(
     failed: &mut Vec<(usize, String)>,
 ) -> bool {
     let step = &st.steps[i];
+    pause_at(ctx, &ctx.pause_before_undo, "undo", step.n);
     let host = step.action.host().to_string();
     let what = step.inverse.describe();
     ctx.sink.emit(&Event::UndoStarted {
