@@ -261,12 +261,7 @@ fn a_changed_host_key_is_refused_even_with_accept_new() {
     let tmp = tempfile::tempdir().expect("tmp");
     // Another ed25519 key under the name of rdm-invenio-api-green.
     let other = tmp.path().join("other");
-    let st = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(st.success());
+    keygen(&other);
     let pubkey = fs::read_to_string(other.with_extension("pub")).expect("pub");
     let fake: Vec<&str> = pubkey.split_whitespace().take(2).collect();
     let lab_kh = fs::read_to_string(l.dir.join("client/known_hosts")).expect("lab known_hosts");
@@ -313,12 +308,7 @@ fn a_wrong_client_key_is_refused() {
     let Some((l, _guard)) = lab() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let key = tmp.path().join("id_wrong");
-    let st = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(st.success());
+    keygen(&key);
     let cfg = config_with(l, tmp.path(), |t| {
         t.replace(
             &l.dir.join("client/id_ed25519").display().to_string(),
@@ -546,12 +536,7 @@ fn ssh_agent_identities_are_all_tried_and_ssh_config_aliases_honoured() {
     let tmp = tempfile::tempdir().expect("tmp");
     // An agent holding a key the hosts refuse, then the lab's key.
     let wrong = tmp.path().join("id_wrong");
-    assert!(std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&wrong)
-        .status()
-        .expect("ssh-keygen")
-        .success());
+    keygen(&wrong);
     let sock = tmp.path().join("agent.sock");
     let mut agent = std::process::Command::new("ssh-agent")
         .arg("-D")

@@ -230,17 +230,20 @@ fn check_host_key(
             })?;
     }
     let known_hosts = t.known_hosts.display().to_string();
+    let offered = || {
+        Box::new(HostKey {
+            name: name.into(),
+            key_type: key_type.clone(),
+            fingerprint: fingerprint.clone(),
+            known_hosts: known_hosts.clone(),
+            blob: key.clone(),
+        })
+    };
     match kh.check_port(&t.address, t.port, &key) {
         CheckResult::Match => Ok(()),
         CheckResult::Mismatch => Err(HostError::ChangedHostKey {
             host: t.name.clone(),
-            key: Box::new(HostKey {
-                name: name.into(),
-                key_type,
-                fingerprint,
-                known_hosts,
-                blob: key,
-            }),
+            key: offered(),
         }),
         CheckResult::NotFound if new_keys == NewKeys::Accept => {
             known_hosts::append(&t.known_hosts, name, &key_type, &key).map_err(|e| {
@@ -257,13 +260,7 @@ fn check_host_key(
         }
         CheckResult::NotFound => Err(HostError::UnknownHostKey {
             host: t.name.clone(),
-            key: Box::new(HostKey {
-                name: name.into(),
-                key_type,
-                fingerprint,
-                known_hosts,
-                blob: key,
-            }),
+            key: offered(),
         }),
         CheckResult::Failure => Err(HostError::Other {
             host: t.name.clone(),
