@@ -230,7 +230,7 @@ fn a_unit_that_fails_to_start_is_rolled_back() {
             )
         },
         4,
-        "FAILED and ROLLED BACK: step 20 failed",
+        "FAILED and ROLLED BACK: step 10 failed",
     );
 }
 
@@ -239,7 +239,7 @@ fn a_failing_mount_command_is_rolled_back() {
     fault_case(
         |l| set_fault(l, "incus-set", "rdm-invenio-ui-green", "external-log", "1"),
         4,
-        "FAILED and ROLLED BACK: step 10 failed",
+        "FAILED and ROLLED BACK: step 4 failed",
     );
 }
 
@@ -362,7 +362,8 @@ fn a_file_changed_behind_bgswaps_back_mid_run_is_not_overwritten() {
     let Some((l, _g)) = lab() else { return };
     reset();
     let t = T::new(l);
-    let (child, flag) = start_paused(&t, 15, &[]);
+    // Paused before step 7, the write of ui-green's invenio.cfg.
+    let (child, flag) = start_paused(&t, 7, &[]);
     let cfg = l
         .dir
         .join("hosts/rdm-invenio-ui-green/fs/opt-invenio/var/instance/invenio.cfg");
@@ -399,7 +400,8 @@ fn a_host_lost_mid_run_ends_in_an_incomplete_rollback_with_the_state_reported() 
     let Some((l, _g)) = lab() else { return };
     reset();
     let t = T::new(l);
-    let (child, flag) = start_paused(&t, 13, &[]);
+    // Paused before step 19 (ui-blue's config), after ui-blue's mounts changed.
+    let (child, flag) = start_paused(&t, 19, &[]);
     // The machine dies: every process in the host's namespace, its sshd and
     // the sessions it serves included.
     let ns = fs::read_to_string(l.dir.join("hosts/rdm-invenio-ui-blue/ns.mnt")).expect("ns");
@@ -440,7 +442,8 @@ fn a_host_lost_mid_run_ends_in_an_incomplete_rollback_with_the_state_reported() 
 #[test]
 fn a_crash_at_any_step_boundary_is_undone_by_rollback() {
     let Some((l, _g)) = lab() else { return };
-    for n in [1, 2, 5, 9, 13, 16, 17, 20, 21, 22] {
+    // one boundary in every phase, and both sides of the router switch
+    for n in [1, 3, 7, 9, 11, 12, 13, 17, 19, 23] {
         reset();
         let t = T::new(l);
         let before = t.capture(l, "before");
@@ -628,9 +631,9 @@ fn step_mode_can_stop_half_way_and_rollback_finishes_the_job() {
     let before = t.capture(l, "before");
     // Continue through two phases, then stop before the third.
     let script = r#"[{"expect": ":"}, {"send": "green\r"},
-        {"expect": "Next: phase 1/6"}, {"send": "\r"},
-        {"expect": "Next: phase 2/6"}, {"send": "\r"},
-        {"expect": "Next: phase 3/6"}, {"send": "\u001b[B\u001b[B\r"}]"#;
+        {"expect": "Next: phase 1/10"}, {"send": "\r"},
+        {"expect": "Next: phase 2/10"}, {"send": "\r"},
+        {"expect": "Next: phase 3/10"}, {"send": "\u001b[B\u001b[B\r"}]"#;
     let (code, text) = pty(
         script,
         &t,

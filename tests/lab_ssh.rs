@@ -514,18 +514,33 @@ fn all_hosts_are_connected_in_parallel() {
 fn a_tcp_stream_opened_from_a_host() {
     let Some((l, _guard)) = lab() else { return };
     reset();
-    use std::io::{Read, Write};
     let h = SshHost::connect(&target(l, "haproxy-inner", "127.0.10.2"), NewKeys::Refuse)
         .expect("connects");
-    let mut s = h.open_tcp("127.0.10.2", 80).expect("direct-tcpip");
-    s.write_all(b"GET / HTTP/1.0\r\nHost: nothing.example\r\n\r\n")
-        .expect("send");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
+    let reply = h
+        .exchange(
+            "127.0.10.2",
+            80,
+            b"GET / HTTP/1.0\r\nHost: nothing.example\r\n\r\n",
+            &|got: &[u8]| got.ends_with(b"\r\n\r\n"),
+            Duration::from_secs(5),
+        )
+        .expect("direct-tcpip");
+    let reply = String::from_utf8_lossy(&reply);
     assert!(
         reply.starts_with("HTTP/1."),
         "HAProxy answered through the tunnel: {reply:?}"
     );
+    // A port nobody listens on is an error naming the host, not a hang.
+    let e = h
+        .exchange(
+            "127.0.10.2",
+            9,
+            b"x",
+            &|_: &[u8]| false,
+            Duration::from_secs(2),
+        )
+        .expect_err("nothing listens on port 9");
+    assert!(e.to_string().contains("haproxy-inner"), "{e}");
     let _ = fs::metadata(&l.config).map(|m| m.mode());
 }
 

@@ -104,12 +104,16 @@ fn steps_come_in_the_documented_order() {
             .unwrap_or_else(|| panic!("phase {s} missing\n{o}"))
     };
     let order = [
-        "stop units",
-        "swap mounts",
-        "write configs",
-        "start units",
+        "stop the new prod (dev goes offline)",
+        "give the new prod prod's mounts",
+        "write the new prod's configs",
+        "start the new prod's web units",
         "switch routes",
-        "reload router",
+        "reload router (prod moves)",
+        "stop the old prod",
+        "give the old prod dev's mounts",
+        "write the old prod's configs",
+        "start the new dev and the new prod's workers",
     ];
     for w in order.windows(2) {
         assert!(at(w[0]) < at(w[1]), "{} before {}", w[0], w[1]);
@@ -135,7 +139,7 @@ fn plan_json_has_the_documented_shape_and_no_secret() {
         assert!(f["diff"].as_str().is_some_and(|d| d.starts_with("--- ")));
     }
     let steps = v["steps"].as_array().expect("steps");
-    assert_eq!(steps[0]["phase"], "stop-units");
+    assert_eq!(steps[0]["phase"], "stop-new-prod");
     assert_eq!(steps[0]["action"]["action"], "stop-units");
     assert_eq!(steps[0]["inverse"]["action"], "start-units");
     assert_eq!(v["mounts"].as_array().map(Vec::len), Some(8));
@@ -476,4 +480,64 @@ fn split_state_is_refused_with_its_table() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(v["consistent"], false);
     assert_eq!(v["table"]["green"]["services"], "SPLIT");
+}
+
+/// The order that keeps prod served: nothing touches the old prod (blue)
+/// before the router reload; the new prod's web units answer a prod hostname
+/// before it; no worker of the new prod starts before the old prod's stopped.
+#[test]
+fn prod_stays_served_until_the_new_prod_answers() {
+    let r = plan_imperial(&["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let steps = v["steps"].as_array().expect("steps");
+    let host = |s: &serde_json::Value| s["action"]["host"].as_str().unwrap_or("").to_string();
+    let reload = steps
+        .iter()
+        .position(|s| s["action"]["action"] == "reload")
+        .expect("a reload step");
+    for s in &steps[..reload] {
+        assert!(
+            !host(s).ends_with("-blue"),
+            "the old prod is touched before the router moves prod: {s}"
+        );
+    }
+    let web_starts: Vec<&serde_json::Value> = steps[..reload]
+        .iter()
+        .filter(|s| s["action"]["action"] == "start-units")
+        .collect();
+    assert_eq!(web_starts.len(), 2, "one web start per green container");
+    for s in &web_starts {
+        let units = s["action"]["units"].as_array().expect("units");
+        assert!(
+            units
+                .iter()
+                .all(|u| u == "ui.service" || u == "api.service"),
+            "only web units start before the switch: {s}"
+        );
+        assert_eq!(s["action"]["ready"]["host_header"], "data.ae.ic.ac.uk");
+        assert_eq!(s["action"]["ready"]["port"], 5000);
+        assert_eq!(s["action"]["ready"]["path"], "/ping");
+    }
+    let last_blue_stop = steps
+        .iter()
+        .rposition(|s| s["action"]["action"] == "stop-units" && host(s).ends_with("-blue"))
+        .expect("blue is stopped");
+    assert!(last_blue_stop > reload);
+    let first_green_worker = steps
+        .iter()
+        .position(|s| {
+            s["action"]["action"] == "start-units"
+                && host(s).ends_with("-green")
+                && s["action"]["units"]
+                    .as_array()
+                    .is_some_and(|u| u.iter().any(|u| u == "celery.service"))
+        })
+        .expect("green's workers start");
+    assert!(first_green_worker > last_blue_stop);
+    // Undoing the old prod's stop waits for it to answer a prod hostname again.
+    assert_eq!(
+        steps[last_blue_stop]["inverse"]["ready"]["host_header"],
+        "data.ae.ic.ac.uk"
+    );
 }

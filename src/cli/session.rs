@@ -135,6 +135,9 @@ pub fn open_with(
     // rollback acts for the run it undoes: its lock carries that run's id, so
     // a rollback that dies can be taken over by the next one like the run.
     let run_id = take_over.map(str::to_string).unwrap_or_else(new_run_id);
+    for h in hosts.values() {
+        h.tag_commands(&run_id);
+    }
     let router = hosts
         .get(&inv.router.host)
         .ok_or_else(|| Failure::failed(format!("{}: not connected", inv.router.host)))?;

@@ -555,14 +555,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let step = |n| Step {
             n,
-            phase: crate::model::plan::Phase::StopUnits,
+            phase: crate::model::plan::Phase::StopNewProd,
             action: crate::model::plan::Action::StopUnits {
                 host: "h".into(),
                 units: vec!["u".into()],
+                ready: None,
             },
             inverse: crate::model::plan::Action::StartUnits {
                 host: "h".into(),
                 units: vec!["u".into()],
+                ready: None,
             },
         };
         let mut j = Journal::create(dir.path(), "d", None).expect("create");

@@ -289,7 +289,9 @@ pub fn execute(
     let ph = phases(&plan.steps);
     let total = ph.len();
     let mut failure: Option<String> = None;
-    let mut window_start: Option<Instant> = None;
+    // When the dev side went offline, and how long the router reload took.
+    let mut dev_offline: Option<Instant> = None;
+    let mut cutover: Option<std::time::Duration> = None;
     for (i, (phase, steps)) in ph.iter().enumerate() {
         if ctx.interrupted.load(Ordering::SeqCst) {
             failure = Some("interrupted (Ctrl-C)".into());
@@ -316,8 +318,8 @@ pub fn execute(
             }
         }
         let pt = Instant::now();
-        if *phase == Phase::StopUnits && window_start.is_none() {
-            window_start = Some(pt);
+        if *phase == Phase::StopNewProd && dev_offline.is_none() {
+            dev_offline = Some(pt);
         }
         let hosts: Vec<String> = group(steps.iter().map(|s| (s.action.host().to_string(), ())))
             .into_keys()
@@ -421,6 +423,9 @@ pub fn execute(
                 .collect()
         });
         let _ = jsync(&journal);
+        if *phase == Phase::ReloadRouter {
+            cutover = Some(pt.elapsed());
+        }
         ctx.sink.emit(&Event::PhaseDone {
             index: i + 1,
             name: phase.as_str().into(),
@@ -434,12 +439,22 @@ pub fn execute(
     if failure.is_none() {
         match verify(ctx, plan.promote) {
             Ok(()) => {
-                if let Some(w) = window_start {
+                if let Some(c) = cutover {
                     note(
                         ctx,
                         None,
                         format!(
-                            "downtime window: {:.2} s (first unit stopped -> router reloaded and new roles verified)",
+                            "prod cut-over: the router reload took {:.2} s; the old prod served until it, the new prod answered its health check before it",
+                            c.as_secs_f64()
+                        ),
+                    );
+                }
+                if let Some(w) = dev_offline {
+                    note(
+                        ctx,
+                        None,
+                        format!(
+                            "dev was offline for {:.2} s (first unit stopped -> new dev started and verified)",
                             w.elapsed().as_secs_f64()
                         ),
                     );
@@ -536,8 +551,57 @@ pub fn verify(ctx: &Ctx, prod: Colour) -> Result<(), String> {
 pub fn rollback(ctx: &Ctx, journal: Journal, st: &RunState, cause: &str) -> Outcome {
     let t0 = Instant::now();
     let journal = Mutex::new(journal);
+    wait_for_leftovers(ctx, &st.run);
     let o = undo_run(ctx, &journal, st, cause);
     finish(ctx, &journal, t0, o)
+}
+
+/// A bgswap that died may have left a command running on a host (a stop
+/// still stopping): inspecting before it ends would see the old state and
+/// then be overtaken. Waits on every host, in parallel, until no command of
+/// `run` from another bgswap process runs there; bounded by the longest
+/// command timeout (after which the host's own `timeout` has ended them).
+fn wait_for_leftovers(ctx: &Ctx, run: &str) {
+    let Some(cmd) = crate::transport::command::wait_for_run(run) else {
+        return;
+    };
+    let bound = ctx.hosts.timeout.max(ctx.hosts.start_timeout) + std::time::Duration::from_secs(10);
+    std::thread::scope(|s| {
+        for (name, h) in ctx.hosts.hosts.iter() {
+            let cmd = &cmd;
+            s.spawn(move || {
+                let t = Instant::now();
+                match h.run(cmd, bound) {
+                    Ok(out) if out.status == 0 => {
+                        let n: usize = out.stdout.lines().next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+                        if n > 0 {
+                            note(
+                                ctx,
+                                Some(name),
+                                format!(
+                                    "waited {:.1} s for what the interrupted run left running ({n} processes)",
+                                    t.elapsed().as_secs_f64()
+                                ),
+                            );
+                        }
+                    }
+                    Ok(out) => note(
+                        ctx,
+                        Some(name),
+                        format!(
+                            "could not wait for commands the interrupted run left running (exit {}); inspecting anyway",
+                            out.status
+                        ),
+                    ),
+                    Err(e) => note(
+                        ctx,
+                        Some(name),
+                        format!("could not wait for commands the interrupted run left running: {e}"),
+                    ),
+                }
+            });
+        }
+    });
 }
 
 /// Undoes the steps a journal says may have changed something, last first,
@@ -592,7 +656,7 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         // Units stay stopped where a mount, config or fstab could not be put
         // back: a running copy on the wrong data or config is worse than none.
         let any_failed = failed_m.lock().map(|f| !f.is_empty()).unwrap_or(true);
-        if phase == Phase::StopUnits && any_failed {
+        if phase.stops_units() && any_failed {
             for i in idxs {
                 let step = &st.steps[i];
                 let msg = "left stopped: an earlier undo failed, and starting the units could run them on the wrong data or config".to_string();
@@ -809,8 +873,8 @@ fn manual_report(st: &RunState, failed: &[(usize, String)]) -> String {
 fn by_hand(a: &Action) -> String {
     use crate::transport::command::line;
     match a {
-        Action::StopUnits { host, units } => format!("on {host}: {}", commands::systemctl("stop", units)),
-        Action::StartUnits { host, units } => format!("on {host}: {}", commands::systemctl("start", units)),
+        Action::StopUnits { host, units, .. } => format!("on {host}: {}", commands::systemctl("stop", units)),
+        Action::StartUnits { host, units, .. } => format!("on {host}: {}", commands::systemctl("start", units)),
         Action::SetMount { host, device, target, to, via, .. } => {
             let (on, cmd) = super::step::set_command(via, host, device, target, to);
             format!("on {on}: {cmd}")

@@ -5,7 +5,8 @@
 use super::commands;
 use super::journal::SavedFile;
 use crate::model::inventory::Inventory;
-use crate::model::plan::{Action, MountVia};
+use crate::model::plan::{Action, MountVia, Ready};
+use crate::transport::http;
 use crate::transport::{Expect, Host, HostError, Output};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -122,6 +123,47 @@ impl<'a> Hosts<'a> {
         }
     }
 
+    /// Waits, bounded by `r.timeout_secs`, until the host's web server
+    /// answers its health check with 200 for `r.host_header`. Asked from the
+    /// host itself, so the router's view plays no part.
+    pub fn wait_ready(&self, host: &str, r: &Ready) -> Result<(), HostError> {
+        let h = self.host(host)?;
+        let request = http::get(&r.path, &r.host_header);
+        let deadline = Instant::now() + Duration::from_secs(r.timeout_secs);
+        let mut last: String;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = left
+                .min(Duration::from_secs(5))
+                .max(Duration::from_millis(100));
+            match h.exchange(
+                &r.address,
+                r.port,
+                &request,
+                &http::status_line_complete,
+                attempt,
+            ) {
+                Ok(reply) => match http::status(&reply) {
+                    Some(200) => return Ok(()),
+                    Some(code) => last = format!("answered {code}"),
+                    None if reply.is_empty() => last = "closed without an answer".into(),
+                    None => last = "answered something that is not HTTP".into(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(HostError::Other {
+                    host: host.into(),
+                    reason: format!(
+                        "not ready after {} s: {}:{}{} for Host {}: {last}",
+                        r.timeout_secs, r.address, r.port, r.path, r.host_header
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn stop_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
         self.ok(
             host,
@@ -197,8 +239,14 @@ impl<'a> Hosts<'a> {
     /// Performs a step of the plan.
     pub fn forward(&self, a: &Action) -> Result<(), HostError> {
         match a {
-            Action::StopUnits { host, units } => self.stop_units(host, units),
-            Action::StartUnits { host, units } => self.start_units(host, units),
+            Action::StopUnits { host, units, .. } => self.stop_units(host, units),
+            Action::StartUnits { host, units, ready } => {
+                self.start_units(host, units)?;
+                match ready {
+                    Some(r) => self.wait_ready(host, r),
+                    None => Ok(()),
+                }
+            }
             Action::SetMount {
                 host,
                 device,
@@ -261,15 +309,18 @@ impl<'a> Hosts<'a> {
         overwrite: bool,
     ) -> Result<Undo, HostError> {
         match a {
-            Action::StopUnits { host, units } => {
+            Action::StopUnits { host, units, ready } => {
                 let st = self.units_active(host, units)?;
                 if st.values().all(|a| *a) {
                     return Ok(Undo::AlreadyAsBefore("the units are active".into()));
                 }
                 self.start_units(host, units)?;
+                if let Some(r) = ready {
+                    self.wait_ready(host, r)?;
+                }
                 Ok(Undo::Undone)
             }
-            Action::StartUnits { host, units } => {
+            Action::StartUnits { host, units, .. } => {
                 let st = self.units_active(host, units)?;
                 if st.values().all(|a| !*a) {
                     return Ok(Undo::AlreadyAsBefore("the units are stopped".into()));

@@ -4,6 +4,7 @@
 //! the hosts.
 
 use super::colour::{Colour, Role, Tier};
+use super::web::{build_web, RawWeb, WebSpec};
 use crate::edit::line_of;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,8 @@ pub struct Inventory {
     pub router: RouterSpec,
     pub mounts: MountSpec,
     pub roles: BTreeMap<Role, RoleFacts>,
+    /// `[web]`: the units that serve HTTP and their health check.
+    pub web: Option<WebSpec>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,6 +196,7 @@ struct RawInventory {
     router: RawRouter,
     mounts: RawMounts,
     roles: RawRoles,
+    web: Option<Spanned<RawWeb>>,
 }
 
 #[derive(Deserialize)]
@@ -276,13 +280,18 @@ struct RawRole {
 }
 
 /// Collects validation errors with their lines.
-struct Check<'a> {
+pub(super) struct Check<'a> {
     file: &'a str,
     text: &'a str,
 }
 
 impl Check<'_> {
-    fn err(&self, span: Range<usize>, field: &str, problem: impl Into<String>) -> InventoryError {
+    pub(super) fn err(
+        &self,
+        span: Range<usize>,
+        field: &str,
+        problem: impl Into<String>,
+    ) -> InventoryError {
         InventoryError::Invalid {
             file: self.file.to_string(),
             line: line_of(self.text, span.start),
@@ -484,6 +493,8 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
     let router = build_router(raw.router, ck, &names)?;
     let mounts = build_mounts(raw.mounts, ck, &names, &router.host)?;
     let roles = build_roles(raw.roles, ck, &mounts)?;
+    let all_units: BTreeSet<String> = hosts.iter().flat_map(|h| h.units.clone()).collect();
+    let web = build_web(raw.web, ck, &all_units)?;
 
     Ok(Inventory {
         file: path.to_path_buf(),
@@ -495,6 +506,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         router,
         mounts,
         roles,
+        web,
     })
 }
 
@@ -1121,6 +1133,63 @@ mod tests {
                 .map(|h| h.ssh.address.as_str()),
             Some("rdm-invenio-ui-blue")
         );
+    }
+
+    #[test]
+    fn web_section() {
+        let inv = parse(RUNBOOK).expect("valid");
+        let w = inv.web.expect("the runbook has [web]");
+        assert_eq!(w.units, ["ui.service", "api.service"]);
+        assert_eq!(
+            (w.port, w.ping.as_str(), w.address.as_str()),
+            (5000, "/ping", "localhost")
+        );
+        assert_eq!(w.ready_timeout_secs, 60);
+        let t = RUNBOOK.replace("port = 5000\n", "port = 5000\naddress = \"{host}\"\n");
+        let w = parse(&t).expect("valid").web.expect("web");
+        assert_eq!(w.address_on("rdm-invenio-ui-blue"), "rdm-invenio-ui-blue");
+        let line_of = |t: &str, what: &str| t.lines().position(|l| l.contains(what)).map(|i| i + 1);
+        for (from, to, says) in [
+            (
+                "units = [\"ui.service\", \"api.service\"]",
+                "units = [\"ui.service\", \"uwsgi.service\"]",
+                "\"uwsgi.service\" is not among any host's units",
+            ),
+            (
+                "units = [\"ui.service\", \"api.service\"]",
+                "units = []",
+                "lists no unit",
+            ),
+            ("port = 5000", "port = 0", "must be a TCP port"),
+            ("port = 5000", "port = 70000", "must be a TCP port"),
+            (
+                "ping = \"/ping\"",
+                "ping = \"ping\"",
+                "must be a path starting with `/`",
+            ),
+            (
+                "ping = \"/ping\"",
+                "ping = \"/ping now\"",
+                "must be a path starting with `/`",
+            ),
+            (
+                "ping = \"/ping\"",
+                "ping = \"/ping\"\nready_timeout_secs = 0",
+                "every wait needs a bound",
+            ),
+            (
+                "ping = \"/ping\"",
+                "ping = \"/ping\"\naddress = \"a b\"",
+                "must be a host name or address",
+            ),
+        ] {
+            let t = RUNBOOK.replacen(from, to, 1);
+            let e = err(&t);
+            assert!(e.contains(says), "{to}: {e}");
+            let want = to.lines().last().unwrap_or(to);
+            let line = line_of(&t, want).expect("the changed line");
+            assert!(e.starts_with(&format!("bgswap.toml:{line}:")), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -11,3 +11,4 @@ pub mod roles;
 pub mod saved;
 pub mod swap;
 pub mod tokens;
+pub mod web;

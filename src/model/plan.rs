@@ -3,36 +3,77 @@
 //! interpreters of this one value.
 
 use super::colour::{Colour, Role};
-use super::inventory::{Inventory, MountDriver};
+use super::inventory::{HostSpec, Inventory, MountDriver};
 use super::observation::{FileObs, Observation};
 use super::parsed::{InputError, Parsed};
 use super::roles::{RoleTable, Verdict};
-use super::swap::{FileChange, MountChange, Refusal, RouteChange, Swap, Warning};
+use super::swap::{FileChange, Level, MountChange, Refusal, RouteChange, Swap, Warning};
 use serde::{Deserialize, Serialize};
 
 /// The phases of a switchover, in order. Steps within a phase may run in
 /// parallel across hosts; phases never overlap.
+///
+/// The order keeps prod served throughout: the colour being promoted is
+/// stopped (dev goes offline), given prod's mounts and configuration, and its
+/// web units started and answering a prod hostname; only then does the router
+/// move the prod hostnames to it. The old prod keeps serving until that
+/// reload, and is converted to dev afterwards. Background units (workers,
+/// schedulers) of the new prod start last, once the old prod's have stopped,
+/// so one broker never has both colours' workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
-    StopUnits,
-    SwapMounts,
-    WriteConfigs,
-    StartUnits,
+    StopNewProd,
+    NewProdMounts,
+    NewProdConfigs,
+    StartNewProdWeb,
     SwitchRoutes,
     ReloadRouter,
+    StopOldProd,
+    OldProdMounts,
+    OldProdConfigs,
+    StartRest,
 }
 
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::StopUnits => "stop units",
-            Phase::SwapMounts => "swap mounts",
-            Phase::WriteConfigs => "write configs",
-            Phase::StartUnits => "start units",
+            Phase::StopNewProd => "stop the new prod (dev goes offline)",
+            Phase::NewProdMounts => "give the new prod prod's mounts",
+            Phase::NewProdConfigs => "write the new prod's configs",
+            Phase::StartNewProdWeb => "start the new prod's web units",
             Phase::SwitchRoutes => "switch routes",
-            Phase::ReloadRouter => "reload router",
+            Phase::ReloadRouter => "reload router (prod moves)",
+            Phase::StopOldProd => "stop the old prod",
+            Phase::OldProdMounts => "give the old prod dev's mounts",
+            Phase::OldProdConfigs => "write the old prod's configs",
+            Phase::StartRest => "start the new dev and the new prod's workers",
         }
+    }
+
+    /// A phase whose steps stop units (their undo starts them again).
+    pub fn stops_units(self) -> bool {
+        matches!(self, Phase::StopNewProd | Phase::StopOldProd)
+    }
+}
+
+/// After starting units: wait until the host's web server answers its
+/// health check with `host_header`, through a TCP stream opened from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub address: String,
+    pub port: u16,
+    pub path: String,
+    pub host_header: String,
+    pub timeout_secs: u64,
+}
+
+impl Ready {
+    pub fn describe(&self) -> String {
+        format!(
+            "http://{}:{}{} answers 200 for Host {} (up to {} s)",
+            self.address, self.port, self.path, self.host_header, self.timeout_secs
+        )
     }
 }
 
@@ -63,13 +104,19 @@ pub struct FstabMount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
+    /// `ready` is the check to run if this stop is undone (the units
+    /// started again); a stop itself never waits for it.
     StopUnits {
         host: String,
         units: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready: Option<Ready>,
     },
     StartUnits {
         host: String,
         units: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready: Option<Ready>,
     },
     SetMount {
         host: String,
@@ -114,8 +161,8 @@ impl Action {
 
     pub fn inverse(&self) -> Action {
         match self.clone() {
-            Action::StopUnits { host, units } => Action::StartUnits { host, units },
-            Action::StartUnits { host, units } => Action::StopUnits { host, units },
+            Action::StopUnits { host, units, ready } => Action::StartUnits { host, units, ready },
+            Action::StartUnits { host, units, ready } => Action::StopUnits { host, units, ready },
             Action::SetMount {
                 host,
                 device,
@@ -168,10 +215,17 @@ impl Action {
     /// contents never appear here.
     pub fn describe(&self) -> String {
         match self {
-            Action::StopUnits { host, units } => format!("stop {} on {host}", units.join(" ")),
-            Action::StartUnits { host, units } => {
-                format!("start {} on {host} and wait until active", units.join(" "))
+            Action::StopUnits { host, units, .. } => {
+                format!("stop {} on {host}", units.join(" "))
             }
+            Action::StartUnits { host, units, ready } => match ready {
+                None => format!("start {} on {host} and wait until active", units.join(" ")),
+                Some(r) => format!(
+                    "start {} on {host}, wait until active and {}",
+                    units.join(" "),
+                    r.describe()
+                ),
+            },
             Action::SetMount {
                 host,
                 device,
@@ -271,8 +325,14 @@ impl Plan {
                 })
             }
         };
-        let swap = Swap::compute(inv, &parsed)?;
-        let steps = steps(inv, &swap);
+        let mut swap = Swap::compute(inv, &parsed)?;
+        if inv.web.is_none() {
+            swap.warnings.push(Warning {
+                level: Level::Notice,
+                message: "no [web] section in the inventory: every unit is treated as a background unit, so prod is unserved from the router reload until the new prod's units are up; list the units that serve HTTP in [web] to keep prod served".into(),
+            });
+        }
+        let steps = steps(inv, &swap, prod.other());
         Ok(Plan {
             deployment: inv.deployment.clone(),
             promote: prod.other(),
@@ -321,17 +381,121 @@ impl Plan {
     }
 }
 
-fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
+fn steps(inv: &Inventory, swap: &Swap, promote: Colour) -> Vec<Step> {
+    let demote = promote.other();
+    let colour_of = |host: &str| inv.host(host).map(|h| h.colour);
+    let is_web = |u: &String| inv.web.as_ref().is_some_and(|w| w.units.contains(u));
+    // The health check a host's units must pass once started while it holds `role`.
+    let ready = |h: &HostSpec, role: Role, units: &[String]| -> Option<Ready> {
+        let w = inv.web.as_ref()?;
+        if !units.iter().any(is_web) {
+            return None;
+        }
+        Some(Ready {
+            address: w.address_on(&h.name),
+            port: w.port,
+            path: w.ping.clone(),
+            host_header: inv.role(role).hostnames.first()?.clone(),
+            timeout_secs: w.ready_timeout_secs,
+        })
+    };
+    let with_units = |c: Colour| inv.hosts_of(c).filter(|h| !h.units.is_empty());
     let mut actions: Vec<(Phase, Action)> = Vec::new();
-    for h in inv.hosts.iter().filter(|h| !h.units.is_empty()) {
+
+    for h in with_units(promote) {
         actions.push((
-            Phase::StopUnits,
+            Phase::StopNewProd,
             Action::StopUnits {
                 host: h.name.clone(),
                 units: h.units.clone(),
+                ready: ready(h, Role::Dev, &h.units),
             },
         ));
     }
+    mount_actions(inv, swap, promote, Phase::NewProdMounts, &mut actions);
+    config_actions(inv, swap, promote, Phase::NewProdConfigs, &mut actions);
+    for h in with_units(promote) {
+        let web: Vec<String> = h.units.iter().filter(|u| is_web(u)).cloned().collect();
+        if !web.is_empty() {
+            actions.push((
+                Phase::StartNewProdWeb,
+                Action::StartUnits {
+                    host: h.name.clone(),
+                    ready: ready(h, Role::Prod, &web),
+                    units: web,
+                },
+            ));
+        }
+    }
+    let mut routed = false;
+    for f in swap.files.iter().filter(|f| f.host == inv.router.host) {
+        actions.push((Phase::SwitchRoutes, write(f)));
+        routed = true;
+    }
+    if routed {
+        actions.push((
+            Phase::ReloadRouter,
+            Action::Reload {
+                host: inv.router.host.clone(),
+                command: inv.router.reload.clone(),
+            },
+        ));
+    }
+    for h in with_units(demote) {
+        actions.push((
+            Phase::StopOldProd,
+            Action::StopUnits {
+                host: h.name.clone(),
+                units: h.units.clone(),
+                ready: ready(h, Role::Prod, &h.units),
+            },
+        ));
+    }
+    mount_actions(inv, swap, demote, Phase::OldProdMounts, &mut actions);
+    config_actions(inv, swap, demote, Phase::OldProdConfigs, &mut actions);
+    for h in inv.hosts.iter().filter(|h| !h.units.is_empty()) {
+        let units: Vec<String> = if h.colour == promote {
+            h.units.iter().filter(|u| !is_web(u)).cloned().collect()
+        } else {
+            h.units.clone()
+        };
+        if !units.is_empty() {
+            actions.push((
+                Phase::StartRest,
+                Action::StartUnits {
+                    host: h.name.clone(),
+                    ready: ready(h, Role::Dev, &units).filter(|_| h.colour == demote),
+                    units,
+                },
+            ));
+        }
+    }
+    debug_assert!(actions.iter().all(|(_, a)| match a {
+        Action::SetMount { host, .. } | Action::RewriteFstab { host, .. } =>
+            colour_of(host).is_some(),
+        _ => true,
+    }));
+    actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, (phase, action))| Step {
+            n: i + 1,
+            phase,
+            inverse: action.inverse(),
+            action,
+        })
+        .collect()
+}
+
+/// The mount changes of one colour's containers.
+fn mount_actions(
+    inv: &Inventory,
+    swap: &Swap,
+    colour: Colour,
+    phase: Phase,
+    actions: &mut Vec<(Phase, Action)>,
+) {
+    let of_colour = |host: &str| inv.host(host).is_some_and(|h| h.colour == colour);
     match inv.mounts.driver {
         MountDriver::Incus | MountDriver::Command => {
             let host = inv.mounts.host.clone().unwrap_or_default();
@@ -344,9 +508,9 @@ fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
                     set: inv.mounts.set.clone(),
                 }
             };
-            for m in &swap.mounts {
+            for m in swap.mounts.iter().filter(|m| of_colour(&m.host)) {
                 actions.push((
-                    Phase::SwapMounts,
+                    phase,
                     Action::SetMount {
                         host: m.host.clone(),
                         device: m.device.clone(),
@@ -359,7 +523,7 @@ fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
             }
         }
         MountDriver::Fstab => {
-            for h in &inv.hosts {
+            for h in inv.hosts_of(colour) {
                 let Some(f) = swap
                     .files
                     .iter()
@@ -379,7 +543,7 @@ fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
                     })
                     .collect();
                 actions.push((
-                    Phase::SwapMounts,
+                    phase,
                     Action::RewriteFstab {
                         host: h.name.clone(),
                         sha256_before: f.sha256_before.clone(),
@@ -390,46 +554,23 @@ fn steps(inv: &Inventory, swap: &Swap) -> Vec<Step> {
             }
         }
     }
-    for f in swap
-        .files
-        .iter()
-        .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
-    {
-        actions.push((Phase::WriteConfigs, write(f)));
+}
+
+/// The invenio.cfg writes of one colour's containers.
+fn config_actions(
+    inv: &Inventory,
+    swap: &Swap,
+    colour: Colour,
+    phase: Phase,
+    actions: &mut Vec<(Phase, Action)>,
+) {
+    for f in swap.files.iter().filter(|f| {
+        f.path == inv.cfg_path
+            && f.host != inv.router.host
+            && inv.host(&f.host).is_some_and(|h| h.colour == colour)
+    }) {
+        actions.push((phase, write(f)));
     }
-    for h in inv.hosts.iter().filter(|h| !h.units.is_empty()) {
-        actions.push((
-            Phase::StartUnits,
-            Action::StartUnits {
-                host: h.name.clone(),
-                units: h.units.clone(),
-            },
-        ));
-    }
-    let mut routed = false;
-    for f in swap.files.iter().filter(|f| f.host == inv.router.host) {
-        actions.push((Phase::SwitchRoutes, write(f)));
-        routed = true;
-    }
-    if routed {
-        actions.push((
-            Phase::ReloadRouter,
-            Action::Reload {
-                host: inv.router.host.clone(),
-                command: inv.router.reload.clone(),
-            },
-        ));
-    }
-    actions
-        .into_iter()
-        .enumerate()
-        .map(|(i, (phase, action))| Step {
-            n: i + 1,
-            phase,
-            inverse: action.inverse(),
-            action,
-        })
-        .collect()
 }
 
 fn write(f: &FileChange) -> Action {
@@ -451,6 +592,13 @@ mod tests {
             Action::StopUnits {
                 host: "h".into(),
                 units: vec!["ui.service".into()],
+                ready: Some(Ready {
+                    address: "localhost".into(),
+                    port: 5000,
+                    path: "/ping".into(),
+                    host_header: "data.example.org".into(),
+                    timeout_secs: 60,
+                }),
             },
             Action::SetMount {
                 host: "h".into(),

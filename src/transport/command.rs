@@ -117,8 +117,57 @@ pub fn with_status_marker(cmd: &str) -> String {
 /// Like [`with_status_marker`], but the host itself ends the command after
 /// `secs` (TERM, then KILL 5 s later), so that a command bgswap gave up on
 /// cannot land later behind its back. Exit 124 means it timed out.
-pub fn bounded(cmd: &str, secs: u64) -> String {
-    with_status_marker(&format!("timeout -k 5 {secs} sh -c {}", quote(cmd)))
+///
+/// `tag` becomes the shell's `$0`, so it shows in the command line of the
+/// host's `timeout` process as long as the command runs: [`wait_for_run`]
+/// finds the commands a dead bgswap left running by it.
+pub fn bounded(cmd: &str, secs: u64, tag: &str) -> String {
+    with_status_marker(&format!(
+        "timeout -k 5 {secs} sh -c {} {}",
+        quote(cmd),
+        quote(tag)
+    ))
+}
+
+/// This process's part of a command tag: unique per bgswap process.
+pub fn process_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!("{}-{nanos}", std::process::id())
+    })
+}
+
+/// The tag of this process's commands for `run` (see [`bounded`]).
+pub fn tag(run: &str) -> String {
+    format!("bgswap-cmd={run}/{}", process_nonce())
+}
+
+/// A run id as it may appear in a pattern: letters, digits, `-`, `_`, `.`-free.
+fn run_id_ok(run: &str) -> bool {
+    !run.is_empty()
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Prints how many processes of `run`'s commands from *other* bgswap processes are still
+/// running on the host, then waits until there are none (the caller bounds
+/// it). The pattern's `[b]` keeps it from matching its own command line.
+pub fn wait_for_run(run: &str) -> Option<String> {
+    if !run_id_ok(run) {
+        return None;
+    }
+    let pat = quote(&format!("[b]gswap-cmd={run}/"));
+    let me = quote(&format!("/{}", process_nonce()));
+    Some(format!(
+        "command -v pgrep >/dev/null 2>&1 || {{ echo 0; exit 0; }}; \
+others() {{ pgrep -af {pat} | grep -vF -e {me}; }}; \
+others | wc -l; while others >/dev/null; do sleep 0.1; done"
+    ))
 }
 
 pub const STATUS_MARKER: &str = "bgswap-exit-status=";
@@ -262,18 +311,54 @@ mod tests {
 
     #[test]
     fn bounded_commands_end_on_the_host() {
-        assert!(bounded("sleep 9; echo x", 2)
-            .starts_with("(\ntimeout -k 5 2 sh -c 'sleep 9; echo x'\n);"));
+        assert!(bounded("sleep 9; echo x", 2, "bgswap-cmd=r/1")
+            .starts_with("(\ntimeout -k 5 2 sh -c 'sleep 9; echo x' bgswap-cmd=r/1\n);"));
         let started = std::time::Instant::now();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(bounded("sleep 9", 1))
+            .arg(bounded("sleep 9", 1, "t"))
             .output()
             .expect("sh");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         assert_eq!(
             split_status(&String::from_utf8_lossy(&out.stderr)).1,
             Some(124)
+        );
+    }
+
+    #[test]
+    fn a_dead_runs_commands_are_waited_for_and_our_own_are_not() {
+        assert_eq!(wait_for_run("bad id;rm"), None);
+        // Another process's command of run r1 (a tag with another nonce).
+        let mut other = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("timeout -k 5 30 sh -c 'sleep 1.5' bgswap-cmd=r1/other-1")
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Our own command of the same run, still running, is not waited for.
+        let mut own = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(bounded("sleep 20", 30, &tag("r1")))
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(bounded(&wait_for_run("r1").expect("valid"), 30, &tag("r1")))
+            .output()
+            .expect("sh");
+        let waited = started.elapsed();
+        let _ = own.kill();
+        let _ = other.wait();
+        let _ = own.wait();
+        // the other run's shell, its timeout and the command's shell: 3 processes
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+        assert!(
+            waited > std::time::Duration::from_millis(800)
+                && waited < std::time::Duration::from_secs(10),
+            "waited {waited:?}"
         );
     }
 

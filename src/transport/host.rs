@@ -4,7 +4,6 @@
 
 use super::command;
 use crate::model::observation::FileObs;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 /// What a command printed and how it ended.
@@ -23,9 +22,6 @@ pub enum Expect<'a> {
     /// The file does not exist.
     Absent,
 }
-
-pub trait ReadWrite: Read + Write + Send {}
-impl<T: Read + Write + Send> ReadWrite for T {}
 
 /// A host key as offered by a server, for messages and for accepting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,8 +158,22 @@ pub trait Host: Send + Sync {
         owner: Option<(u32, u32)>,
     ) -> Result<(), HostError>;
 
-    /// A TCP connection opened *from* this host, for probes.
-    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError>;
+    /// Marks every later remote command as belonging to `run` (its `$0`),
+    /// so that a later bgswap can wait for what this one left running.
+    fn tag_commands(&self, _run: &str) {}
+
+    /// A short TCP conversation held *from* this host (over SSH: a
+    /// direct-tcpip stream): connects to `address:port`, sends `send`, then
+    /// reads until `done` says the reply is complete, the peer closes, or
+    /// `timeout` passes (an error). Returns what was read.
+    fn exchange(
+        &self,
+        address: &str,
+        port: u16,
+        send: &[u8],
+        done: &dyn Fn(&[u8]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, HostError>;
 
     /// The source of each (container, device) as the mount driver's `get`
     /// command reports it on this host.

@@ -2,7 +2,7 @@
 //! through std::fs with the same compare-and-swap discipline as SSH.
 
 use super::command;
-use super::host::{Expect, Host, HostError, Output, ReadWrite};
+use super::host::{Expect, Host, HostError, Output};
 use crate::model::observation::FileObs;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -177,12 +177,55 @@ impl Host for LocalHost {
         }
     }
 
-    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
-        let s = std::net::TcpStream::connect((host, port)).map_err(|e| HostError::Other {
+    fn exchange(
+        &self,
+        address: &str,
+        port: u16,
+        send: &[u8],
+        done: &dyn Fn(&[u8]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, HostError> {
+        use std::io::{Read, Write};
+        use std::net::ToSocketAddrs;
+        let err = |what: String| HostError::Other {
             host: self.name.clone(),
-            reason: format!("cannot connect to {host}:{port}: {e}"),
-        })?;
-        Ok(Box::new(s))
+            reason: format!("TCP stream to {address}:{port}: {what}"),
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        let addr = (address, port)
+            .to_socket_addrs()
+            .map_err(|e| err(format!("cannot resolve: {e}")))?
+            .next()
+            .ok_or_else(|| err("resolves to no address".into()))?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| err(format!("cannot connect: {e}")))?;
+        s.write_all(send)
+            .map_err(|e| err(format!("sending: {e}")))?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !done(&got) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(HostError::Timeout {
+                    host: self.name.clone(),
+                    what: format!("an answer from {address}:{port}"),
+                    secs: timeout.as_secs().max(1),
+                });
+            }
+            s.set_read_timeout(Some(left))
+                .map_err(|e| err(e.to_string()))?;
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(err(format!("reading: {e}"))),
+            }
+        }
+        Ok(got)
     }
 }
 

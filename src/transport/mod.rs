@@ -7,6 +7,7 @@
 pub mod command;
 pub mod fleet;
 pub mod host;
+pub mod http;
 pub mod known_hosts;
 pub mod local;
 pub mod snapshot;

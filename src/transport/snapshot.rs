@@ -5,7 +5,7 @@
 //! makes a new one (files 0600, directories 0700) and refuses to touch an
 //! existing non-empty directory.
 
-use super::host::{Expect, Host, HostError, Output, ReadWrite};
+use super::host::{Expect, Host, HostError, Output};
 use crate::model::observation::{FileObs, Observation};
 use std::collections::BTreeMap;
 use std::fs;
@@ -135,7 +135,14 @@ impl Host for SnapshotHost {
         Err(self.read_only("write files"))
     }
 
-    fn open_tcp(&self, _host: &str, _port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+    fn exchange(
+        &self,
+        _address: &str,
+        _port: u16,
+        _send: &[u8],
+        _done: &dyn Fn(&[u8]) -> bool,
+        _timeout: Duration,
+    ) -> Result<Vec<u8>, HostError> {
         Err(self.read_only("open connections"))
     }
 

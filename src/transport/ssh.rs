@@ -7,7 +7,7 @@
 //! by a temporary file plus `mv -f` (SFTP rename cannot overwrite on OpenSSH).
 
 use super::command::{self, quote};
-use super::host::{Expect, Host, HostError, HostKey, Output, ReadWrite};
+use super::host::{Expect, Host, HostError, HostKey, Output};
 use super::known_hosts;
 use super::ssh_config;
 use crate::log;
@@ -98,6 +98,8 @@ pub struct SshHost {
     op: std::sync::Mutex<()>,
     target: Target,
     session: Session,
+    /// The `$0` of every remote command (see `command::bounded`).
+    tag: std::sync::Mutex<String>,
 }
 
 fn key_type_name(t: HostKeyType) -> &'static str {
@@ -186,6 +188,7 @@ impl SshHost {
             op: std::sync::Mutex::new(()),
             target: t.clone(),
             session,
+            tag: std::sync::Mutex::new(command::tag("-")),
         })
     }
 
@@ -312,6 +315,12 @@ fn authenticate(session: &Session, t: &Target) -> Result<(), HostError> {
 }
 
 impl Host for SshHost {
+    fn tag_commands(&self, run: &str) {
+        if let Ok(mut t) = self.tag.lock() {
+            *t = command::tag(run);
+        }
+    }
+
     fn name(&self) -> &str {
         &self.target.name
     }
@@ -338,9 +347,16 @@ impl Host for SshHost {
         self.write_inner(path, expect, content, mode, owner)
     }
 
-    fn open_tcp(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
+    fn exchange(
+        &self,
+        address: &str,
+        port: u16,
+        send: &[u8],
+        done: &dyn Fn(&[u8]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.open_tcp_inner(host, port)
+        self.exchange_inner(address, port, send, done, timeout)
     }
 }
 
@@ -353,7 +369,8 @@ impl SshHost {
             reason: format!("running `{cmd}`: {}", e.message()),
         };
         let mut ch = self.session.channel_session().map_err(other)?;
-        ch.exec(&command::bounded(cmd, timeout.as_secs().max(1)))
+        let tag = self.tag.lock().map(|t| t.clone()).unwrap_or_default();
+        ch.exec(&command::bounded(cmd, timeout.as_secs().max(1), &tag))
             .map_err(other)?;
         let deadline = Instant::now() + timeout + Duration::from_secs(8);
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -574,16 +591,71 @@ impl SshHost {
         }
     }
 
-    fn open_tcp_inner(&self, host: &str, port: u16) -> Result<Box<dyn ReadWrite + '_>, HostError> {
-        log::debug(format!("{}: open tcp {host}:{port}", self.target.name));
-        let ch = self
+    fn exchange_inner(
+        &self,
+        address: &str,
+        port: u16,
+        send: &[u8],
+        done: &dyn Fn(&[u8]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, HostError> {
+        let name = self.target.name.clone();
+        log::debug(format!("{name}: tcp {address}:{port}"));
+        let err = |what: String| HostError::Other {
+            host: name.clone(),
+            reason: format!("TCP stream to {address}:{port}: {what}"),
+        };
+        // Opening is bounded by the session's own timeout; the conversation
+        // by `timeout`, polled without blocking.
+        let mut ch = self
             .session
-            .channel_direct_tcpip(host, port, None)
-            .map_err(|e| HostError::Other {
-                host: self.target.name.clone(),
-                reason: format!("cannot open a TCP stream to {host}:{port}: {}", e.message()),
-            })?;
-        Ok(Box::new(ch))
+            .channel_direct_tcpip(address, port, None)
+            .map_err(|e| err(format!("cannot open: {}", e.message())))?;
+        let deadline = Instant::now() + timeout;
+        self.session.set_blocking(false);
+        let result = (|| {
+            let mut sent = 0;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                let mut progressed = false;
+                if sent < send.len() {
+                    match ch.write(&send[sent..]) {
+                        Ok(n) => {
+                            sent += n;
+                            progressed = n > 0;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(err(format!("sending: {e}"))),
+                    }
+                }
+                match ch.read(&mut buf) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        got.extend_from_slice(&buf[..n]);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(err(format!("reading: {e}"))),
+                }
+                if done(&got) || (ch.eof() && !progressed) {
+                    return Ok(got);
+                }
+                if Instant::now() >= deadline {
+                    return Err(HostError::Timeout {
+                        host: name.clone(),
+                        what: format!("an answer from {address}:{port}"),
+                        secs: timeout.as_secs().max(1),
+                    });
+                }
+                if !progressed {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        })();
+        let _ = ch.close();
+        self.session.set_blocking(true);
+        result
     }
 }
 
