@@ -541,3 +541,39 @@ fn prod_stays_served_until_the_new_prod_answers() {
         "data.ae.ic.ac.uk"
     );
 }
+
+/// `plan` lists the probes `execute` runs first, including every backing
+/// service of the candidate configs, from the container that will use it.
+#[test]
+fn plan_lists_the_preflight_probes() {
+    let r = plan_imperial(&["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    let probes = v["probes"].as_array().expect("probes");
+    let has = |host: &str, kind: &str, target: &str| {
+        probes
+            .iter()
+            .any(|p| p["host"] == host && p["kind"] == kind && p["target"] == target)
+    };
+    assert!(has("rdm-invenio-ui-green", "redis", "rdm-redis-dev:6379"));
+    assert!(has(
+        "rdm-invenio-ui-green",
+        "redis",
+        "rdm-redis:6379 (candidate config)"
+    ));
+    assert!(has(
+        "rdm-invenio-api-blue",
+        "postgres",
+        "rdm-postgresql-1-dev:5432 (candidate config)"
+    ));
+    assert!(has(
+        "haproxy-inner",
+        "router",
+        "http://haproxy-inner:80/ping Host store-dev.ae.ic.ac.uk"
+    ));
+    let text = plan_imperial(&[]).stdout;
+    assert!(
+        text.contains("Probes `execute` runs before any change (59;"),
+        "{text}"
+    );
+}

@@ -70,6 +70,7 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
                 )));
             }
         }
+        preflight(&s, &obs, &plan)?;
         let summary = summary(&plan);
         session::confirm(interactive, a.run.yes, &summary, plan.promote)?;
         let journal =
@@ -89,6 +90,55 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
     s.release();
     result
 }
+
+/// The probes of `probe::preflight`, before the operator is asked and before
+/// any change: one failure refuses the switchover.
+fn preflight(
+    s: &session::Session,
+    obs: &crate::model::observation::Observation,
+    plan: &Plan,
+) -> Result<(), Failure> {
+    use crate::engine::probe::{self, Verdict};
+    let parsed = crate::model::parsed::Parsed::parse(&s.inv, obs, "live hosts")
+        .map_err(|e| Failure::bad_input(crate::mask::mask_text(&e.to_string())))?;
+    let list = probe::preflight(&s.inv, &parsed, plan);
+    let t = std::time::Instant::now();
+    let results = probe::run_settled(
+        &s.inv,
+        &s.hosts,
+        &list,
+        std::time::Duration::from_secs(PROBE_TIMEOUT_SECS),
+        PROBE_CONCURRENCY,
+        std::time::Duration::from_secs(PREFLIGHT_SETTLE_SECS),
+        &|| false,
+    );
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| r.line())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Failure::refused(format!(
+            "preflight: {} of {} probes failed, so the switchover would not end healthy; nothing was changed:\n  {}\nRepair them (`bgswap probe` shows every probe), then run execute again",
+            failed.len(),
+            results.len(),
+            failed.join("\n  ")
+        )));
+    }
+    eprintln!(
+        "bgswap: preflight: {} probes passed in {:.1} s",
+        results.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Bound of each preflight probe, and how many run at once. A failing probe
+/// is retried for up to PREFLIGHT_SETTLE_SECS (HAProxy's health checks need
+/// seconds to see a copy that was just restarted) before it refuses.
+const PROBE_TIMEOUT_SECS: u64 = 5;
+const PREFLIGHT_SETTLE_SECS: u64 = 10;
+const PROBE_CONCURRENCY: usize = 8;
 
 fn summary(plan: &Plan) -> String {
     let danger = plan

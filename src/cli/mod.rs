@@ -6,6 +6,7 @@ mod connect;
 mod execute;
 mod lock;
 mod plan;
+mod probe;
 mod rollback;
 mod session;
 mod snapshot;
@@ -42,6 +43,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Show which colour holds which role, aspect by aspect. Changes nothing.
     Status(status::StatusArgs),
+    /// Run the health probes (SSH, units, disk, uWSGI, HTTP, backing services, router). Changes nothing.
+    Probe(probe::ProbeArgs),
     /// Capture the files bgswap plans from into a new snapshot directory. Changes nothing on the hosts.
     Snapshot(snapshot::SnapshotArgs),
     /// Perform the switchover: lock, journal, phases, verify; roll back on any failure.
@@ -173,6 +176,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(a) => plan::run(&a),
         Command::Status(a) => status::run(&a),
+        Command::Probe(a) => probe::run(&a),
         Command::Snapshot(a) => snapshot::run(&a),
         Command::Execute(a) => execute::run(&a),
         Command::Rollback(a) => rollback::run(&a),

@@ -46,6 +46,10 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         }
         Err(e) => return Err(e.into()),
     };
+    let probes = match crate::model::parsed::Parsed::parse(inv, obs, l.kind) {
+        Ok(parsed) => crate::engine::probe::preflight(inv, &parsed, &plan),
+        Err(_) => Vec::new(),
+    };
     if let Some(out) = &a.out {
         save(out, &crate::model::saved::SavedPlan::new(&plan, obs))?;
     }
@@ -66,7 +70,26 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
                 Style::for_stdout()
             )
         ),
-        Format::Json => println!("{}", json::plan_json(&plan, &inv.cfg_path)),
+        Format::Json => {
+            let doc = json::plan_json(&plan, &inv.cfg_path);
+            match serde_json::from_str::<serde_json::Value>(&doc) {
+                Ok(mut v) => {
+                    v["probes"] = serde_json::Value::Array(
+                        probes
+                            .iter()
+                            .map(|p| {
+                                serde_json::json!({"host": p.host, "kind": p.kind.as_str(), "target": p.target})
+                            })
+                            .collect(),
+                    );
+                    println!("{}", json::to_pretty(&v));
+                }
+                Err(_) => println!("{doc}"),
+            }
+        }
+    }
+    if a.format == Format::Text {
+        print!("{}", probes_text(&probes));
     }
     if let Some(out) = &a.render {
         eprintln!(
@@ -75,6 +98,31 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         );
     }
     Ok(Outcome::Ok)
+}
+
+/// The preflight probes `execute` will run, one line per host.
+fn probes_text(probes: &[crate::engine::probe::Probe]) -> String {
+    let mut by_host: Vec<(&str, Vec<String>)> = Vec::new();
+    for p in probes {
+        let item = match p.kind {
+            crate::engine::probe::Kind::Ssh | crate::engine::probe::Kind::Units => {
+                p.kind.as_str().to_string()
+            }
+            _ => format!("{} {}", p.kind.as_str(), p.target),
+        };
+        match by_host.iter_mut().find(|(h, _)| *h == p.host) {
+            Some((_, v)) => v.push(item),
+            None => by_host.push((&p.host, vec![item])),
+        }
+    }
+    let mut out = format!(
+        "\nProbes `execute` runs before any change ({}; any failure refuses the switchover):\n",
+        probes.len()
+    );
+    for (h, items) in by_host {
+        out.push_str(&format!("  {h}: {}\n", items.join("; ")));
+    }
+    out
 }
 
 fn save(path: &std::path::Path, sp: &crate::model::saved::SavedPlan) -> Result<(), Failure> {

@@ -5,5 +5,6 @@ pub mod commands;
 pub mod events;
 pub mod journal;
 pub mod lock;
+pub mod probe;
 pub mod run;
 pub mod step;

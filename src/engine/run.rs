@@ -437,7 +437,7 @@ pub fn execute(
         }
     }
     if failure.is_none() {
-        match verify(ctx, plan.promote) {
+        match verify(ctx, plan.promote).and_then(|_| postflight(ctx, plan.promote)) {
             Ok(()) => {
                 if let Some(c) = cutover {
                     note(
@@ -510,6 +510,66 @@ fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcome) -> Outco
         took: t0.elapsed(),
     });
     o
+}
+
+/// How long the deployment has, after the switch, to pass every probe: the
+/// router's health checks need a few seconds to see the new dev.
+const POSTFLIGHT_SECS: u64 = 30;
+
+/// After the switch: every probe of the new state (`bgswap probe`'s, with
+/// `prod` holding prod) must pass within [`POSTFLIGHT_SECS`]; failing probes
+/// are retried every half second until then.
+pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
+    use super::probe::{self, Verdict};
+    let inv = ctx.hosts.inv;
+    let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
+        .map_err(|e| e.to_string())?;
+    let parsed = crate::model::parsed::Parsed::parse(inv, &obs, "live hosts")
+        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
+    let role_of = |host: &str| {
+        inv.host(host).map(|h| {
+            if h.colour == prod {
+                crate::model::colour::Role::Prod
+            } else {
+                crate::model::colour::Role::Dev
+            }
+        })
+    };
+    let list = probe::probes(inv, &parsed.cfgs, &role_of);
+    let t0 = Instant::now();
+    let results = probe::run_settled(
+        inv,
+        ctx.hosts.hosts,
+        &list,
+        std::time::Duration::from_secs(5),
+        8,
+        std::time::Duration::from_secs(POSTFLIGHT_SECS),
+        &|| ctx.interrupted.load(Ordering::SeqCst),
+    );
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| r.line())
+        .collect();
+    if failed.is_empty() {
+        note(
+            ctx,
+            None,
+            format!(
+                "postflight: {} probes passed in {:.1} s",
+                results.len(),
+                t0.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "postflight: {} of {} probes still failing after {POSTFLIGHT_SECS} s: {}",
+            failed.len(),
+            results.len(),
+            failed.join("; ")
+        ))
+    }
 }
 
 /// Checks, by reading the hosts again, that every aspect says `prod` holds

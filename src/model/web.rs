@@ -22,6 +22,8 @@ pub struct WebSpec {
     /// direct-tcpip stream): `{host}` stands for the host's inventory name.
     pub address: String,
     pub port: u16,
+    /// uWSGI's stats server (`--stats`), probed when given.
+    pub stats_port: Option<u16>,
     /// The health-check path, e.g. `/ping`.
     pub ping: String,
     /// How long a started web unit may take to answer.
@@ -41,6 +43,7 @@ pub(super) struct RawWeb {
     units: Spanned<Vec<Spanned<String>>>,
     address: Option<Spanned<String>>,
     port: Spanned<i64>,
+    stats_port: Option<Spanned<i64>>,
     ping: Option<Spanned<String>>,
     ready_timeout_secs: Option<Spanned<u64>>,
 }
@@ -88,6 +91,17 @@ pub(super) fn build_web(
             "must be a TCP port (1 to 65535)",
         ));
     }
+    let stats_port = match raw.stats_port {
+        None => None,
+        Some(p) if !(1..=65535).contains(p.get_ref()) => {
+            return Err(ck.err(
+                p.span(),
+                "web.stats_port",
+                "must be a TCP port (1 to 65535)",
+            ))
+        }
+        Some(p) => Some(*p.get_ref() as u16),
+    };
     let address = match raw.address {
         None => "localhost".to_string(),
         Some(a) => {
@@ -136,6 +150,7 @@ pub(super) fn build_web(
         units,
         address,
         port: port as u16,
+        stats_port,
         ping,
         ready_timeout_secs,
     }))

@@ -13,6 +13,7 @@ pub mod local;
 pub mod snapshot;
 pub mod ssh;
 pub mod ssh_config;
+pub mod wire;
 
 pub use host::{Expect, Host, HostError, Output};
 

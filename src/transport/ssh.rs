@@ -653,8 +653,8 @@ impl SshHost {
                 }
             }
         })();
-        let _ = ch.close();
         self.session.set_blocking(true);
+        let _ = ch.close();
         result
     }
 }

@@ -1,0 +1,526 @@
+//! Health probes: what to probe follows purely from the inventory and the
+//! observed configs ([`probes`]); running them ([`run`]) talks to the hosts,
+//! each probe bounded by a timeout, at most `concurrency` at once. Every
+//! probe reads; none changes anything.
+//!
+//! Backing services are probed *from the container that uses them*, through
+//! an SSH direct-tcpip stream from that container, speaking each protocol's
+//! first words ([`crate::transport::wire`]).
+
+use super::commands;
+use crate::edit::pycfg::{self, PyFile};
+use crate::model::colour::Role;
+use crate::model::inventory::Inventory;
+use crate::model::parsed::Parsed;
+use crate::model::plan::Plan;
+use crate::transport::{command, http, wire, Host, HostMap};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// When a reply is complete.
+type Done = dyn Fn(&[u8]) -> bool;
+
+/// Less free space than this where bgswap stages files fails the disk probe.
+pub const MIN_FREE_KB: u64 = 10 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Ssh,
+    Units,
+    Disk,
+    UwsgiStats,
+    HttpPing,
+    Postgres,
+    Redis,
+    Amqp,
+    Opensearch,
+    Router,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ssh => "ssh",
+            Kind::Units => "units",
+            Kind::Disk => "disk",
+            Kind::UwsgiStats => "uwsgi-stats",
+            Kind::HttpPing => "http-ping",
+            Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
+            Kind::Amqp => "amqp",
+            Kind::Opensearch => "opensearch",
+            Kind::Router => "router",
+        }
+    }
+}
+
+/// One probe: on `host`, of `kind`, aimed at `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub host: String,
+    pub kind: Kind,
+    pub target: String,
+    check: Check,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Check {
+    Ssh,
+    Units(Vec<String>),
+    Disk(String),
+    Tcp {
+        address: String,
+        port: u16,
+        host_header: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeResult {
+    pub host: String,
+    pub kind: Kind,
+    pub target: String,
+    pub verdict: Verdict,
+    pub evidence: String,
+    pub duration_ms: u64,
+}
+
+impl ProbeResult {
+    /// `host kind target: evidence`, for a refusal or a rollback's cause.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} {}: {}",
+            self.host,
+            self.kind.as_str(),
+            self.target,
+            self.evidence
+        )
+    }
+}
+
+/// The service kind a key of invenio.cfg points at, by its name.
+fn service_kind(key: &str) -> Option<Kind> {
+    if key.contains("DATABASE_URI") {
+        Some(Kind::Postgres)
+    } else if key.contains("BROKER_URL") {
+        Some(Kind::Amqp)
+    } else if key == "SEARCH_HOSTS" {
+        Some(Kind::Opensearch)
+    } else if key.contains("REDIS")
+        || key == "CELERY_RESULT_BACKEND"
+        || key == "RATELIMIT_STORAGE_URL"
+    {
+        Some(Kind::Redis)
+    } else {
+        None
+    }
+}
+
+/// Every `host:port` in an expression's text that follows `@`, `/` or a
+/// quote (the host of a URL, or a quoted `host:port`).
+pub fn endpoints(text: &str) -> Vec<(String, u16)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    for (i, &c) in b.iter().enumerate() {
+        if c != b':' {
+            continue;
+        }
+        let digits: String = text[i + 1..]
+            .chars()
+            .take_while(|d| d.is_ascii_digit())
+            .collect();
+        let Ok(port) = digits.parse::<u16>() else {
+            continue;
+        };
+        let start = text[..i]
+            .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '.' || ch == '-'))
+            .map_or(0, |p| p + 1);
+        let host = &text[start..i];
+        let before = start.checked_sub(1).map(|p| b[p]);
+        if !host.is_empty() && matches!(before, Some(b'@' | b'/' | b'\'' | b'"')) {
+            let e = (host.to_string(), port);
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// What `execute` and `probe` check, in a stable order. `role_of` says which
+/// role each container holds (None: unknown, e.g. in a split state — then
+/// its HTTP probes are left out, as no hostname is known to be allowed).
+pub fn probes(
+    inv: &Inventory,
+    cfgs: &BTreeMap<String, PyFile>,
+    role_of: &dyn Fn(&str) -> Option<Role>,
+) -> Vec<Probe> {
+    let mut out = Vec::new();
+    let p = |host: &str, kind: Kind, target: String, check: Check| Probe {
+        host: host.to_string(),
+        kind,
+        target,
+        check,
+    };
+    let cfg_dir = inv
+        .cfg_path
+        .rsplit_once('/')
+        .map_or("/".to_string(), |(d, _)| {
+            if d.is_empty() {
+                "/".into()
+            } else {
+                d.into()
+            }
+        });
+    for h in &inv.hosts {
+        out.push(p(&h.name, Kind::Ssh, h.name.clone(), Check::Ssh));
+        if !h.units.is_empty() {
+            out.push(p(
+                &h.name,
+                Kind::Units,
+                h.units.join(" "),
+                Check::Units(h.units.clone()),
+            ));
+        }
+        out.push(p(
+            &h.name,
+            Kind::Disk,
+            cfg_dir.clone(),
+            Check::Disk(cfg_dir.clone()),
+        ));
+        if let Some(w) = &inv.web {
+            let address = w.address_on(&h.name);
+            if let Some(sp) = w.stats_port {
+                out.push(p(
+                    &h.name,
+                    Kind::UwsgiStats,
+                    format!("{address}:{sp}"),
+                    Check::Tcp {
+                        address: address.clone(),
+                        port: sp,
+                        host_header: None,
+                    },
+                ));
+            }
+            if let Some(hn) = role_of(&h.name).and_then(|r| inv.role(r).hostnames.first()) {
+                out.push(p(
+                    &h.name,
+                    Kind::HttpPing,
+                    format!("http://{address}:{}{} Host {hn}", w.port, w.ping),
+                    Check::Tcp {
+                        address,
+                        port: w.port,
+                        host_header: Some(hn.clone()),
+                    },
+                ));
+            }
+        }
+        if let Some(pf) = cfgs.get(&h.name) {
+            let mut seen = Vec::new();
+            for a in pf.assignments() {
+                let Some(kind) = service_kind(&a.key) else {
+                    continue;
+                };
+                for (address, port) in endpoints(&pf.text()[a.rhs.clone()]) {
+                    if seen.contains(&(kind, address.clone(), port)) {
+                        continue;
+                    }
+                    seen.push((kind, address.clone(), port));
+                    out.push(p(
+                        &h.name,
+                        kind,
+                        format!("{address}:{port}"),
+                        Check::Tcp {
+                            address,
+                            port,
+                            host_header: None,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    let r = &inv.router;
+    out.push(p(&r.host, Kind::Ssh, r.host.clone(), Check::Ssh));
+    if let Some((dir, _)) = r.config.rsplit_once('/') {
+        out.push(p(
+            &r.host,
+            Kind::Disk,
+            dir.to_string(),
+            Check::Disk(dir.to_string()),
+        ));
+    }
+    if let Some(w) = &inv.web {
+        for role in [Role::Prod, Role::Dev] {
+            for hn in &inv.role(role).hostnames {
+                out.push(p(
+                    &r.host,
+                    Kind::Router,
+                    format!("http://{}:80{} Host {hn}", r.host, w.ping),
+                    Check::Tcp {
+                        address: r.host.clone(),
+                        port: 80,
+                        host_header: Some(hn.clone()),
+                    },
+                ));
+            }
+        }
+    }
+    if let Some(m) = &inv.mounts.host {
+        out.push(p(m, Kind::Ssh, m.clone(), Check::Ssh));
+    }
+    out
+}
+
+/// The probes `execute` runs before any change (preflight): the deployment as
+/// it is (both colours healthy, every service their configs name reachable
+/// from them, the router answering every hostname), plus every backing
+/// service the *candidate* configs name, probed from the container that will
+/// use it.
+pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
+    let role_now = |host: &str| inv.host(host).map(|h| plan.role_after(h.colour.other()));
+    let mut list = probes(inv, &parsed.cfgs, &role_now);
+    let candidate: BTreeMap<String, PyFile> = plan
+        .files
+        .iter()
+        .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
+        .filter_map(|f| pycfg::parse(&f.after).ok().map(|pf| (f.host.clone(), pf)))
+        .collect();
+    for p in probes(inv, &candidate, &|_: &str| None) {
+        let service = matches!(
+            p.kind,
+            Kind::Postgres | Kind::Redis | Kind::Amqp | Kind::Opensearch
+        );
+        if service
+            && !list
+                .iter()
+                .any(|q| q.host == p.host && q.kind == p.kind && q.target == p.target)
+        {
+            list.push(Probe {
+                target: format!("{} (candidate config)", p.target),
+                ..p
+            });
+        }
+    }
+    list
+}
+
+/// Runs the probes, at most `concurrency` at once, each bounded by
+/// `timeout`; results in the order of `probes`. A host that is not connected
+/// fails its probes.
+pub fn run(
+    inv: &Inventory,
+    hosts: &HostMap,
+    probes: &[Probe],
+    timeout: Duration,
+    concurrency: usize,
+) -> Vec<ProbeResult> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ProbeResult>>> = Mutex::new(vec![None; probes.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..concurrency.clamp(1, probes.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(pr) = probes.get(i) else { break };
+                let t = Instant::now();
+                let outcome = match hosts.get(&pr.host) {
+                    Some(h) => one(inv, h.as_ref(), pr, timeout),
+                    None => Err(format!("{}: not connected", pr.host)),
+                };
+                let (verdict, evidence) = match outcome {
+                    Ok(e) => (Verdict::Pass, e),
+                    Err(e) => (Verdict::Fail, e),
+                };
+                let r = ProbeResult {
+                    host: pr.host.clone(),
+                    kind: pr.kind,
+                    target: pr.target.clone(),
+                    verdict,
+                    evidence: crate::mask::mask_text(&evidence),
+                    duration_ms: t.elapsed().as_millis() as u64,
+                };
+                if let Ok(mut v) = results.lock() {
+                    v[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Runs the probes, then retries the failing ones every half second until
+/// they pass or `window` has passed (or `stop()` says so): a deployment that
+/// is settling (HAProxy's health checks take seconds to see a restarted
+/// copy) is not judged by one moment. Returns every probe's last result, in
+/// the order of `probes`.
+pub fn run_settled(
+    inv: &Inventory,
+    hosts: &HostMap,
+    probes: &[Probe],
+    timeout: Duration,
+    concurrency: usize,
+    window: Duration,
+    stop: &dyn Fn() -> bool,
+) -> Vec<ProbeResult> {
+    let deadline = Instant::now() + window;
+    let mut results = run(inv, hosts, probes, timeout, concurrency);
+    loop {
+        let failing: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].verdict == Verdict::Fail)
+            .collect();
+        if failing.is_empty() || Instant::now() >= deadline || stop() {
+            return results;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let again: Vec<Probe> = failing.iter().map(|&i| probes[i].clone()).collect();
+        for (i, r) in failing
+            .into_iter()
+            .zip(run(inv, hosts, &again, timeout, concurrency))
+        {
+            results[i] = r;
+        }
+    }
+}
+
+fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<String, String> {
+    let err = |e: crate::transport::HostError| e.to_string();
+    match &pr.check {
+        Check::Ssh => {
+            let out = h.run("true", timeout).map_err(err)?;
+            if out.status == 0 {
+                Ok("a command ran".into())
+            } else {
+                Err(format!("`true` exited with {}", out.status))
+            }
+        }
+        Check::Units(units) => {
+            let sc = inv
+                .host(&pr.host)
+                .map(|s| s.systemctl.clone())
+                .unwrap_or_else(|| vec!["systemctl".into()]);
+            let out = h
+                .run(&commands::units_state_with(&sc, units), timeout)
+                .map_err(err)?;
+            let states: BTreeMap<&str, &str> = out
+                .stdout
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .collect();
+            let down: Vec<String> = units
+                .iter()
+                .filter(|u| states.get(u.as_str()).map(|s| s.trim()) != Some("active"))
+                .map(|u| {
+                    format!(
+                        "{u} is {}",
+                        states.get(u.as_str()).map_or("unknown", |s| s.trim())
+                    )
+                })
+                .collect();
+            if down.is_empty() {
+                Ok(format!("{} active", units.join(" ")))
+            } else {
+                Err(down.join(", "))
+            }
+        }
+        Check::Disk(dir) => {
+            let out = h
+                .run(&command::line(&["df", "-Pk", "--", dir]), timeout)
+                .map_err(err)?;
+            let avail = out
+                .stdout
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("cannot read free space of {dir}: {}", out.stderr.trim()))?;
+            let e = format!("{} MiB free in {dir}", avail / 1024);
+            if avail >= MIN_FREE_KB {
+                Ok(e)
+            } else {
+                Err(format!("only {e} (needs {} MiB)", MIN_FREE_KB / 1024))
+            }
+        }
+        Check::Tcp {
+            address,
+            port,
+            host_header,
+        } => {
+            let (send, done): (Vec<u8>, &Done) = match (pr.kind, host_header) {
+                (Kind::Postgres, _) => (
+                    wire::postgres_startup("bgswap-probe", "postgres"),
+                    &wire::postgres_done,
+                ),
+                (Kind::Redis, _) => (wire::REDIS_PING.to_vec(), &wire::redis_done),
+                (Kind::Amqp, _) => (wire::AMQP_HEADER.to_vec(), &wire::amqp_done),
+                (Kind::Opensearch, _) => (
+                    http::get("/_cluster/health", &format!("{address}:{port}")),
+                    &|_: &[u8]| false,
+                ),
+                (Kind::UwsgiStats, _) => (Vec::new(), &|_: &[u8]| false),
+                (_, Some(hh)) => {
+                    let path = inv.web.as_ref().map_or("/ping", |w| w.ping.as_str());
+                    (http::get(path, hh), &http::status_line_complete)
+                }
+                (_, None) => (Vec::new(), &|_: &[u8]| true),
+            };
+            let reply = h
+                .exchange(address, *port, &send, done, timeout)
+                .map_err(err)?;
+            match pr.kind {
+                Kind::Postgres => wire::postgres_verdict(&reply),
+                Kind::Redis => wire::redis_verdict(&reply),
+                Kind::Amqp => wire::amqp_verdict(&reply),
+                Kind::Opensearch => wire::opensearch_verdict(&reply),
+                Kind::UwsgiStats => wire::uwsgi_stats_verdict(&reply),
+                _ => match http::status(&reply) {
+                    Some(200) => Ok("200".into()),
+                    Some(c) => Err(format!("answered {c}")),
+                    None => Err("no HTTP answer".into()),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_in_config_values() {
+        assert_eq!(
+            endpoints("\"postgresql+psycopg2://invenio:pw@rdm-postgresql-1:5432/invenio\""),
+            [("rdm-postgresql-1".to_string(), 5432)]
+        );
+        assert_eq!(
+            endpoints("\"amqp://invenio:\" + RABBIT_PASSWD + \"@rdm-rabbitmq:5672/1\""),
+            [("rdm-rabbitmq".to_string(), 5672)]
+        );
+        assert_eq!(
+            endpoints("[\n\t'rdm-opensearch-d1:9200',   # data node 1\n]"),
+            [("rdm-opensearch-d1".to_string(), 9200)]
+        );
+        assert_eq!(
+            endpoints("\"redis://rdm-redis-dev:6379/0\""),
+            [("rdm-redis-dev".to_string(), 6379)]
+        );
+        assert!(endpoints("\"https://data.ae.ic.ac.uk\"").is_empty());
+        assert!(endpoints("x = a:1").is_empty());
+    }
+}

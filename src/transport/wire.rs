@@ -1,0 +1,200 @@
+//! The first bytes of the protocols bgswap's probes speak, and the verdict on
+//! the answer: PostgreSQL, Redis, AMQP 0-9-1, and the uWSGI stats document.
+//! Pure functions; the bytes travel through [`super::Host::exchange`].
+
+/// PostgreSQL: a StartupMessage (protocol 3.0) for `user` and `database`.
+pub fn postgres_startup(user: &str, database: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&196608u32.to_be_bytes());
+    for (k, v) in [("user", user), ("database", database)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    msg
+}
+
+/// Whether a PostgreSQL reply is complete enough to judge (one message header).
+pub fn postgres_done(reply: &[u8]) -> bool {
+    reply.len() >= 5
+}
+
+/// The server answered the startup: an authentication request (`R`) or an
+/// error it reports itself (`E`, e.g. no such role), which also proves a
+/// PostgreSQL server is there.
+pub fn postgres_verdict(reply: &[u8]) -> Result<String, String> {
+    match reply.first() {
+        Some(b'R') => Ok("answered the startup handshake (authentication request)".into()),
+        Some(b'E') => Ok("answered the startup handshake (with an error of its own)".into()),
+        Some(b) => Err(format!(
+            "answered something that is not PostgreSQL (first byte {b:#04x})"
+        )),
+        None => Err("closed without answering".into()),
+    }
+}
+
+pub const REDIS_PING: &[u8] = b"PING\r\n";
+
+pub fn redis_done(reply: &[u8]) -> bool {
+    reply.ends_with(b"\r\n")
+}
+
+pub fn redis_verdict(reply: &[u8]) -> Result<String, String> {
+    let line = String::from_utf8_lossy(reply).trim().to_string();
+    if line == "+PONG" {
+        Ok("PING -> PONG".into())
+    } else if line.starts_with("-NOAUTH") {
+        Ok("PING -> NOAUTH (a Redis that wants a password)".into())
+    } else if line.is_empty() {
+        Err("closed without answering PING".into())
+    } else {
+        Err(format!(
+            "PING -> {:?}",
+            line.chars().take(60).collect::<String>()
+        ))
+    }
+}
+
+/// AMQP 0-9-1 protocol header.
+pub const AMQP_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
+
+pub fn amqp_done(reply: &[u8]) -> bool {
+    reply.len() >= 11
+}
+
+/// The broker answers the header with a `Connection.Start` method frame
+/// (type 1, channel 0, class 10, method 10).
+pub fn amqp_verdict(reply: &[u8]) -> Result<String, String> {
+    if reply.len() < 11 {
+        return Err("closed before a Connection.Start".into());
+    }
+    if reply.starts_with(b"AMQP") {
+        return Err("the broker refused this protocol version".into());
+    }
+    let class = u16::from_be_bytes([reply[7], reply[8]]);
+    let method = u16::from_be_bytes([reply[9], reply[10]]);
+    if reply[0] == 1 && reply[1] == 0 && reply[2] == 0 && class == 10 && method == 10 {
+        Ok("protocol header -> Connection.Start".into())
+    } else {
+        Err(format!(
+            "answered frame type {} class {class} method {method}, not Connection.Start",
+            reply[0]
+        ))
+    }
+}
+
+/// The body of an HTTP reply (after the blank line).
+pub fn http_body(reply: &[u8]) -> &[u8] {
+    reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&[][..], |i| &reply[i + 4..])
+}
+
+/// OpenSearch `/_cluster/health`: green or yellow passes, red (or no status) fails.
+pub fn opensearch_verdict(reply: &[u8]) -> Result<String, String> {
+    match super::http::status(reply) {
+        Some(200) => {}
+        Some(c) => return Err(format!("/_cluster/health answered {c}")),
+        None => return Err("not an HTTP answer".into()),
+    }
+    let v: serde_json::Value = serde_json::from_slice(http_body(reply))
+        .map_err(|e| format!("/_cluster/health is not JSON: {e}"))?;
+    match v.get("status").and_then(|s| s.as_str()) {
+        Some(s @ ("green" | "yellow")) => Ok(format!("cluster {} is {s}", cluster_name(&v))),
+        Some(s) => Err(format!("cluster {} is {s}", cluster_name(&v))),
+        None => Err("/_cluster/health has no status".into()),
+    }
+}
+
+fn cluster_name(v: &serde_json::Value) -> String {
+    v.get("cluster_name")
+        .and_then(|s| s.as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// The uWSGI stats server's one JSON document: workers alive, not all busy.
+pub fn uwsgi_stats_verdict(doc: &[u8]) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(doc)
+        .map_err(|e| format!("the stats server did not send one JSON document: {e}"))?;
+    let workers = v
+        .get("workers")
+        .and_then(|w| w.as_array())
+        .ok_or("no workers in the stats document")?;
+    let status = |w: &serde_json::Value| {
+        w.get("status")
+            .and_then(|s| s.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let alive = workers
+        .iter()
+        .filter(|w| w.get("pid").and_then(|p| p.as_u64()).unwrap_or(0) > 0)
+        .count();
+    let busy = workers.iter().filter(|w| status(w) == "busy").count();
+    let queue = v.get("listen_queue").and_then(|q| q.as_u64()).unwrap_or(0);
+    let evidence = format!(
+        "{alive} of {} workers alive, {busy} busy, listen queue {queue}",
+        workers.len()
+    );
+    if alive == 0 {
+        Err(evidence)
+    } else if busy == alive {
+        Err(format!("{evidence}: every worker is busy"))
+    } else {
+        Ok(evidence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres() {
+        let m = postgres_startup("bgswap", "postgres");
+        assert_eq!(&m[..4], &(m.len() as u32).to_be_bytes());
+        assert_eq!(&m[4..8], &196608u32.to_be_bytes());
+        assert!(m.ends_with(b"postgres\0\0"));
+        assert!(postgres_verdict(b"R\0\0\0\x17").is_ok());
+        assert!(postgres_verdict(b"E\0\0\0\x40SFATAL").is_ok());
+        assert!(postgres_verdict(b"HTTP/1.1").is_err());
+        assert!(postgres_verdict(b"").is_err());
+    }
+
+    #[test]
+    fn redis_and_amqp() {
+        assert!(redis_verdict(b"+PONG\r\n").is_ok());
+        assert!(redis_verdict(b"-NOAUTH Authentication required.\r\n").is_ok());
+        assert!(redis_verdict(b"-ERR unknown\r\n").is_err());
+        assert!(redis_verdict(b"").is_err());
+        let start = [1u8, 0, 0, 0, 0, 1, 0, 0, 10, 0, 10, 0, 9];
+        assert!(amqp_verdict(&start).is_ok());
+        assert!(amqp_verdict(b"AMQP\x00\x00\x09\x01xxx").is_err());
+        assert!(amqp_verdict(&[1u8, 0, 0, 0, 0, 1, 0, 0, 20, 0, 10]).is_err());
+        assert!(amqp_verdict(b"").is_err());
+    }
+
+    #[test]
+    fn opensearch_and_uwsgi() {
+        let ok = b"HTTP/1.0 200 OK\r\n\r\n{\"cluster_name\": \"c\", \"status\": \"yellow\"}";
+        assert_eq!(opensearch_verdict(ok), Ok("cluster c is yellow".into()));
+        let red = b"HTTP/1.0 200 OK\r\n\r\n{\"cluster_name\": \"c\", \"status\": \"red\"}";
+        assert!(opensearch_verdict(red).is_err());
+        assert!(opensearch_verdict(b"HTTP/1.0 503 x\r\n\r\n").is_err());
+        let doc = br#"{"listen_queue": 0, "workers": [{"pid": 5, "status": "idle"}, {"pid": 6, "status": "busy"}]}"#;
+        assert_eq!(
+            uwsgi_stats_verdict(doc),
+            Ok("2 of 2 workers alive, 1 busy, listen queue 0".into())
+        );
+        let all_busy = br#"{"listen_queue": 7, "workers": [{"pid": 5, "status": "busy"}]}"#;
+        assert!(uwsgi_stats_verdict(all_busy).is_err());
+        assert!(uwsgi_stats_verdict(br#"{"workers": [{"pid": 0}]}"#).is_err());
+        assert!(uwsgi_stats_verdict(b"not json").is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! `bgswap probe` on the lab: every probe passes on the healthy lab, changes
+//! nothing, and fails — naming the host and the cause — when its target is
+//! broken: a stopped dev Redis, a stopped worker, a red search cluster.
+
+mod common;
+
+use common::lab::{lab, reset, Lab};
+use common::*;
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::process::Command;
+
+fn probe(l: &Lab) -> (i32, Vec<Value>, String) {
+    let r = bgswap([
+        OsStr::new("probe"),
+        OsStr::new("--format"),
+        OsStr::new("json"),
+        OsStr::new("--config"),
+        l.config.as_os_str(),
+    ]);
+    assert_no_secret("probe", &r.all());
+    let v: Vec<Value> = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("probe --format json: {e}\n{}", r.all()));
+    (r.code, v, r.all())
+}
+
+/// The lab as bgswap reads it, captured into `out`.
+fn snapshot(
+    l: &Lab,
+    out: &std::path::Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let r = bgswap([
+        OsStr::new("snapshot"),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--config"),
+        l.config.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    tree(out)
+}
+
+fn failing(results: &[Value]) -> Vec<&Value> {
+    results.iter().filter(|r| r["verdict"] == "fail").collect()
+}
+
+fn services(l: &Lab, args: &[&str]) {
+    let out = Command::new("/usr/bin/python3")
+        .arg(repo().join("fixtures/lab/lib/backing_services.py"))
+        .args(args)
+        .arg("--lab")
+        .arg(&l.dir)
+        .output()
+        .expect("backing_services.py");
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = |name: &str| snapshot(l, &tmp.path().join(name));
+    let before = snap("before");
+    let (code, results, all) = probe(l);
+    assert_eq!(code, 0, "{all}");
+    assert!(failing(&results).is_empty(), "{all}");
+    for kind in [
+        "ssh",
+        "units",
+        "disk",
+        "uwsgi-stats",
+        "http-ping",
+        "postgres",
+        "redis",
+        "amqp",
+        "opensearch",
+        "router",
+    ] {
+        assert!(
+            results.iter().any(|r| r["kind"] == kind),
+            "no {kind} probe: {all}"
+        );
+    }
+    for r in &results {
+        for field in ["host", "kind", "verdict", "evidence", "duration_ms"] {
+            assert!(!r[field].is_null(), "{field} missing in {r}");
+        }
+    }
+    // Backing services are probed from the containers that use them.
+    assert!(results.iter().any(|r| r["host"] == "rdm-invenio-ui-green"
+        && r["kind"] == "redis"
+        && r["target"] == "rdm-redis-dev:6379"));
+    assert!(results.iter().any(|r| r["host"] == "rdm-invenio-api-blue"
+        && r["kind"] == "postgres"
+        && r["target"] == "rdm-postgresql-1:5432"));
+    assert_eq!(snap("after"), before, "probe changed nothing");
+}
+
+#[test]
+fn a_stopped_dev_redis_fails_the_dev_containers_redis_probes() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    services(l, &["stop", "rdm-redis-dev"]);
+    let (code, results, all) = probe(l);
+    reset(); // restarts the stopped service
+    assert_eq!(code, 1, "{all}");
+    let f = failing(&results);
+    assert!(!f.is_empty(), "{all}");
+    for r in &f {
+        assert_eq!(r["kind"], "redis", "only redis fails: {all}");
+        assert!(
+            r["host"].as_str().is_some_and(|h| h.ends_with("-green")),
+            "{all}"
+        );
+        assert_eq!(r["target"], "rdm-redis-dev:6379");
+        assert!(!r["evidence"].as_str().unwrap_or("").is_empty());
+    }
+    assert_eq!(f.len(), 2, "both green containers: {all}");
+}
+
+#[test]
+fn a_stopped_worker_and_a_red_search_cluster_fail_their_probes() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let stop = Command::new(l.dir.join("hosts/rdm-invenio-ui-green/fs/sbin/systemctl"))
+        .args(["stop", "celery.service"])
+        .output()
+        .expect("systemctl");
+    assert!(stop.status.success(), "{stop:?}");
+    let red = l.dir.join("services/rdm-opensearch-d1/health-status");
+    std::fs::write(&red, "red\n").expect("write");
+    let (code, results, all) = probe(l);
+    let _ = std::fs::remove_file(&red);
+    reset();
+    assert_eq!(code, 1, "{all}");
+    let f = failing(&results);
+    assert!(
+        f.iter().any(|r| r["host"] == "rdm-invenio-ui-green"
+            && r["kind"] == "units"
+            && r["evidence"]
+                .as_str()
+                .is_some_and(|e| e.contains("celery.service is inactive"))),
+        "{all}"
+    );
+    let search: Vec<&&Value> = f.iter().filter(|r| r["kind"] == "opensearch").collect();
+    assert_eq!(
+        search.len(),
+        2,
+        "the two blue containers use prod search: {all}"
+    );
+    for r in search {
+        assert!(r["host"].as_str().is_some_and(|h| h.ends_with("-blue")));
+        assert!(
+            r["evidence"]
+                .as_str()
+                .is_some_and(|e| e.contains("rdm-opensearch-d1 is red")),
+            "{all}"
+        );
+    }
+    assert_eq!(f.len(), 3, "{all}");
+}
+
+#[test]
+fn a_failing_preflight_probe_refuses_the_switchover_and_changes_nothing() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let snap = |name: &str| snapshot(l, &tmp.path().join(name));
+    let before = snap("before");
+    services(l, &["stop", "rdm-redis-dev"]);
+    let r = bgswap_env(
+        [
+            OsStr::new("execute"),
+            OsStr::new("--confirm"),
+            OsStr::new("--yes"),
+            OsStr::new("--config"),
+            l.config.as_os_str(),
+        ],
+        &[("XDG_STATE_HOME", state.as_os_str())],
+    );
+    let after = snap("after");
+    reset();
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains("preflight: "), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rdm-invenio-ui-green redis rdm-redis-dev:6379:"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert_eq!(after, before, "no file or mount changed");
+    assert!(!state.join("bgswap/imperial-ae/journal.jsonl").exists());
+}
+
+#[test]
+fn a_failing_postflight_probe_rolls_the_switchover_back() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let snap = |name: &str| snapshot(l, &tmp.path().join(name));
+    let before = snap("before");
+    // Paused before the last phase (preflight has passed), the dev search
+    // cluster turns red: the new dev (blue) will use it.
+    let child = Command::new(env!("CARGO_BIN_EXE_bgswap"))
+        .args(["execute", "--confirm", "--yes", "--plain", "--config"])
+        .arg(&l.config)
+        .env("XDG_STATE_HOME", &state)
+        .env("BGSWAP_PAUSE_BEFORE_STEP", "21")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let flag = state.join("bgswap/imperial-ae/paused-before-step-21");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !flag.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "execute did not reach step 21"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let red = l.dir.join("services/rdm-opensearch-d1-dev/health-status");
+    std::fs::write(&red, "red\n").expect("write");
+    std::fs::remove_file(&flag).expect("unpause");
+    let out = child.wait_with_output().expect("wait");
+    let _ = std::fs::remove_file(&red);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_no_secret("execute", &stderr);
+    let after = snap("after");
+    reset();
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("postflight: "), "{stderr}");
+    assert!(
+        stderr.contains(
+            "opensearch rdm-opensearch-d1-dev:9200: cluster rdm-opensearch-d1-dev is red"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("FAILED and ROLLED BACK"), "{stderr}");
+    assert_eq!(after, before, "rolled back to every byte");
+}
