@@ -76,6 +76,7 @@ fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
         "amqp",
         "opensearch",
         "router",
+        "effective-config",
     ] {
         assert!(
             results.iter().any(|r| r["kind"] == kind),
@@ -243,4 +244,91 @@ fn a_failing_postflight_probe_rolls_the_switchover_back() {
     );
     assert!(stderr.contains("FAILED and ROLLED BACK"), "{stderr}");
     assert_eq!(after, before, "rolled back to every byte");
+}
+
+#[test]
+fn an_invenio_variable_shadowing_a_swapped_key_fails_and_refuses_the_switchover() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let env = l
+        .dir
+        .join("hosts/rdm-invenio-ui-green/fs/etc-conf.d/invenio");
+    let mut text = std::fs::read_to_string(&env).expect("read");
+    text.push_str(
+        "INVENIO_SQLALCHEMY_DATABASE_URI=postgresql+psycopg2://invenio:shadow@rdm-postgresql-1-dev:5432/invenio\n",
+    );
+    std::fs::write(&env, text).expect("write");
+    let (code, results, all) = probe(l);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let r = bgswap_env(
+        [
+            OsStr::new("execute"),
+            OsStr::new("--confirm"),
+            OsStr::new("--yes"),
+            OsStr::new("--config"),
+            l.config.as_os_str(),
+        ],
+        &[("XDG_STATE_HOME", state.as_os_str())],
+    );
+    reset();
+    assert_eq!(code, 1, "{all}");
+    let f = failing(&results);
+    assert_eq!(f.len(), 1, "{all}");
+    assert_eq!(f[0]["host"], "rdm-invenio-ui-green");
+    assert_eq!(f[0]["kind"], "effective-config");
+    assert!(
+        f[0]["evidence"]
+            .as_str()
+            .is_some_and(|e| e.contains("INVENIO_SQLALCHEMY_DATABASE_URI in the units' environment shadows SQLALCHEMY_DATABASE_URI")),
+        "{all}"
+    );
+    assert!(!all.contains("shadow@"), "no value is shown: {all}");
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("rdm-invenio-ui-green effective-config /opt/invenio/var/instance/invenio.cfg as prod (candidate config): INVENIO_SQLALCHEMY_DATABASE_URI"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_candidate_config_without_the_prod_hostname_is_refused_by_preflight() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    // Blue's file (its running uWSGI loaded it earlier, so blue still answers)
+    // loses data.ae.ic.ac.uk: green would get that list as the new prod.
+    let cfg = l
+        .dir
+        .join("hosts/rdm-invenio-ui-blue/fs/opt-invenio/var/instance/invenio.cfg");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    let edited = text.replacen(
+        "['data.ae.ic.ac.uk', 'store.ae.ic.ac.uk'",
+        "['store.ae.ic.ac.uk'",
+        1,
+    );
+    assert_ne!(edited, text, "the fixture's APP_ALLOWED_HOSTS line");
+    std::fs::write(&cfg, edited).expect("write");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let before = snapshot(l, &tmp.path().join("before"));
+    let r = bgswap_env(
+        [
+            OsStr::new("execute"),
+            OsStr::new("--confirm"),
+            OsStr::new("--yes"),
+            OsStr::new("--config"),
+            l.config.as_os_str(),
+        ],
+        &[("XDG_STATE_HOME", state.as_os_str())],
+    );
+    let after = snapshot(l, &tmp.path().join("after"));
+    reset();
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("rdm-invenio-ui-green effective-config /opt/invenio/var/instance/invenio.cfg as prod (candidate config): APP_ALLOWED_HOSTS in effect does not list data.ae.ic.ac.uk"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(after, before, "nothing changed");
 }

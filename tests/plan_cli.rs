@@ -573,7 +573,7 @@ fn plan_lists_the_preflight_probes() {
     ));
     let text = plan_imperial(&[]).stdout;
     assert!(
-        text.contains("Probes `execute` runs before any change (59;"),
+        text.contains("Probes `execute` runs before any change (67;"),
         "{text}"
     );
 }

@@ -39,6 +39,7 @@ pub enum Kind {
     Amqp,
     Opensearch,
     Router,
+    EffectiveConfig,
 }
 
 impl Kind {
@@ -54,6 +55,7 @@ impl Kind {
             Kind::Amqp => "amqp",
             Kind::Opensearch => "opensearch",
             Kind::Router => "router",
+            Kind::EffectiveConfig => "effective-config",
         }
     }
 }
@@ -76,6 +78,13 @@ enum Check {
         address: String,
         port: u16,
         host_header: Option<String>,
+    },
+    /// Evaluate invenio.cfg (the file on the host, or this candidate text)
+    /// with the host's Python and its units' environment: the swapped keys
+    /// in effect must belong to `role`, none shadowed by `INVENIO_*`.
+    Effective {
+        candidate: Option<String>,
+        role: Role,
     },
 }
 
@@ -226,6 +235,19 @@ pub fn probes(
                 ));
             }
         }
+        if let Some(role) = role_of(&h.name) {
+            if cfgs.contains_key(&h.name) && !h.units.is_empty() {
+                out.push(p(
+                    &h.name,
+                    Kind::EffectiveConfig,
+                    format!("{} as {role}", inv.cfg_path),
+                    Check::Effective {
+                        candidate: None,
+                        role,
+                    },
+                ));
+            }
+        }
         if let Some(pf) = cfgs.get(&h.name) {
             let mut seen = Vec::new();
             for a in pf.assignments() {
@@ -297,6 +319,24 @@ pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
         .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
         .filter_map(|f| pycfg::parse(&f.after).ok().map(|pf| (f.host.clone(), pf)))
         .collect();
+    for f in plan
+        .files
+        .iter()
+        .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
+    {
+        if let Some(h) = inv.host(&f.host).filter(|h| !h.units.is_empty()) {
+            let role = plan.role_after(h.colour);
+            list.push(Probe {
+                host: h.name.clone(),
+                kind: Kind::EffectiveConfig,
+                target: format!("{} as {role} (candidate config)", inv.cfg_path),
+                check: Check::Effective {
+                    candidate: Some(f.after.clone()),
+                    role,
+                },
+            });
+        }
+    }
     for p in probes(inv, &candidate, &|_: &str| None) {
         let service = matches!(
             p.kind,
@@ -456,6 +496,9 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 Err(format!("only {e} (needs {} MiB)", MIN_FREE_KB / 1024))
             }
         }
+        Check::Effective { candidate, role } => {
+            effective(inv, h, &pr.host, candidate.as_deref(), *role, timeout)
+        }
         Check::Tcp {
             address,
             port,
@@ -498,9 +541,138 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
     }
 }
 
+const EFFECTIVE_PY: &str = include_str!("effective.py");
+
+/// The effective-configuration probe on `host` (see [`Check::Effective`]).
+fn effective(
+    inv: &Inventory,
+    h: &dyn Host,
+    host: &str,
+    candidate: Option<&str>,
+    role: Role,
+    timeout: Duration,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let spec = inv
+        .host(host)
+        .ok_or_else(|| format!("{host}: not in the inventory"))?;
+    let names = |r: Role| -> Vec<String> {
+        let f = inv.role(r);
+        let mut v = f.service_hosts.clone();
+        v.extend(f.hostnames.iter().cloned());
+        v.extend(f.ldap_group.iter().cloned());
+        v
+    };
+    let arg = serde_json::json!({
+        "cfg_path": inv.cfg_path,
+        "cfg_b64": candidate.map(|c| b64(c.as_bytes())),
+        "units": spec.units,
+        "systemctl": spec.systemctl,
+        "keys": inv.swap_keys,
+        "roles": {"prod": names(Role::Prod), "dev": names(Role::Dev)},
+    });
+    let cmd = command::line(&[
+        inv.python.as_str(),
+        "-c",
+        EFFECTIVE_PY,
+        &b64(arg.to_string().as_bytes()),
+    ]);
+    let out = h.run(&cmd, timeout).map_err(|e| e.to_string())?;
+    if out.status != 0 {
+        let last = out.stderr.trim().lines().last().unwrap_or("").to_string();
+        return Err(format!(
+            "{} could not evaluate {} (exit {}): {last}",
+            inv.python, inv.cfg_path, out.status
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .map_err(|e| format!("unreadable answer of the evaluation: {e}"))?;
+    effective_verdict(inv, &v, role)
+}
+
+/// Judges the evaluation's answer: shadowed swapped keys, keys in effect
+/// naming only the other role, prod's (or dev's) hostnames missing from
+/// APP_ALLOWED_HOSTS. Pure.
+pub fn effective_verdict(
+    inv: &Inventory,
+    v: &serde_json::Value,
+    role: Role,
+) -> Result<String, String> {
+    let other = role.other();
+    let mut problems = Vec::new();
+    for k in v["shadowed"].as_array().into_iter().flatten() {
+        let k = k.as_str().unwrap_or("?");
+        problems.push(format!(
+            "INVENIO_{k} in the units' environment shadows {k}: the swapped value in invenio.cfg changes nothing"
+        ));
+    }
+    let mut judged = 0;
+    for k in &inv.swap_keys {
+        let c = &v["keys"][k];
+        let (mine, theirs) = (
+            c[role.as_str()].as_bool().unwrap_or(false),
+            c[other.as_str()].as_bool().unwrap_or(false),
+        );
+        if mine || theirs {
+            judged += 1;
+        }
+        if theirs && !mine {
+            problems.push(format!(
+                "{k} in effect names {other}'s services or hosts, not {role}'s"
+            ));
+        }
+    }
+    if let Some(allowed) = v["allowed_hosts"].as_array() {
+        for hn in &inv.role(role).hostnames {
+            if !allowed.iter().any(|a| a.as_str() == Some(hn)) {
+                problems.push(format!("APP_ALLOWED_HOSTS in effect does not list {hn}: {role} would answer it with 400"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{judged} swapped keys in effect belong to {role}; none shadowed"
+        ))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn effective_verdicts() {
+        let inv = Inventory::parse(
+            std::path::Path::new("bgswap.toml"),
+            include_str!("../../runbooks/imperial-ae.toml"),
+        )
+        .expect("runbook");
+        let ok = serde_json::json!({
+            "shadowed": [],
+            "keys": {"SQLALCHEMY_DATABASE_URI": {"prod": true, "dev": false}, "THEME_FRONTPAGE_TITLE": {"prod": false, "dev": false}},
+            "allowed_hosts": ["data.ae.ic.ac.uk", "store.ae.ic.ac.uk", "localhost"],
+        });
+        assert_eq!(
+            effective_verdict(&inv, &ok, Role::Prod),
+            Ok("1 swapped keys in effect belong to prod; none shadowed".into())
+        );
+        let e = effective_verdict(&inv, &ok, Role::Dev).expect_err("prod values for dev");
+        assert!(
+            e.contains("SQLALCHEMY_DATABASE_URI in effect names prod's services"),
+            "{e}"
+        );
+        assert!(e.contains("does not list data-dev.ae.ic.ac.uk"), "{e}");
+        let shadow =
+            serde_json::json!({"shadowed": ["BROKER_URL"], "keys": {}, "allowed_hosts": null});
+        let e = effective_verdict(&inv, &shadow, Role::Prod).expect_err("shadowed");
+        assert!(
+            e.starts_with("INVENIO_BROKER_URL in the units' environment shadows BROKER_URL"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn endpoints_in_config_values() {

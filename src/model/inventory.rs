@@ -18,6 +18,8 @@ pub struct Inventory {
     pub file: PathBuf,
     pub deployment: String,
     pub cfg_path: String,
+    /// The Python that evaluates invenio.cfg on a container (its venv's).
+    pub python: String,
     pub swap_keys: Vec<String>,
     pub ssh: SshSettings,
     pub hosts: Vec<HostSpec>,
@@ -203,6 +205,7 @@ struct RawInventory {
 #[serde(deny_unknown_fields)]
 struct RawInvenio {
     cfg: Spanned<String>,
+    python: Option<Spanned<String>>,
     swap_keys: Spanned<Vec<Spanned<String>>>,
 }
 
@@ -355,6 +358,17 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
     }
 
     let cfg_path = absolute(ck, &raw.invenio.cfg, "invenio.cfg")?;
+    let python = match &raw.invenio.python {
+        None => "python3".to_string(),
+        Some(p) if p.get_ref().is_empty() || p.get_ref().contains(char::is_whitespace) => {
+            return Err(ck.err(
+                p.span(),
+                "invenio.python",
+                "must be a program name or path, without spaces",
+            ))
+        }
+        Some(p) => p.get_ref().clone(),
+    };
     let mut swap_keys = Vec::new();
     let mut seen = BTreeMap::new();
     for k in raw.invenio.swap_keys.get_ref() {
@@ -500,6 +514,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         file: path.to_path_buf(),
         deployment,
         cfg_path,
+        python,
         swap_keys,
         ssh,
         hosts,

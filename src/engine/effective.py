@@ -1,0 +1,84 @@
+# bgswap's effective-configuration probe, run on a container by its own
+# Python (`[invenio] python`). Evaluates invenio.cfg as Invenio does, in the
+# environment the units give it (Environment= and EnvironmentFile=, read with
+# `systemctl show`), then the INVENIO_* overrides, and prints JSON saying, for
+# each swapped key, which role's names appear in the value in effect, and
+# which keys an INVENIO_* variable shadows. It never prints a value.
+# argv[1]: base64 of JSON {cfg_path, cfg_b64 (or null: read cfg_path), units,
+# systemctl, keys, roles: {prod: [names], dev: [names]}}.
+import base64, json, os, re, shlex, subprocess, sys
+
+a = json.loads(base64.b64decode(sys.argv[1]))
+env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+files = []
+for unit in a["units"]:
+    out = subprocess.run(a["systemctl"] + ["show", "-p", "Environment", "-p", "EnvironmentFiles", unit],
+                         capture_output=True, text=True, timeout=20).stdout
+    for line in out.splitlines():
+        k, _, v = line.partition("=")
+        if k == "Environment":
+            for item in shlex.split(v):
+                n, _, val = item.partition("=")
+                env[n] = val
+        elif k == "EnvironmentFiles":
+            files += [m.group(1) for m in re.finditer(r"(\S+) \(ignore_errors=(?:yes|no)\)", v)]
+for f in files:
+    try:
+        text = open(f, encoding="utf-8").read()
+    except OSError:
+        continue
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        n, _, val = line.partition("=")
+        val = val.strip()
+        if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
+            val = val[1:-1]
+        env[n.strip()] = val
+os.environ.clear()
+os.environ.update(env)
+src = base64.b64decode(a["cfg_b64"]).decode() if a["cfg_b64"] else open(a["cfg_path"], encoding="utf-8").read()
+scope = {"__file__": a["cfg_path"], "__name__": "config"}
+exec(compile(src, a["cfg_path"], "exec"), scope)
+config = {k: v for k, v in scope.items() if k.isupper()}
+shadowed = []
+for n, val in env.items():
+    if n.startswith("INVENIO_") and n != "INVENIO_INSTANCE_PATH":
+        key = n[len("INVENIO_"):]
+        import ast
+        try:
+            config[key] = ast.literal_eval(val)
+        except (ValueError, SyntaxError):
+            config[key] = val
+        if key in a["keys"]:
+            shadowed.append(key)
+
+
+def flat(v):
+    if callable(v):
+        try:
+            return flat(v("bgswap-probe-user"))
+        except Exception:  # noqa: BLE001
+            return ""
+    if isinstance(v, (list, tuple, set)):
+        return " ".join(flat(x) for x in v)
+    if isinstance(v, dict):
+        return " ".join(flat(k) + " " + flat(x) for k, x in v.items())
+    return str(v)
+
+
+def has(text, name):
+    return re.search(r"(?<![A-Za-z0-9.-])" + re.escape(name) + r"(?![A-Za-z0-9-]|\.[A-Za-z0-9])", text) is not None
+
+
+keys = {}
+for k in a["keys"]:
+    if k not in config:
+        keys[k] = None
+        continue
+    text = flat(config[k])
+    keys[k] = {r: any(has(text, n) for n in names) for r, names in a["roles"].items()}
+allowed = config.get("APP_ALLOWED_HOSTS")
+print(json.dumps({"shadowed": sorted(shadowed), "keys": keys,
+                  "allowed_hosts": [str(h) for h in allowed] if isinstance(allowed, (list, tuple)) else None}))
