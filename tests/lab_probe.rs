@@ -104,7 +104,27 @@ fn a_stopped_dev_redis_fails_the_dev_containers_redis_probes() {
     reset();
     services(l, &["stop", "rdm-redis-dev"]);
     let (code, results, all) = probe(l);
+    let status = bgswap([
+        OsStr::new("status"),
+        OsStr::new("--config"),
+        l.config.as_os_str(),
+    ]);
     reset(); // restarts the stopped service
+    // status: roles unchanged (exit 0), green's health column says FAIL.
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains("  blue    prod    prod      prod  prod  prod    ok\n")
+            && status.stdout.contains("  green   dev     dev       dev   dev   dev     FAIL (2)\n"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("    rdm-invenio-ui-green redis rdm-redis-dev:6379: "),
+        "{}",
+        status.stdout
+    );
     assert_eq!(code, 1, "{all}");
     let f = failing(&results);
     assert!(!f.is_empty(), "{all}");

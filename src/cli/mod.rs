@@ -204,6 +204,8 @@ pub(crate) struct Loaded {
     pub source: String,
     /// For messages about missing files: "snapshot" or "live hosts".
     pub kind: &'static str,
+    /// The connected hosts (read-only snapshot hosts for a snapshot).
+    pub hosts: BTreeMap<String, Box<dyn Host>>,
 }
 
 /// Reads the inventory, then every host: from `--snapshot`, or over SSH.
@@ -238,5 +240,6 @@ pub(crate) fn load(a: &SourceArgs) -> Result<Loaded, Failure> {
         obs,
         source,
         kind,
+        hosts,
     })
 }

@@ -1,10 +1,13 @@
 //! `bgswap status`: which colour holds which role, aspect by aspect. Changes nothing.
 
 use super::{load, Failure, Format, Outcome, SourceArgs};
+use crate::engine::probe::{self, Verdict as Health};
+use crate::model::colour::Colour;
 use crate::model::parsed::Parsed;
 use crate::model::roles::{RoleTable, Verdict};
 use crate::report::{json, style::Style, table};
 use clap::Args;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -21,17 +24,65 @@ pub fn run(a: &StatusArgs) -> Result<Outcome, Failure> {
     let parsed = Parsed::parse(inv, &l.obs, l.kind)
         .map_err(|e| Failure::bad_input(crate::mask::mask_text(&e.to_string())))?;
     let roles = RoleTable::observe(inv, &parsed);
+    // Live hosts only: the health probes (a snapshot cannot answer them).
+    let results = if l.kind == "live hosts" {
+        let role_of = |host: &str| inv.host(host).and_then(|h| roles.colour_role(h.colour));
+        let list = probe::probes(inv, &parsed.cfgs, &role_of);
+        Some(probe::run(inv, &l.hosts, &list, Duration::from_secs(5), 8))
+    } else {
+        None
+    };
+    let failing = |c: Option<Colour>| -> Vec<&probe::ProbeResult> {
+        results
+            .iter()
+            .flatten()
+            .filter(|r| r.verdict == Health::Fail && inv.host(&r.host).map(|h| h.colour) == c)
+            .collect()
+    };
+    let health = |c: Colour| -> String {
+        match failing(Some(c)).len() {
+            0 => "ok".into(),
+            n => format!("FAIL ({n})"),
+        }
+    };
     match a.format {
         Format::Text => {
             let style = Style::for_stdout();
             println!("{} ({src})", inv.deployment);
-            print!("{}", table::roles_table(&roles, style));
+            match &results {
+                Some(rs) => {
+                    print!(
+                        "{}",
+                        table::roles_table_with_health(&roles, style, Some(&health))
+                    );
+                    let others = failing(None).len();
+                    println!(
+                        "  health: {} probes; router and shared hosts {}",
+                        rs.len(),
+                        if others == 0 {
+                            "ok".to_string()
+                        } else {
+                            format!("FAIL ({others})")
+                        }
+                    );
+                    for r in rs.iter().filter(|r| r.verdict == Health::Fail) {
+                        println!("    {}", r.line());
+                    }
+                }
+                None => print!("{}", table::roles_table(&roles, style)),
+            }
             print!("{}", table::verdict_line(&roles, style));
             for n in &roles.notes {
                 println!("  note: {}", crate::mask::mask_text(n));
             }
         }
-        Format::Json => println!("{}", json::to_pretty(&json::roles_json(&roles))),
+        Format::Json => {
+            let mut v = serde_json::to_value(json::roles_json(&roles)).unwrap_or_default();
+            if let Some(rs) = &results {
+                v["health"] = serde_json::to_value(rs).unwrap_or_default();
+            }
+            println!("{}", json::to_pretty(&v));
+        }
     }
     Ok(match roles.verdict() {
         Verdict::Consistent { .. } => Outcome::Ok,

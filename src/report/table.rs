@@ -5,14 +5,27 @@ use crate::model::colour::{Aspect, Colour};
 use crate::model::roles::{Cell, RoleTable, Verdict};
 
 pub fn roles_table(t: &RoleTable, style: Style) -> String {
+    roles_table_with_health(t, style, None)
+}
+
+/// The table with a `health` column: per colour, what its probes found.
+pub fn roles_table_with_health(
+    t: &RoleTable,
+    style: Style,
+    health: Option<&dyn Fn(Colour) -> String>,
+) -> String {
     let aspects: Vec<Aspect> = t.aspects();
     let mut rows: Vec<Vec<String>> = vec![std::iter::once("colour".to_string())
         .chain(aspects.iter().map(|a| a.as_str().to_string()))
+        .chain(health.map(|_| "health".to_string()))
         .collect()];
     for c in Colour::ALL {
         let mut row = vec![c.as_str().to_string()];
         for a in &aspects {
             row.push(t.cell(c, *a).label().to_string());
+        }
+        if let Some(h) = health {
+            row.push(h(c));
         }
         rows.push(row);
     }
