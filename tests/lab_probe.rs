@@ -110,11 +110,16 @@ fn a_stopped_dev_redis_fails_the_dev_containers_redis_probes() {
         l.config.as_os_str(),
     ]);
     reset(); // restarts the stopped service
+
     // status: roles unchanged (exit 0), green's health column says FAIL.
     assert_eq!(status.code, 0, "{}", status.all());
     assert!(
-        status.stdout.contains("  blue    prod    prod      prod  prod  prod    ok\n")
-            && status.stdout.contains("  green   dev     dev       dev   dev   dev     FAIL (2)\n"),
+        status
+            .stdout
+            .contains("  blue    prod    prod      prod  prod  prod    ok\n")
+            && status
+                .stdout
+                .contains("  green   dev     dev       dev   dev   dev     FAIL (2)\n"),
         "{}",
         status.stdout
     );
