@@ -6,7 +6,7 @@ mod common;
 
 use bgswap::transport::fleet;
 use bgswap::transport::ssh::{NewKeys, SshHost, Target};
-use bgswap::transport::{command, Expect, Host, HostError};
+use bgswap::transport::{command, Expect, Host, HostError, Peer};
 use common::lab::{lab, reset, Lab};
 use common::*;
 use std::fs;
@@ -518,8 +518,7 @@ fn a_tcp_stream_opened_from_a_host() {
         .expect("connects");
     let reply = h
         .exchange(
-            "127.0.10.2",
-            80,
+            Peer::Tcp("127.0.10.2", 80),
             b"GET / HTTP/1.0\r\nHost: nothing.example\r\n\r\n",
             &|got: &[u8]| got.ends_with(b"\r\n\r\n"),
             Duration::from_secs(5),
@@ -533,14 +532,33 @@ fn a_tcp_stream_opened_from_a_host() {
     // A port nobody listens on is an error naming the host, not a hang.
     let e = h
         .exchange(
-            "127.0.10.2",
-            9,
+            Peer::Tcp("127.0.10.2", 9),
             b"x",
             &|_: &[u8]| false,
             Duration::from_secs(2),
         )
         .expect_err("nothing listens on port 9");
     assert!(e.to_string().contains("haproxy-inner"), "{e}");
+    // A Unix socket on the host (direct-streamlocal): HAProxy's runtime API.
+    let info = h
+        .exchange(
+            Peer::Unix("/run/haproxy/admin.sock"),
+            b"show info\n",
+            &|_: &[u8]| false,
+            Duration::from_secs(5),
+        )
+        .expect("direct-streamlocal");
+    assert!(
+        String::from_utf8_lossy(&info).contains("Name: HAProxy"),
+        "{}",
+        String::from_utf8_lossy(&info)
+    );
+    // Data on a command's standard input, not in its command line.
+    let input = b"line one\nline 'two' $HOME\n".repeat(2000);
+    let out = h
+        .run_input("cat", &input, Duration::from_secs(10))
+        .expect("cat");
+    assert_eq!((out.status, out.stdout.as_bytes()), (0, &input[..]));
     let _ = fs::metadata(&l.config).map(|m| m.mode());
 }
 

@@ -4,16 +4,18 @@
 # `systemctl show`), then the INVENIO_* overrides, and prints JSON saying, for
 # each swapped key, which role's names appear in the value in effect, and
 # which keys an INVENIO_* variable shadows. It never prints a value.
-# argv[1]: base64 of JSON {cfg_path, cfg_b64 (or null: read cfg_path), units,
+# argv[1]: base64 of JSON {cfg_path, candidate (true: the text to evaluate is
+# on standard input, never in the command line; false: read cfg_path), units,
 # systemctl, keys, roles: {prod: [names], dev: [names]}}.
 import base64, json, os, re, shlex, subprocess, sys
 
 a = json.loads(base64.b64decode(sys.argv[1]))
+candidate = sys.stdin.read() if a["candidate"] else None
 env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 files = []
 for unit in a["units"]:
     out = subprocess.run(a["systemctl"] + ["show", "-p", "Environment", "-p", "EnvironmentFiles", unit],
-                         capture_output=True, text=True, timeout=20).stdout
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20).stdout
     for line in out.splitlines():
         k, _, v = line.partition("=")
         if k == "Environment":
@@ -38,7 +40,7 @@ for f in files:
         env[n.strip()] = val
 os.environ.clear()
 os.environ.update(env)
-src = base64.b64decode(a["cfg_b64"]).decode() if a["cfg_b64"] else open(a["cfg_path"], encoding="utf-8").read()
+src = candidate if candidate is not None else open(a["cfg_path"], encoding="utf-8").read()
 scope = {"__file__": a["cfg_path"], "__name__": "config"}
 exec(compile(src, a["cfg_path"], "exec"), scope)
 config = {k: v for k, v in scope.items() if k.isupper()}

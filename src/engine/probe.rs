@@ -13,7 +13,7 @@ use crate::model::colour::Role;
 use crate::model::inventory::Inventory;
 use crate::model::parsed::Parsed;
 use crate::model::plan::Plan;
-use crate::transport::{command, http, wire, Host, HostMap};
+use crate::transport::{command, http, wire, Host, HostMap, Peer};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -523,7 +523,7 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 (_, None) => (Vec::new(), &|_: &[u8]| true),
             };
             let reply = h
-                .exchange(address, *port, &send, done, timeout)
+                .exchange(Peer::Tcp(address, *port), &send, done, timeout)
                 .map_err(err)?;
             match pr.kind {
                 Kind::Postgres => wire::postgres_verdict(&reply),
@@ -566,7 +566,7 @@ fn effective(
     };
     let arg = serde_json::json!({
         "cfg_path": inv.cfg_path,
-        "cfg_b64": candidate.map(|c| b64(c.as_bytes())),
+        "candidate": candidate.is_some(),
         "units": spec.units,
         "systemctl": spec.systemctl,
         "keys": inv.swap_keys,
@@ -578,7 +578,11 @@ fn effective(
         EFFECTIVE_PY,
         &b64(arg.to_string().as_bytes()),
     ]);
-    let out = h.run(&cmd, timeout).map_err(|e| e.to_string())?;
+    // The candidate goes on standard input: it holds the deployment's
+    // secrets, and a command line is visible to every user of the host.
+    let out = h
+        .run_input(&cmd, candidate.unwrap_or("").as_bytes(), timeout)
+        .map_err(|e| e.to_string())?;
     if out.status != 0 {
         let last = out.stderr.trim().lines().last().unwrap_or("").to_string();
         return Err(format!(

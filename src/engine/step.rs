@@ -7,7 +7,7 @@ use super::journal::SavedFile;
 use crate::model::inventory::Inventory;
 use crate::model::plan::{Action, MountVia, Ready};
 use crate::transport::http;
-use crate::transport::{Expect, Host, HostError, Output};
+use crate::transport::{Expect, Host, HostError, Output, Peer};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -137,8 +137,7 @@ impl<'a> Hosts<'a> {
                 .min(Duration::from_secs(5))
                 .max(Duration::from_millis(100));
             match h.exchange(
-                &r.address,
-                r.port,
+                Peer::Tcp(&r.address, r.port),
                 &request,
                 &http::status_line_complete,
                 attempt,

@@ -2,6 +2,19 @@
 //! value is ever pasted into a shell line unquoted: every word goes through
 //! [`quote`]. Each builder has an exact-string test.
 
+/// How a command line is named in an error: its first line, at most 60
+/// characters. A probe's command carries a whole script (and a journal's
+/// would carry data); an error names the command, it does not replay it.
+pub fn brief(cmd: &str) -> String {
+    let first = cmd.lines().next().unwrap_or("");
+    let cut: String = first.chars().take(60).collect();
+    if cut.len() < cmd.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
 /// Quotes one word for a POSIX shell: left bare only when it is made of
 /// characters no shell treats specially, otherwise single-quoted with each
 /// `'` written as `'\''`.
@@ -193,6 +206,21 @@ pub fn split_status(stderr: &str) -> (String, Option<i32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_names_a_command_briefly() {
+        assert_eq!(
+            brief("systemctl is-active ui.service"),
+            "systemctl is-active ui.service"
+        );
+        assert_eq!(
+            brief("python3 -c '# script\nimport os'"),
+            "python3 -c '# script…"
+        );
+        let long = "x".repeat(100);
+        assert_eq!(brief(&long), format!("{}…", "x".repeat(60)));
+        assert_eq!(brief(""), "");
+    }
 
     #[test]
     fn quoting() {

@@ -14,6 +14,23 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// The far end of a [`Host::exchange`]: a TCP address as the host resolves
+/// it, or a Unix socket on the host (HAProxy's runtime API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer<'a> {
+    Tcp(&'a str, u16),
+    Unix(&'a str),
+}
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a, p) => write!(f, "{a}:{p}"),
+            Peer::Unix(path) => write!(f, "unix socket {path}"),
+        }
+    }
+}
+
 /// What a write expects to find before it replaces a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect<'a> {
@@ -140,7 +157,15 @@ pub trait Host: Send + Sync {
 
     /// Runs a shell command line (built with `command`); Ok with any exit
     /// status, Err when it could not run or report one within `timeout`.
-    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError>;
+    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+        self.run_input(cmd, &[], timeout)
+    }
+
+    /// [`Host::run`] with `input` on the command's standard input: the way
+    /// to hand a command data that must not be in its command line (every
+    /// user of the host sees command lines in `ps`, and `-vv` logs them),
+    /// such as a candidate invenio.cfg.
+    fn run_input(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError>;
 
     /// The file's text with sha256, mode and owner, or None if absent.
     fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError>;
@@ -162,14 +187,15 @@ pub trait Host: Send + Sync {
     /// so that a later bgswap can wait for what this one left running.
     fn tag_commands(&self, _run: &str) {}
 
-    /// A short TCP conversation held *from* this host (over SSH: a
-    /// direct-tcpip stream): connects to `address:port`, sends `send`, then
+    /// A short conversation held *from* this host (over SSH: a direct-tcpip
+    /// or direct-streamlocal stream): connects to `peer`, sends `send`, then
     /// reads until `done` says the reply is complete, the peer closes, or
-    /// `timeout` passes (an error). Returns what was read.
+    /// `timeout` passes (an error; opening the stream is bounded by it too).
+    /// Returns what was read. A stream that cannot be opened or times out
+    /// never disturbs the host's other operations.
     fn exchange(
         &self,
-        address: &str,
-        port: u16,
+        peer: Peer<'_>,
         send: &[u8],
         done: &dyn Fn(&[u8]) -> bool,
         timeout: Duration,

@@ -2,7 +2,7 @@
 //! through std::fs with the same compare-and-swap discipline as SSH.
 
 use super::command;
-use super::host::{Expect, Host, HostError, Output};
+use super::host::{Expect, Host, HostError, Output, Peer};
 use crate::model::observation::FileObs;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -34,7 +34,7 @@ impl Host for LocalHost {
         &self.name
     }
 
-    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+    fn run_input(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let other = |reason: String| HostError::Other {
             host: self.name.clone(),
             reason,
@@ -42,11 +42,23 @@ impl Host for LocalHost {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(cmd)
-            .stdin(Stdio::null())
+            .stdin(if input.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| other(format!("cannot run sh: {e}")))?;
+        if let Some(mut si) = child.stdin.take() {
+            let input = input.to_vec();
+            // A command that does not read its input must not block us:
+            // the writer is a thread of its own, and ends with the pipe.
+            std::thread::spawn(move || {
+                let _ = si.write_all(&input);
+            });
+        }
         let mut so = child.stdout.take();
         let mut se = child.stderr.take();
         let t_out = std::thread::spawn(move || {
@@ -72,12 +84,12 @@ impl Host for LocalHost {
                     let _ = child.wait();
                     return Err(HostError::Timeout {
                         host: self.name.clone(),
-                        what: format!("`{cmd}`"),
+                        what: format!("`{}`", command::brief(cmd)),
                         secs: timeout.as_secs(),
                     });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(other(format!("waiting for `{cmd}`: {e}"))),
+                Err(e) => return Err(other(format!("waiting for `{}`: {e}", command::brief(cmd)))),
             }
         };
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
@@ -85,7 +97,7 @@ impl Host for LocalHost {
         let Some(code) = status.code() else {
             return Err(HostError::NoStatus {
                 host: self.name.clone(),
-                cmd: cmd.into(),
+                cmd: command::brief(cmd),
                 signal: " (killed by a signal)".into(),
             });
         };
@@ -179,53 +191,77 @@ impl Host for LocalHost {
 
     fn exchange(
         &self,
-        address: &str,
-        port: u16,
+        peer: Peer<'_>,
         send: &[u8],
         done: &dyn Fn(&[u8]) -> bool,
         timeout: Duration,
     ) -> Result<Vec<u8>, HostError> {
-        use std::io::{Read, Write};
-        use std::net::ToSocketAddrs;
         let err = |what: String| HostError::Other {
             host: self.name.clone(),
-            reason: format!("TCP stream to {address}:{port}: {what}"),
+            reason: format!("stream to {peer}: {what}"),
         };
-        let deadline = std::time::Instant::now() + timeout;
-        let addr = (address, port)
-            .to_socket_addrs()
-            .map_err(|e| err(format!("cannot resolve: {e}")))?
-            .next()
-            .ok_or_else(|| err("resolves to no address".into()))?;
-        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| err(format!("cannot connect: {e}")))?;
+        let deadline = Instant::now() + timeout;
+        let mut s: Box<dyn Stream> = match peer {
+            Peer::Tcp(address, port) => {
+                use std::net::ToSocketAddrs;
+                let addr = (address, port)
+                    .to_socket_addrs()
+                    .map_err(|e| err(format!("cannot resolve: {e}")))?
+                    .next()
+                    .ok_or_else(|| err("resolves to no address".into()))?;
+                Box::new(
+                    std::net::TcpStream::connect_timeout(&addr, timeout)
+                        .map_err(|e| err(format!("cannot connect: {e}")))?,
+                )
+            }
+            Peer::Unix(path) => Box::new(
+                std::os::unix::net::UnixStream::connect(path)
+                    .map_err(|e| err(format!("cannot connect: {e}")))?,
+            ),
+        };
+        s.set_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .map_err(|e| err(e.to_string()))?;
         s.write_all(send)
             .map_err(|e| err(format!("sending: {e}")))?;
         let mut got = Vec::new();
         let mut buf = [0u8; 8192];
         while !done(&got) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(HostError::Timeout {
                     host: self.name.clone(),
-                    what: format!("an answer from {address}:{port}"),
+                    what: format!("an answer from {peer}"),
                     secs: timeout.as_secs().max(1),
                 });
             }
-            s.set_read_timeout(Some(left))
-                .map_err(|e| err(e.to_string()))?;
+            s.set_timeout(Some(left)).map_err(|e| err(e.to_string()))?;
             match s.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) => return Err(err(format!("reading: {e}"))),
             }
         }
         Ok(got)
+    }
+}
+
+/// A TCP or Unix stream, for [`LocalHost::exchange`].
+trait Stream: Read + Write {
+    fn set_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Stream for std::net::TcpStream {
+    fn set_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(t)?;
+        self.set_write_timeout(t)
+    }
+}
+
+impl Stream for std::os::unix::net::UnixStream {
+    fn set_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(t)?;
+        self.set_write_timeout(t)
     }
 }
 

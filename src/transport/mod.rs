@@ -15,7 +15,7 @@ pub mod ssh;
 pub mod ssh_config;
 pub mod wire;
 
-pub use host::{Expect, Host, HostError, Output};
+pub use host::{Expect, Host, HostError, Output, Peer};
 
 /// The connected hosts of a deployment, by name.
 pub type HostMap = std::collections::BTreeMap<String, Box<dyn Host>>;

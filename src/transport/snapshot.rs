@@ -5,7 +5,7 @@
 //! makes a new one (files 0600, directories 0700) and refuses to touch an
 //! existing non-empty directory.
 
-use super::host::{Expect, Host, HostError, Output};
+use super::host::{Expect, Host, HostError, Output, Peer};
 use crate::model::observation::{FileObs, Observation};
 use std::collections::BTreeMap;
 use std::fs;
@@ -94,7 +94,12 @@ impl Host for SnapshotHost {
         &self.name
     }
 
-    fn run(&self, _cmd: &str, _timeout: Duration) -> Result<Output, HostError> {
+    fn run_input(
+        &self,
+        _cmd: &str,
+        _input: &[u8],
+        _timeout: Duration,
+    ) -> Result<Output, HostError> {
         Err(self.read_only("run commands"))
     }
 
@@ -137,8 +142,7 @@ impl Host for SnapshotHost {
 
     fn exchange(
         &self,
-        _address: &str,
-        _port: u16,
+        _peer: Peer<'_>,
         _send: &[u8],
         _done: &dyn Fn(&[u8]) -> bool,
         _timeout: Duration,

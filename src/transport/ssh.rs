@@ -7,7 +7,7 @@
 //! by a temporary file plus `mv -f` (SFTP rename cannot overwrite on OpenSSH).
 
 use super::command::{self, quote};
-use super::host::{Expect, Host, HostError, HostKey, Output};
+use super::host::{Expect, Host, HostError, HostKey, Output, Peer};
 use super::known_hosts;
 use super::ssh_config;
 use crate::log;
@@ -97,7 +97,16 @@ pub struct SshHost {
     /// non-blocking read loop never meets another thread's blocking call.
     op: std::sync::Mutex<()>,
     target: Target,
+    new_keys: NewKeys,
     session: Session,
+    /// A second session for `exchange` streams, opened when first needed and
+    /// dropped after a stream that failed other than by a refusal. A
+    /// direct-tcpip open whose connection attempt gets no answer (a port a
+    /// firewall drops) times out in libssh2 half-way through its state
+    /// machine, and the session's next channel open would resume that one:
+    /// kept apart, it can only cost a reconnect, never a command of
+    /// `execute` or `rollback`.
+    tunnel: std::sync::Mutex<Option<Session>>,
     /// The `$0` of every remote command (see `command::bounded`).
     tag: std::sync::Mutex<String>,
 }
@@ -120,74 +129,13 @@ fn millis(d: Duration) -> u32 {
 
 impl SshHost {
     pub fn connect(t: &Target, new_keys: NewKeys) -> Result<SshHost, HostError> {
-        let host = t.name.clone();
-        let addr = t.addr();
-        log::info(format!("{host}: connecting to {}@{addr}", t.user));
-        let sock = (t.address.as_str(), t.port)
-            .to_socket_addrs()
-            .map_err(|e| HostError::Connect {
-                host: host.clone(),
-                addr: addr.clone(),
-                reason: format!("cannot resolve: {e}"),
-            })?
-            .next()
-            .ok_or_else(|| HostError::Connect {
-                host: host.clone(),
-                addr: addr.clone(),
-                reason: "no address".into(),
-            })?;
-        let tcp = TcpStream::connect_timeout(&sock, t.connect_timeout).map_err(|e| {
-            HostError::Connect {
-                host: host.clone(),
-                addr: addr.clone(),
-                reason: if e.kind() == ErrorKind::TimedOut {
-                    format!("no answer within {} s", t.connect_timeout.as_secs())
-                } else {
-                    e.to_string()
-                },
-            }
-        })?;
-        let mut session = Session::new().map_err(|e| HostError::Other {
-            host: host.clone(),
-            reason: e.to_string(),
-        })?;
-        session.set_tcp_stream(tcp);
-        session.set_timeout(millis(t.connect_timeout));
-        let name = known_hosts::entry_name(&t.address, t.port);
-        let kh_text = std::fs::read_to_string(&t.known_hosts).unwrap_or_default();
-        let types = known_hosts::key_types(&kh_text, &name);
-        if !types.is_empty() {
-            // libssh2 compares the offered key with every entry of the name,
-            // whatever its type: ask the server for a type we have stored.
-            let _ = session.method_pref(MethodType::HostKey, &known_hosts::method_prefs(&types));
-        }
-        let started = Instant::now();
-        session.handshake().map_err(|e| {
-            if started.elapsed() + Duration::from_millis(50) >= t.connect_timeout
-                || e.code() == ssh2::ErrorCode::Session(-9)
-            {
-                HostError::HandshakeTimeout {
-                    host: host.clone(),
-                    addr: addr.clone(),
-                    secs: t.connect_timeout.as_secs(),
-                }
-            } else {
-                HostError::Handshake {
-                    host: host.clone(),
-                    addr: addr.clone(),
-                    reason: e.message().to_string(),
-                }
-            }
-        })?;
-        check_host_key(&session, t, &name, new_keys)?;
-        authenticate(&session, t)?;
-        session.set_keepalive(true, 15);
-        session.set_timeout(millis(t.command_timeout));
-        log::info(format!("{host}: connected ({}@{addr})", t.user));
+        let session = open_session(t, new_keys, "")?;
         Ok(SshHost {
             op: std::sync::Mutex::new(()),
             target: t.clone(),
+            new_keys,
             session,
+            tunnel: std::sync::Mutex::new(None),
             tag: std::sync::Mutex::new(command::tag("-")),
         })
     }
@@ -206,6 +154,75 @@ impl SshHost {
             reason: format!("cannot start SFTP: {}", e.message()),
         })
     }
+}
+
+/// One SSH session to `t`: TCP connect, handshake, host key, authentication,
+/// each bounded. `what` names it in the log ("" for the host's own session).
+fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, HostError> {
+    let host = t.name.clone();
+    let addr = t.addr();
+    log::info(format!("{host}: connecting{what} to {}@{addr}", t.user));
+    let sock = (t.address.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| HostError::Connect {
+            host: host.clone(),
+            addr: addr.clone(),
+            reason: format!("cannot resolve: {e}"),
+        })?
+        .next()
+        .ok_or_else(|| HostError::Connect {
+            host: host.clone(),
+            addr: addr.clone(),
+            reason: "no address".into(),
+        })?;
+    let tcp =
+        TcpStream::connect_timeout(&sock, t.connect_timeout).map_err(|e| HostError::Connect {
+            host: host.clone(),
+            addr: addr.clone(),
+            reason: if e.kind() == ErrorKind::TimedOut {
+                format!("no answer within {} s", t.connect_timeout.as_secs())
+            } else {
+                e.to_string()
+            },
+        })?;
+    let mut session = Session::new().map_err(|e| HostError::Other {
+        host: host.clone(),
+        reason: e.to_string(),
+    })?;
+    session.set_tcp_stream(tcp);
+    session.set_timeout(millis(t.connect_timeout));
+    let name = known_hosts::entry_name(&t.address, t.port);
+    let kh_text = std::fs::read_to_string(&t.known_hosts).unwrap_or_default();
+    let types = known_hosts::key_types(&kh_text, &name);
+    if !types.is_empty() {
+        // libssh2 compares the offered key with every entry of the name,
+        // whatever its type: ask the server for a type we have stored.
+        let _ = session.method_pref(MethodType::HostKey, &known_hosts::method_prefs(&types));
+    }
+    let started = Instant::now();
+    session.handshake().map_err(|e| {
+        if started.elapsed() + Duration::from_millis(50) >= t.connect_timeout
+            || e.code() == ssh2::ErrorCode::Session(-9)
+        {
+            HostError::HandshakeTimeout {
+                host: host.clone(),
+                addr: addr.clone(),
+                secs: t.connect_timeout.as_secs(),
+            }
+        } else {
+            HostError::Handshake {
+                host: host.clone(),
+                addr: addr.clone(),
+                reason: e.message().to_string(),
+            }
+        }
+    })?;
+    check_host_key(&session, t, &name, new_keys)?;
+    authenticate(&session, t)?;
+    session.set_keepalive(true, 15);
+    session.set_timeout(millis(t.command_timeout));
+    log::info(format!("{host}: connected{what} ({}@{addr})", t.user));
+    Ok(session)
 }
 
 fn check_host_key(
@@ -325,9 +342,9 @@ impl Host for SshHost {
         &self.target.name
     }
 
-    fn run(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+    fn run_input(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.run_inner(cmd, timeout)
+        self.run_inner(cmd, input, timeout)
     }
 
     fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
@@ -349,24 +366,39 @@ impl Host for SshHost {
 
     fn exchange(
         &self,
-        address: &str,
-        port: u16,
+        peer: Peer<'_>,
         send: &[u8],
         done: &dyn Fn(&[u8]) -> bool,
         timeout: Duration,
     ) -> Result<Vec<u8>, HostError> {
-        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.exchange_inner(address, port, send, done, timeout)
+        // The tunnel session, not the host's own: see `SshHost::tunnel`.
+        let mut slot = self.tunnel.lock().unwrap_or_else(|p| p.into_inner());
+        let session = match slot.take() {
+            Some(s) => s,
+            None => open_session(&self.target, self.new_keys, " a stream session")?,
+        };
+        let result = exchange_on(&session, &self.target.name, peer, send, done, timeout);
+        match &result {
+            Err(Refused(_)) | Ok(_) => *slot = Some(session),
+            Err(Broken(_)) => log::debug(format!(
+                "{}: stream session dropped; the next stream opens a new one",
+                self.target.name
+            )),
+        }
+        result.map_err(|e| match e {
+            Refused(e) | Broken(e) => e,
+        })
     }
 }
 
 impl SshHost {
-    fn run_inner(&self, cmd: &str, timeout: Duration) -> Result<Output, HostError> {
+    fn run_inner(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let host = self.target.name.clone();
         log::debug(format!("{host}: run {cmd}"));
+        let brief = command::brief(cmd);
         let other = |e: ssh2::Error| HostError::Other {
             host: host.clone(),
-            reason: format!("running `{cmd}`: {}", e.message()),
+            reason: format!("running `{brief}`: {}", e.message()),
         };
         let mut ch = self.session.channel_session().map_err(other)?;
         let tag = self.tag.lock().map(|t| t.clone()).unwrap_or_default();
@@ -379,9 +411,26 @@ impl SshHost {
         self.session.set_blocking(false);
         let mut buf = [0u8; 16384];
         let mut last_keepalive = Instant::now();
+        let (mut fed, mut eof_sent) = (0, false);
         let result = loop {
             let mut progressed = false;
             let mut failed = None;
+            if fed < input.len() {
+                match ch.write(&input[fed..]) {
+                    Ok(n) => {
+                        fed += n;
+                        progressed = n > 0;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => failed = Some(e),
+                }
+            } else if !eof_sent {
+                match ch.send_eof() {
+                    Ok(()) => eof_sent = true,
+                    Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+                    Err(e) => failed = Some(e.into()),
+                }
+            }
             for stream in 0..2 {
                 let r = if stream == 0 {
                     ch.read(&mut buf)
@@ -402,7 +451,7 @@ impl SshHost {
             if let Some(e) = failed {
                 break Err(HostError::Other {
                     host: host.clone(),
-                    reason: format!("reading the output of `{cmd}`: {e}"),
+                    reason: format!("talking to `{brief}`: {e}"),
                 });
             }
             if ch.eof() && !progressed {
@@ -411,7 +460,7 @@ impl SshHost {
             if Instant::now() >= deadline {
                 break Err(HostError::Timeout {
                     host: host.clone(),
-                    what: format!("`{cmd}`"),
+                    what: format!("`{brief}`"),
                     secs: timeout.as_secs(),
                 });
             }
@@ -440,7 +489,7 @@ impl SshHost {
         let Some(status) = status else {
             return Err(HostError::NoStatus {
                 host,
-                cmd: cmd.to_string(),
+                cmd: brief,
                 signal,
             });
         };
@@ -448,7 +497,7 @@ impl SshHost {
             // `timeout` on the host ended it: it did not finish, and will not.
             return Err(HostError::Timeout {
                 host,
-                what: format!("`{cmd}`"),
+                what: format!("`{brief}`"),
                 secs: timeout.as_secs().max(1),
             });
         }
@@ -558,7 +607,7 @@ impl SshHost {
             Expect::Sha256(want) => command::replace_if_hash(path, &tmp, want),
             Expect::Absent => command::create_if_absent(path, &tmp),
         };
-        let out = self.run_inner(&cmd, self.target.command_timeout)?;
+        let out = self.run_inner(&cmd, &[], self.target.command_timeout)?;
         match out.status {
             0 => Ok(()),
             3 => Err(HostError::Drift {
@@ -577,6 +626,7 @@ impl SshHost {
             s => {
                 let _ = self.run_inner(
                     &command::line(&["rm", "-f", "--", &tmp]),
+                    &[],
                     self.target.command_timeout,
                 );
                 Err(self.err_file(
@@ -590,72 +640,108 @@ impl SshHost {
             }
         }
     }
+}
 
-    fn exchange_inner(
-        &self,
-        address: &str,
-        port: u16,
-        send: &[u8],
-        done: &dyn Fn(&[u8]) -> bool,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, HostError> {
-        let name = self.target.name.clone();
-        log::debug(format!("{name}: tcp {address}:{port}"));
-        let err = |what: String| HostError::Other {
-            host: name.clone(),
-            reason: format!("TCP stream to {address}:{port}: {what}"),
-        };
-        // Opening is bounded by the session's own timeout; the conversation
-        // by `timeout`, polled without blocking.
-        let mut ch = self
-            .session
-            .channel_direct_tcpip(address, port, None)
-            .map_err(|e| err(format!("cannot open: {}", e.message())))?;
-        let deadline = Instant::now() + timeout;
-        self.session.set_blocking(false);
-        let result = (|| {
-            let mut sent = 0;
-            let mut got = Vec::new();
-            let mut buf = [0u8; 8192];
-            loop {
-                let mut progressed = false;
-                if sent < send.len() {
-                    match ch.write(&send[sent..]) {
-                        Ok(n) => {
-                            sent += n;
-                            progressed = n > 0;
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(err(format!("sending: {e}"))),
-                    }
-                }
-                match ch.read(&mut buf) {
-                    Ok(0) => {}
+/// How a stream failed: refused by the far end (the session is as good as
+/// before), or otherwise (timed out, cut: the session may be mid-way through
+/// something, so it is dropped).
+enum StreamError {
+    Refused(HostError),
+    Broken(HostError),
+}
+use StreamError::{Broken, Refused};
+
+/// libssh2's LIBSSH2_ERROR_CHANNEL_FAILURE: the server answered the channel
+/// open with a failure (connection refused, no such socket): a complete
+/// exchange, the session is fine.
+const CHANNEL_FAILURE: ssh2::ErrorCode = ssh2::ErrorCode::Session(-21);
+/// LIBSSH2_ERROR_TIMEOUT.
+const TIMED_OUT: ssh2::ErrorCode = ssh2::ErrorCode::Session(-9);
+
+/// One stream on `session` (see [`Host::exchange`]). Opening is bounded by
+/// `timeout` (the session's timeout, set here), the conversation by the same
+/// deadline, polled without blocking.
+fn exchange_on(
+    session: &Session,
+    name: &str,
+    peer: Peer<'_>,
+    send: &[u8],
+    done: &dyn Fn(&[u8]) -> bool,
+    timeout: Duration,
+) -> Result<Vec<u8>, StreamError> {
+    log::debug(format!("{name}: stream to {peer}"));
+    let err = |what: String| HostError::Other {
+        host: name.to_string(),
+        reason: format!("stream to {peer}: {what}"),
+    };
+    let timed_out = |what: String| HostError::Timeout {
+        host: name.to_string(),
+        what,
+        secs: timeout.as_secs().max(1),
+    };
+    let deadline = Instant::now() + timeout;
+    session.set_timeout(millis(timeout));
+    let opened = match peer {
+        Peer::Tcp(address, port) => session.channel_direct_tcpip(address, port, None),
+        Peer::Unix(path) => session.channel_direct_streamlocal(path, None),
+    };
+    let mut ch = match opened {
+        Ok(ch) => ch,
+        Err(e) if e.code() == CHANNEL_FAILURE => {
+            return Err(Refused(err(format!("cannot open: {}", e.message()))))
+        }
+        Err(e) if e.code() == TIMED_OUT => {
+            return Err(Broken(timed_out(format!(
+                "opening a stream to {peer} (the host's connection attempt got no answer: a firewall dropping it?)"
+            ))))
+        }
+        Err(e) => return Err(Broken(err(format!("cannot open: {}", e.message())))),
+    };
+    session.set_blocking(false);
+    let result = (|| {
+        let mut sent = 0;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let mut progressed = false;
+            if sent < send.len() {
+                match ch.write(&send[sent..]) {
                     Ok(n) => {
-                        got.extend_from_slice(&buf[..n]);
-                        progressed = true;
+                        sent += n;
+                        progressed = n > 0;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(err(format!("reading: {e}"))),
-                }
-                if done(&got) || (ch.eof() && !progressed) {
-                    return Ok(got);
-                }
-                if Instant::now() >= deadline {
-                    return Err(HostError::Timeout {
-                        host: name.clone(),
-                        what: format!("an answer from {address}:{port}"),
-                        secs: timeout.as_secs().max(1),
-                    });
-                }
-                if !progressed {
-                    std::thread::sleep(Duration::from_millis(2));
+                    Err(e) => return Err(err(format!("sending: {e}"))),
                 }
             }
-        })();
-        self.session.set_blocking(true);
-        let _ = ch.close();
-        result
+            match ch.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    progressed = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(err(format!("reading: {e}"))),
+            }
+            if done(&got) || (ch.eof() && !progressed) {
+                return Ok(got);
+            }
+            if Instant::now() >= deadline {
+                return Err(timed_out(format!("an answer from {peer}")));
+            }
+            if !progressed {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    })();
+    session.set_blocking(true);
+    match result {
+        Ok(got) => {
+            let _ = ch.close();
+            Ok(got)
+        }
+        // Not even a close: the session is dropped whole.
+        Err(e) => Err(Broken(e)),
     }
 }
 
