@@ -1,6 +1,8 @@
 //! `bgswap probe` on the lab: every probe passes on the healthy lab, changes
 //! nothing, and fails — naming the host and the cause — when its target is
-//! broken: a stopped dev Redis, a stopped worker, a red search cluster.
+//! broken: a stopped dev Redis, a stopped worker, a red search cluster, a
+//! port a firewall drops, a worker whose broker went away, a running router
+//! that sends a hostname to the wrong colour.
 
 mod common;
 
@@ -38,6 +40,77 @@ fn snapshot(
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
     tree(out)
+}
+
+/// `bgswap execute --confirm --yes` with its journal under `state`.
+fn execute(l: &Lab, state: &std::path::Path) -> Run {
+    bgswap_env(
+        [
+            OsStr::new("execute"),
+            OsStr::new("--confirm"),
+            OsStr::new("--yes"),
+            OsStr::new("--config"),
+            l.config.as_os_str(),
+        ],
+        &[("XDG_STATE_HOME", state.as_os_str())],
+    )
+}
+
+/// Where a lab service listens (`$LAB/lab.json`).
+fn service_addr(l: &Lab, name: &str) -> (String, u64) {
+    let text = std::fs::read_to_string(l.dir.join("lab.json")).expect("lab.json");
+    let v: Value = serde_json::from_str(&text).expect("lab.json is JSON");
+    let s = &v["services"][name];
+    (
+        s["addr"].as_str().expect("addr").to_string(),
+        s["port"].as_u64().expect("port"),
+    )
+}
+
+/// An nftables table that drops every packet to one address and port (a
+/// firewall in the way), removed again on drop.
+struct Dropped(&'static str);
+
+impl Dropped {
+    fn new(addr: &str, port: u64) -> Dropped {
+        let table = "bgswap_lab_test_block";
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", table])
+            .output();
+        for args in [
+            vec!["add", "table", "ip", table],
+            vec![
+                "add",
+                "chain",
+                "ip",
+                table,
+                "out",
+                "{ type filter hook output priority 0; }",
+            ],
+        ] {
+            let out = Command::new("nft")
+                .args(&args)
+                .output()
+                .expect("nft (Debian package nftables)");
+            assert!(out.status.success(), "nft {args:?}: {out:?}");
+        }
+        let rule = format!("ip daddr {addr} tcp dport {port} drop");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("nft add rule ip {table} out {rule}"))
+            .output()
+            .expect("nft");
+        assert!(out.status.success(), "nft rule: {out:?}");
+        Dropped(table)
+    }
+}
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", self.0])
+            .output();
+    }
 }
 
 fn failing(results: &[Value]) -> Vec<&Value> {
@@ -169,6 +242,13 @@ fn a_stopped_worker_and_a_red_search_cluster_fail_their_probes() {
                 .is_some_and(|e| e.contains("celery.service is inactive"))),
         "{all}"
     );
+    // The worker probe says the same from its side: no process, no broker.
+    assert!(
+        f.iter().any(|r| r["host"] == "rdm-invenio-ui-green"
+            && r["kind"] == "units"
+            && r["evidence"] == "celery.service is not running"),
+        "{all}"
+    );
     let search: Vec<&&Value> = f.iter().filter(|r| r["kind"] == "opensearch").collect();
     assert_eq!(
         search.len(),
@@ -184,7 +264,7 @@ fn a_stopped_worker_and_a_red_search_cluster_fail_their_probes() {
             "{all}"
         );
     }
-    assert_eq!(f.len(), 3, "{all}");
+    assert_eq!(f.len(), 4, "{all}");
 }
 
 #[test]
@@ -196,16 +276,7 @@ fn a_failing_preflight_probe_refuses_the_switchover_and_changes_nothing() {
     let snap = |name: &str| snapshot(l, &tmp.path().join(name));
     let before = snap("before");
     services(l, &["stop", "rdm-redis-dev"]);
-    let r = bgswap_env(
-        [
-            OsStr::new("execute"),
-            OsStr::new("--confirm"),
-            OsStr::new("--yes"),
-            OsStr::new("--config"),
-            l.config.as_os_str(),
-        ],
-        &[("XDG_STATE_HOME", state.as_os_str())],
-    );
+    let r = execute(l, &state);
     let after = snap("after");
     reset();
     assert_eq!(r.code, 3, "{}", r.all());
@@ -286,16 +357,7 @@ fn an_invenio_variable_shadowing_a_swapped_key_fails_and_refuses_the_switchover(
     let (code, results, all) = probe(l);
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
-    let r = bgswap_env(
-        [
-            OsStr::new("execute"),
-            OsStr::new("--confirm"),
-            OsStr::new("--yes"),
-            OsStr::new("--config"),
-            l.config.as_os_str(),
-        ],
-        &[("XDG_STATE_HOME", state.as_os_str())],
-    );
+    let r = execute(l, &state);
     reset();
     assert_eq!(code, 1, "{all}");
     let f = failing(&results);
@@ -337,16 +399,7 @@ fn a_candidate_config_without_the_prod_hostname_is_refused_by_preflight() {
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let before = snapshot(l, &tmp.path().join("before"));
-    let r = bgswap_env(
-        [
-            OsStr::new("execute"),
-            OsStr::new("--confirm"),
-            OsStr::new("--yes"),
-            OsStr::new("--config"),
-            l.config.as_os_str(),
-        ],
-        &[("XDG_STATE_HOME", state.as_os_str())],
-    );
+    let r = execute(l, &state);
     let after = snapshot(l, &tmp.path().join("after"));
     reset();
     assert_eq!(r.code, 3, "{}", r.all());
@@ -356,4 +409,156 @@ fn a_candidate_config_without_the_prod_hostname_is_refused_by_preflight() {
         r.stderr
     );
     assert_eq!(after, before, "nothing changed");
+}
+
+#[test]
+fn a_port_a_firewall_drops_fails_its_probes_alone_within_their_bound() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let (addr, port) = service_addr(l, "rdm-redis");
+    let (code, results, all) = {
+        let _drop = Dropped::new(&addr, port);
+        probe(l)
+    };
+    reset();
+    assert_eq!(code, 1, "{all}");
+    let f = failing(&results);
+    // Only the two blue containers' prod Redis probes: the SSH sessions
+    // the dropped streams went through still serve every other probe.
+    assert_eq!(f.len(), 2, "{all}");
+    for r in &f {
+        assert_eq!(r["kind"], "redis", "{all}");
+        assert_eq!(r["target"], "rdm-redis:6379", "{all}");
+        assert!(
+            r["host"].as_str().is_some_and(|h| h.ends_with("-blue")),
+            "{all}"
+        );
+        let e = r["evidence"].as_str().unwrap_or("");
+        assert!(
+            e.contains("opening a stream to rdm-redis:6379") && e.contains("timed out after 5 s"),
+            "{all}"
+        );
+        // Bounded by the probe's timeout (5 s), not by the kernel's SYN retries.
+        assert!(
+            r["duration_ms"].as_u64().is_some_and(|ms| ms < 15_000),
+            "{all}"
+        );
+    }
+}
+
+#[test]
+fn a_worker_whose_broker_went_away_fails_the_units_probe() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    services(l, &["stop", "rdm-rabbitmq-dev"]);
+    let (code, results, all) = probe(l);
+    reset(); // restarts the broker
+    assert_eq!(code, 1, "{all}");
+    let workers: Vec<&Value> = failing(&results)
+        .into_iter()
+        .filter(|r| r["kind"] == "units")
+        .collect();
+    assert_eq!(workers.len(), 2, "the two green containers' workers: {all}");
+    for r in workers {
+        assert!(
+            r["host"].as_str().is_some_and(|h| h.ends_with("-green")),
+            "{all}"
+        );
+        assert_eq!(
+            r["target"],
+            "celery.service connected to rdm-rabbitmq-dev:5672"
+        );
+        assert!(
+            r["evidence"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("celery.service (pid ")
+                    && e.ends_with("holds no connection to rdm-rabbitmq-dev:5672")),
+            "{all}"
+        );
+    }
+    // The healthy lab's workers pass the same probe.
+    let (code, results, all) = probe(l);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r["kind"] == "units"
+                && r["target"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(" connected to ")))
+            .count(),
+        4,
+        "{all}"
+    );
+}
+
+#[test]
+fn the_router_probe_names_the_backend_that_answered_each_hostname() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let (code, results, all) = probe(l);
+    assert_eq!(code, 0, "{all}");
+    let routed: Vec<(&str, &str)> = results
+        .iter()
+        .filter(|r| r["kind"] == "router")
+        .map(|r| {
+            (
+                r["target"].as_str().unwrap_or(""),
+                r["evidence"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(routed.len(), 8, "4 hostnames x /ping, /api/ping: {all}");
+    for (target, evidence) in &routed {
+        let want = match (target.contains("-dev."), target.contains("/api/")) {
+            (false, false) => "200 from ui_blue (blue)",
+            (false, true) => "200 from api_blue (blue)",
+            (true, false) => "200 from ui_green (green)",
+            (true, true) => "200 from api_green (green)",
+        };
+        assert_eq!(*evidence, want, "{target}: {all}");
+    }
+
+    // The running HAProxy sends data.ae.ic.ac.uk to green while its config
+    // file, restored after the reload, still says blue: the files agree on
+    // the roles, the router does not.
+    let cfg = l.dir.join("hosts/haproxy-inner/fs/etc-haproxy/haproxy.cfg");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    let wrong = text.replacen(
+        "use_backend ui_blue if host_data\n",
+        "use_backend ui_green if host_data\n",
+        1,
+    );
+    assert_ne!(wrong, text, "the fixture's rule for data.ae.ic.ac.uk");
+    std::fs::write(&cfg, &wrong).expect("write");
+    let reload = Command::new(l.dir.join("hosts/haproxy-inner/fs/sbin/systemctl"))
+        .args(["reload", "haproxy.service"])
+        .output()
+        .expect("systemctl");
+    std::fs::write(&cfg, &text).expect("restore");
+    assert!(reload.status.success(), "{reload:?}");
+    let (code, results, all) = probe(l);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let r = execute(l, &state);
+    reset();
+    assert_eq!(code, 1, "{all}");
+    let f = failing(&results);
+    assert_eq!(f.len(), 1, "{all}");
+    assert_eq!(f[0]["kind"], "router");
+    assert_eq!(
+        f[0]["target"],
+        "http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> blue"
+    );
+    // Green does not allow the prod hostname: 400, and the wrong colour.
+    assert_eq!(
+        f[0]["evidence"], "answered 400 from ui_green (green), not from blue's backend",
+        "{all}"
+    );
+    assert_eq!(r.code, 3, "preflight refuses: {}", r.all());
+    assert!(
+        r.stderr.contains("haproxy-inner router http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> blue: answered 400 from ui_green (green)"),
+        "{}",
+        r.stderr
+    );
 }

@@ -566,14 +566,27 @@ fn plan_lists_the_preflight_probes() {
         "postgres",
         "rdm-postgresql-1-dev:5432 (candidate config)"
     ));
+    // Each public hostname through the router, answered by the colour that
+    // holds its role now (preflight checks the deployment as it is).
     assert!(has(
         "haproxy-inner",
         "router",
-        "http://haproxy-inner:80/ping Host store-dev.ae.ic.ac.uk"
+        "http://haproxy-inner:80/ping Host store-dev.ae.ic.ac.uk -> green"
+    ));
+    assert!(has(
+        "haproxy-inner",
+        "router",
+        "http://haproxy-inner:80/api/ping Host data.ae.ic.ac.uk -> blue"
+    ));
+    // The Celery workers, each on the broker of its own config.
+    assert!(has(
+        "rdm-invenio-api-green",
+        "units",
+        "celery.service connected to rdm-rabbitmq-dev:5672"
     ));
     let text = plan_imperial(&[]).stdout;
     assert!(
-        text.contains("Probes `execute` runs before any change (67;"),
+        text.contains("Probes `execute` runs before any change (75;"),
         "{text}"
     );
 }

@@ -45,6 +45,7 @@ pub struct HaproxyCfg {
     acls: Vec<Acl>,
     rules: Vec<BackendRule>,
     check_hosts: Vec<CheckHost>,
+    stats_sockets: Vec<StatsSocket>,
     unsupported: Vec<String>,
     /// Per section: the defaults section it takes settings from.
     inherits: Vec<Option<usize>>,
@@ -59,6 +60,36 @@ pub struct Section {
     pub line: usize,
     pub span: Range<usize>,
     pub name_span: Option<Range<usize>>,
+}
+
+/// Where a `global` section's `stats socket` line has HAProxy's runtime API
+/// listen: a Unix socket (`/path`, `unix@/path`) or a TCP address
+/// (`ipv4@addr:port`, `addr:port`). Abstract sockets and the like are left
+/// out: nothing outside the router's process can reach them over SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsSocket {
+    Unix(String),
+    Tcp(String, u16),
+}
+
+impl StatsSocket {
+    fn parse(word: &str) -> Option<StatsSocket> {
+        if let Some(p) = word.strip_prefix("unix@") {
+            return p.starts_with('/').then(|| StatsSocket::Unix(p.to_string()));
+        }
+        if word.starts_with('/') {
+            return Some(StatsSocket::Unix(word.to_string()));
+        }
+        let addr = word.strip_prefix("ipv4@").unwrap_or(word);
+        let (host, port) = addr.rsplit_once(':')?;
+        let port = port.parse::<u16>().ok().filter(|&p| p > 0)?;
+        let host = if host.is_empty() || host == "*" || host == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        (!host.contains(['@', ':'])).then(|| StatsSocket::Tcp(host.to_string(), port))
+    }
 }
 
 /// How an ACL looks at the Host header.
@@ -903,6 +934,7 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
         acls: Vec::new(),
         rules: Vec::new(),
         check_hosts: Vec::new(),
+        stats_sockets: Vec::new(),
         unsupported: Vec::new(),
         inherits: Vec::new(),
     };
@@ -1047,6 +1079,11 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
                     dynamic: name.value.contains("%["),
                 });
             }
+            "stats" if sec_kind == "global" && toks.get(1).is_some_and(|t| t.value == "socket") => {
+                if let Some(sock) = toks.get(2).and_then(|t| StatsSocket::parse(&t.value)) {
+                    cfg.stats_sockets.push(sock);
+                }
+            }
             "http-check" if toks.get(1).is_some_and(|t| t.value == "send") => {
                 let mut i = 2;
                 while let Some(t) = toks.get(i) {
@@ -1134,6 +1171,11 @@ impl HaproxyCfg {
 
     pub fn check_hosts(&self) -> &[CheckHost] {
         &self.check_hosts
+    }
+
+    /// The runtime API's sockets (`stats socket` in `global`), in file order.
+    pub fn stats_sockets(&self) -> &[StatsSocket] {
+        &self.stats_sockets
     }
 
     /// What [`route`](Self::route) cannot evaluate, one message per cause,
@@ -2002,6 +2044,28 @@ listen stats
         assert_eq!(backends(&c, "x.example", "/")[1].1, "x");
         assert_eq!(c.backend_names(), vec!["l", "stats"]);
         round_trips(text);
+    }
+
+    #[test]
+    fn runtime_api_sockets_of_the_global_section() {
+        let cfg = parse(
+            "global\n\tstats socket /run/haproxy/admin.sock mode 660 level admin\n\tstats socket ipv4@127.0.0.1:9999 level user\n\tstats socket unix@/run/h2.sock\n\tstats socket abns@x\n\tstats timeout 30s\nfrontend f\n\tbind :80\n\tstats socket /not/global\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            cfg.stats_sockets(),
+            [
+                StatsSocket::Unix("/run/haproxy/admin.sock".into()),
+                StatsSocket::Tcp("127.0.0.1".into(), 9999),
+                StatsSocket::Unix("/run/h2.sock".into()),
+            ]
+        );
+        assert_eq!(
+            StatsSocket::parse(":9999"),
+            Some(StatsSocket::Tcp("127.0.0.1".into(), 9999))
+        );
+        assert_eq!(StatsSocket::parse("ipv6@::1:9999"), None);
+        assert_eq!(StatsSocket::parse("unix@relative"), None);
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! first words ([`crate::transport::wire`]).
 
 use super::commands;
+use crate::edit::haproxy::StatsSocket;
 use crate::edit::pycfg::{self, PyFile};
-use crate::model::colour::Role;
+use crate::model::colour::{Colour, Role};
 use crate::model::inventory::Inventory;
-use crate::model::parsed::Parsed;
+use crate::model::parsed::{Parsed, RouterFile};
 use crate::model::plan::Plan;
 use crate::transport::{command, http, wire, Host, HostMap, Peer};
 use serde::Serialize;
@@ -78,6 +79,22 @@ enum Check {
         address: String,
         port: u16,
         host_header: Option<String>,
+    },
+    /// A request through the router for `host_header` and `path`, which
+    /// must be answered 200, by a backend of `expect` (when known): the
+    /// runtime API's `show stat` before and after it says which backend's
+    /// session count moved.
+    Router {
+        host_header: String,
+        path: String,
+        api: Option<StatsSocket>,
+        expect: Option<Colour>,
+    },
+    /// Each unit's processes hold an established TCP connection to one of
+    /// the broker endpoints.
+    Workers {
+        units: Vec<String>,
+        brokers: Vec<(String, u16)>,
     },
     /// Evaluate invenio.cfg (the file on the host, or this candidate text)
     /// with the host's Python and its units' environment: the swapped keys
@@ -167,12 +184,24 @@ pub fn endpoints(text: &str) -> Vec<(String, u16)> {
     out
 }
 
+/// The runtime API the router probes read, from the router's config: its
+/// first `stats socket` (none with the map driver or without one).
+pub fn runtime_api(router: &RouterFile) -> Option<StatsSocket> {
+    match router {
+        RouterFile::Config(c) => c.stats_sockets().first().cloned(),
+        RouterFile::Map(_) => None,
+    }
+}
+
 /// What `execute` and `probe` check, in a stable order. `role_of` says which
 /// role each container holds (None: unknown, e.g. in a split state — then
-/// its HTTP probes are left out, as no hostname is known to be allowed).
+/// its HTTP probes are left out, as no hostname is known to be allowed, and
+/// the router probes expect no colour). `api`: the router's runtime API
+/// ([`runtime_api`]).
 pub fn probes(
     inv: &Inventory,
     cfgs: &BTreeMap<String, PyFile>,
+    api: Option<&StatsSocket>,
     role_of: &dyn Fn(&str) -> Option<Role>,
 ) -> Vec<Probe> {
     let mut out = Vec::new();
@@ -248,6 +277,36 @@ pub fn probes(
                 ));
             }
         }
+        let workers: Vec<String> = h
+            .units
+            .iter()
+            .filter(|u| inv.workers.contains(u))
+            .cloned()
+            .collect();
+        if let Some(pf) = cfgs.get(&h.name).filter(|_| !workers.is_empty()) {
+            let mut brokers = Vec::new();
+            for a in pf.assignments() {
+                if service_kind(&a.key) == Some(Kind::Amqp) {
+                    for e in endpoints(&pf.text()[a.rhs.clone()]) {
+                        if !brokers.contains(&e) {
+                            brokers.push(e);
+                        }
+                    }
+                }
+            }
+            if !brokers.is_empty() {
+                let names: Vec<String> = brokers.iter().map(|(a, p)| format!("{a}:{p}")).collect();
+                out.push(p(
+                    &h.name,
+                    Kind::Units,
+                    format!("{} connected to {}", workers.join(" "), names.join(" or ")),
+                    Check::Workers {
+                        units: workers,
+                        brokers,
+                    },
+                ));
+            }
+        }
         if let Some(pf) = cfgs.get(&h.name) {
             let mut seen = Vec::new();
             for a in pf.assignments() {
@@ -285,17 +344,26 @@ pub fn probes(
     }
     if let Some(w) = &inv.web {
         for role in [Role::Prod, Role::Dev] {
+            let expect = inv
+                .hosts
+                .iter()
+                .find(|h| role_of(&h.name) == Some(role))
+                .map(|h| h.colour);
             for hn in &inv.role(role).hostnames {
-                out.push(p(
-                    &r.host,
-                    Kind::Router,
-                    format!("http://{}:80{} Host {hn}", r.host, w.ping),
-                    Check::Tcp {
-                        address: r.host.clone(),
-                        port: 80,
-                        host_header: Some(hn.clone()),
-                    },
-                ));
+                for path in &w.router_paths {
+                    let by = expect.map_or(String::new(), |c| format!(" -> {c}"));
+                    out.push(p(
+                        &r.host,
+                        Kind::Router,
+                        format!("http://{}:80{path} Host {hn}{by}", r.host),
+                        Check::Router {
+                            host_header: hn.clone(),
+                            path: path.clone(),
+                            api: api.cloned(),
+                            expect,
+                        },
+                    ));
+                }
             }
         }
     }
@@ -312,7 +380,8 @@ pub fn probes(
 /// use it.
 pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
     let role_now = |host: &str| inv.host(host).map(|h| plan.role_after(h.colour.other()));
-    let mut list = probes(inv, &parsed.cfgs, &role_now);
+    let api = runtime_api(&parsed.router);
+    let mut list = probes(inv, &parsed.cfgs, api.as_ref(), &role_now);
     let candidate: BTreeMap<String, PyFile> = plan
         .files
         .iter()
@@ -337,7 +406,7 @@ pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
             });
         }
     }
-    for p in probes(inv, &candidate, &|_: &str| None) {
+    for p in probes(inv, &candidate, None, &|_: &str| None) {
         let service = matches!(
             p.kind,
             Kind::Postgres | Kind::Redis | Kind::Amqp | Kind::Opensearch
@@ -368,11 +437,16 @@ pub fn run(
 ) -> Vec<ProbeResult> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ProbeResult>>> = Mutex::new(vec![None; probes.len()]);
+    // Router probes read session counters around their request: one at a
+    // time, or they would count each other's requests.
+    let serial = Mutex::new(());
     std::thread::scope(|s| {
         for _ in 0..concurrency.clamp(1, probes.len().max(1)) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(pr) = probes.get(i) else { break };
+                let _turn = matches!(pr.check, Check::Router { .. })
+                    .then(|| serial.lock().unwrap_or_else(|p| p.into_inner()));
                 let t = Instant::now();
                 let outcome = match hosts.get(&pr.host) {
                     Some(h) => one(inv, h.as_ref(), pr, timeout),
@@ -441,6 +515,13 @@ pub fn run_settled(
 fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<String, String> {
     let err = |e: crate::transport::HostError| e.to_string();
     match &pr.check {
+        Check::Router {
+            host_header,
+            path,
+            api,
+            expect,
+        } => router(inv, h, host_header, path, api.as_ref(), *expect, timeout),
+        Check::Workers { units, brokers } => workers(inv, h, &pr.host, units, brokers, timeout),
         Check::Ssh => {
             let out = h.run("true", timeout).map_err(err)?;
             if out.status == 0 {
@@ -538,6 +619,199 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 },
             }
         }
+    }
+}
+
+/// How often a router probe asks again when other traffic moved the counters
+/// of both colours' backends while it asked (it cannot tell who answered).
+const ROUTER_SAMPLES: usize = 3;
+
+/// The router probe (see [`Check::Router`]).
+fn router(
+    inv: &Inventory,
+    h: &dyn Host,
+    host_header: &str,
+    path: &str,
+    api: Option<&StatsSocket>,
+    expect: Option<Colour>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let err = |e: crate::transport::HostError| e.to_string();
+    let address = inv.router.host.as_str();
+    let ask = || -> Result<Option<u16>, String> {
+        let reply = h
+            .exchange(
+                Peer::Tcp(address, 80),
+                &http::get(path, host_header),
+                &http::status_line_complete,
+                timeout,
+            )
+            .map_err(err)?;
+        Ok(http::status(&reply))
+    };
+    let (Some(api), Some(expect)) = (api, expect) else {
+        let status = ask()?;
+        let unknown = if api.is_none() {
+            " (which backend answered is not checked: no `stats socket` in the router's global section)"
+        } else {
+            " (no colour is expected: the roles are not consistent)"
+        };
+        return match status {
+            Some(200) => Ok(format!("200{unknown}")),
+            Some(c) => Err(format!("answered {c}")),
+            None => Err("no HTTP answer".into()),
+        };
+    };
+    let stat = || -> Result<BTreeMap<String, wire::BackendStat>, String> {
+        let peer = match api {
+            StatsSocket::Unix(p) => Peer::Unix(p),
+            StatsSocket::Tcp(a, port) => Peer::Tcp(a, *port),
+        };
+        let csv = h
+            .exchange(peer, wire::HAPROXY_SHOW_STAT, &|_: &[u8]| false, timeout)
+            .map_err(|e| format!("runtime API: {e}"))?;
+        wire::haproxy_backends(&csv).map_err(|e| format!("runtime API {peer}: {e}"))
+    };
+    let mut verdict = Err(String::new());
+    for _ in 0..ROUTER_SAMPLES {
+        let before = stat()?;
+        let status = ask()?;
+        let after = stat()?;
+        verdict = router_verdict(&inv.router, expect, status, &before, &after);
+        if !matches!(&verdict, Ok(e) if e.contains(BUSY)) {
+            break;
+        }
+    }
+    verdict
+}
+
+/// Said of a sample in which other backends moved too.
+const BUSY: &str = "other traffic moved";
+
+/// Judges one router sample: the answer's status, and which backends'
+/// session counts moved between `before` and `after`. Pure.
+pub fn router_verdict(
+    spec: &crate::model::inventory::RouterSpec,
+    expect: Colour,
+    status: Option<u16>,
+    before: &BTreeMap<String, wire::BackendStat>,
+    after: &BTreeMap<String, wire::BackendStat>,
+) -> Result<String, String> {
+    let moved: Vec<&str> = after
+        .iter()
+        .filter(|(b, a)| a.sessions > before.get(*b).map_or(0, |s| s.sessions))
+        .map(|(b, _)| b.as_str())
+        .collect();
+    let named = |b: &str| match spec.colour_of_backend(b) {
+        Some(c) => format!("{b} ({c})"),
+        None => format!("{b} (no colour's backend)"),
+    };
+    let expected: Vec<&str> = moved
+        .iter()
+        .copied()
+        .filter(|b| spec.colour_of_backend(b) == Some(expect))
+        .collect();
+    let others: Vec<String> = moved
+        .iter()
+        .filter(|b| spec.colour_of_backend(b) != Some(expect))
+        .map(|b| named(b))
+        .collect();
+    let status_text = status.map_or("no HTTP answer".to_string(), |c| format!("answered {c}"));
+    match (status, expected.first()) {
+        (Some(200), Some(b)) if others.is_empty() => Ok(format!("200 from {}", named(b))),
+        (Some(200), Some(b)) => Ok(format!(
+            "200 from {} ({BUSY} {} meanwhile)",
+            named(b),
+            others.join(", ")
+        )),
+        (_, None) if moved.is_empty() => Err(format!(
+            "{status_text}, and no backend's session count moved: cannot tell who answered (expected {expect}'s backend)"
+        )),
+        (_, None) => Err(format!(
+            "{status_text} from {}, not from {expect}'s backend",
+            others.join(", ")
+        )),
+        (_, Some(b)) => {
+            let state = after.get(*b).map_or("", |s| s.status.as_str());
+            Err(format!("{status_text} from {} ({state})", named(b)))
+        }
+    }
+}
+
+const WORKERS_PY: &str = include_str!("workers.py");
+
+/// The worker probe (see [`Check::Workers`]).
+fn workers(
+    inv: &Inventory,
+    h: &dyn Host,
+    host: &str,
+    units: &[String],
+    brokers: &[(String, u16)],
+    timeout: Duration,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    let spec = inv
+        .host(host)
+        .ok_or_else(|| format!("{host}: not in the inventory"))?;
+    let arg = serde_json::json!({
+        "units": units,
+        "systemctl": spec.systemctl,
+        "brokers": brokers,
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(arg.to_string().as_bytes());
+    let cmd = command::line(&[inv.python.as_str(), "-c", WORKERS_PY, &b64]);
+    let out = h.run(&cmd, timeout).map_err(|e| e.to_string())?;
+    if out.status != 0 {
+        let last = out.stderr.trim().lines().last().unwrap_or("").to_string();
+        return Err(format!(
+            "{} could not look at the workers' connections (exit {}): {last}",
+            inv.python, out.status
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .map_err(|e| format!("unreadable answer of the worker probe: {e}"))?;
+    workers_verdict(&v, units, brokers)
+}
+
+/// Judges the worker probe's answer: every unit running and connected to a
+/// broker. Pure.
+pub fn workers_verdict(
+    v: &serde_json::Value,
+    units: &[String],
+    brokers: &[(String, u16)],
+) -> Result<String, String> {
+    let want: Vec<String> = brokers.iter().map(|(a, p)| format!("{a}:{p}")).collect();
+    let mut ok = Vec::new();
+    let mut problems = Vec::new();
+    for u in units {
+        let r = &v["units"][u];
+        let pid = r["pid"].as_u64().unwrap_or(0);
+        let connected: Vec<&str> = r["connected"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str())
+            .collect();
+        if let Some(e) = r["error"].as_str() {
+            problems.push(format!("{u}: {e}"));
+        } else if pid == 0 {
+            problems.push(format!("{u} is not running"));
+        } else if connected.is_empty() {
+            problems.push(format!(
+                "{u} (pid {pid}) holds no connection to {}",
+                want.join(" or ")
+            ));
+        } else {
+            ok.push(format!("{u} (pid {pid}) to {}", connected.join(", ")));
+        }
+    }
+    for e in v["unresolved"].as_array().into_iter().flatten() {
+        problems.push(format!("cannot resolve {}", e.as_str().unwrap_or("?")));
+    }
+    if problems.is_empty() {
+        Ok(format!("connected: {}", ok.join("; ")))
+    } else {
+        Err(problems.join("; "))
     }
 }
 
@@ -676,6 +950,105 @@ mod tests {
             e.starts_with("INVENIO_BROKER_URL in the units' environment shadows BROKER_URL"),
             "{e}"
         );
+    }
+
+    fn stats(rows: &[(&str, u64, &str)]) -> BTreeMap<String, wire::BackendStat> {
+        rows.iter()
+            .map(|(b, n, st)| {
+                (
+                    b.to_string(),
+                    wire::BackendStat {
+                        sessions: *n,
+                        status: st.to_string(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn router_verdicts_name_the_backend_that_answered() {
+        let inv = Inventory::parse(
+            std::path::Path::new("bgswap.toml"),
+            include_str!("../../runbooks/imperial-ae.toml"),
+        )
+        .expect("runbook");
+        let r = &inv.router;
+        let before = stats(&[
+            ("ui_blue", 4, "UP"),
+            ("ui_green", 2, "UP"),
+            ("no_match", 0, "UP"),
+        ]);
+        let green = stats(&[
+            ("ui_blue", 4, "UP"),
+            ("ui_green", 3, "UP"),
+            ("no_match", 0, "UP"),
+        ]);
+        let blue = stats(&[
+            ("ui_blue", 5, "UP"),
+            ("ui_green", 2, "UP"),
+            ("no_match", 0, "UP"),
+        ]);
+        let both = stats(&[
+            ("ui_blue", 9, "UP"),
+            ("ui_green", 3, "UP"),
+            ("no_match", 0, "UP"),
+        ]);
+        let none = stats(&[
+            ("ui_blue", 4, "UP"),
+            ("ui_green", 2, "UP"),
+            ("no_match", 1, "UP"),
+        ]);
+        assert_eq!(
+            router_verdict(r, Colour::Green, Some(200), &before, &green),
+            Ok("200 from ui_green (green)".into())
+        );
+        assert_eq!(
+            router_verdict(r, Colour::Green, Some(200), &before, &blue),
+            Err("answered 200 from ui_blue (blue), not from green's backend".into())
+        );
+        let busy = router_verdict(r, Colour::Green, Some(200), &before, &both).expect("busy");
+        assert!(
+            busy.contains(BUSY) && busy.contains("ui_blue (blue)"),
+            "{busy}"
+        );
+        assert_eq!(
+            router_verdict(r, Colour::Blue, Some(404), &before, &none),
+            Err("answered 404 from no_match (no colour's backend), not from blue's backend".into())
+        );
+        let e = router_verdict(r, Colour::Blue, Some(200), &before, &before).expect_err("still");
+        assert!(e.contains("no backend's session count moved"), "{e}");
+        let down = stats(&[
+            ("ui_blue", 4, "UP"),
+            ("ui_green", 3, "DOWN"),
+            ("no_match", 0, "UP"),
+        ]);
+        assert_eq!(
+            router_verdict(r, Colour::Green, Some(503), &before, &down),
+            Err("answered 503 from ui_green (green) (DOWN)".into())
+        );
+    }
+
+    #[test]
+    fn worker_verdicts() {
+        let units = vec!["celery.service".to_string()];
+        let brokers = vec![("rdm-rabbitmq".to_string(), 5672)];
+        let ok = serde_json::json!({"units": {"celery.service": {"pid": 7, "connected": ["rdm-rabbitmq:5672"], "error": null}}, "unresolved": []});
+        assert_eq!(
+            workers_verdict(&ok, &units, &brokers),
+            Ok("connected: celery.service (pid 7) to rdm-rabbitmq:5672".into())
+        );
+        let lost = serde_json::json!({"units": {"celery.service": {"pid": 7, "connected": [], "error": null}}, "unresolved": []});
+        assert_eq!(
+            workers_verdict(&lost, &units, &brokers),
+            Err("celery.service (pid 7) holds no connection to rdm-rabbitmq:5672".into())
+        );
+        let stopped = serde_json::json!({"units": {"celery.service": {"pid": 0, "connected": [], "error": null}}, "unresolved": ["rdm-rabbitmq: Name or service not known"]});
+        assert_eq!(
+            workers_verdict(&stopped, &units, &brokers),
+            Err("celery.service is not running; cannot resolve rdm-rabbitmq: Name or service not known".into())
+        );
+        assert!(workers_verdict(&serde_json::json!({}), &units, &brokers).is_err());
     }
 
     #[test]

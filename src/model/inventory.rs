@@ -21,6 +21,9 @@ pub struct Inventory {
     /// The Python that evaluates invenio.cfg on a container (its venv's).
     pub python: String,
     pub swap_keys: Vec<String>,
+    /// `[invenio] workers`: the units (Celery workers) that must hold a
+    /// connection to the broker their invenio.cfg names.
+    pub workers: Vec<String>,
     pub ssh: SshSettings,
     pub hosts: Vec<HostSpec>,
     pub router: RouterSpec,
@@ -207,6 +210,7 @@ struct RawInvenio {
     cfg: Spanned<String>,
     python: Option<Spanned<String>>,
     swap_keys: Spanned<Vec<Spanned<String>>>,
+    workers: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -509,6 +513,32 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
     let roles = build_roles(raw.roles, ck, &mounts)?;
     let all_units: BTreeSet<String> = hosts.iter().flat_map(|h| h.units.clone()).collect();
     let web = build_web(raw.web, ck, &all_units)?;
+    let mut workers = Vec::new();
+    for u in raw.invenio.workers.iter().flatten() {
+        let v = u.get_ref();
+        if !all_units.contains(v) {
+            return Err(ck.err(
+                u.span(),
+                "invenio.workers",
+                format!("{v:?} is not among any host's units: list units of [[hosts]] here"),
+            ));
+        }
+        if web.as_ref().is_some_and(|w| w.units.contains(v)) {
+            return Err(ck.err(
+                u.span(),
+                "invenio.workers",
+                format!("{v:?} serves HTTP ([web] units); workers are the Celery units"),
+            ));
+        }
+        if workers.contains(v) {
+            return Err(ck.err(
+                u.span(),
+                "invenio.workers",
+                format!("{v:?} is listed twice"),
+            ));
+        }
+        workers.push(v.clone());
+    }
 
     Ok(Inventory {
         file: path.to_path_buf(),
@@ -516,6 +546,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         cfg_path,
         python,
         swap_keys,
+        workers,
         ssh,
         hosts,
         router,
@@ -1160,6 +1191,13 @@ mod tests {
             (5000, "/ping", "localhost")
         );
         assert_eq!(w.ready_timeout_secs, 60);
+        assert_eq!(w.router_paths, ["/ping", "/api/ping"]);
+        assert_eq!(inv.workers, ["celery.service"]);
+        let t = RUNBOOK.replace("router_paths = [\"/ping\", \"/api/ping\"]\n", "");
+        assert_eq!(
+            parse(&t).expect("valid").web.expect("web").router_paths,
+            ["/ping"]
+        );
         let t = RUNBOOK.replace("port = 5000\n", "port = 5000\naddress = \"{host}\"\n");
         let w = parse(&t).expect("valid").web.expect("web");
         assert_eq!(w.address_on("rdm-invenio-ui-blue"), "rdm-invenio-ui-blue");
@@ -1197,6 +1235,26 @@ mod tests {
                 "ping = \"/ping\"\naddress = \"a b\"",
                 "must be a host name or address",
             ),
+            (
+                "router_paths = [\"/ping\", \"/api/ping\"]",
+                "router_paths = [\"/ping\", \"api/ping\"]",
+                "must be a path starting with `/`",
+            ),
+            (
+                "workers = [\"celery.service\"]",
+                "workers = [\"celery.service\", \"worker.service\"]",
+                "\"worker.service\" is not among any host's units",
+            ),
+            (
+                "workers = [\"celery.service\"]",
+                "workers = [\"celery.service\", \"ui.service\"]",
+                "\"ui.service\" serves HTTP",
+            ),
+            (
+                "workers = [\"celery.service\"]",
+                "workers = [\"celery.service\", \"celery.service\"]",
+                "is listed twice",
+            ),
         ] {
             let t = RUNBOOK.replacen(from, to, 1);
             let e = err(&t);
@@ -1229,7 +1287,7 @@ mod tests {
         );
         let e = err(&t);
         assert!(
-            e.contains("host rdm-invenio-ui-green is listed twice (first on line 51)"),
+            e.contains("host rdm-invenio-ui-green is listed twice (first on line 55)"),
             "{e}"
         );
         assert!(e.contains("`hosts.name`"), "{e}");
@@ -1245,7 +1303,7 @@ mod tests {
     fn bad_colour_and_tier() {
         let e = err(&RUNBOOK.replacen("colour = \"blue\"", "colour = \"Blue\"", 1));
         assert!(
-            e.contains("bgswap.toml:40: `hosts.colour`: \"Blue\" is not a colour"),
+            e.contains("bgswap.toml:44: `hosts.colour`: \"Blue\" is not a colour"),
             "{e}"
         );
         let e = err(&RUNBOOK.replacen("tier = \"ui\"", "tier = \"web\"", 1));

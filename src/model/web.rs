@@ -26,6 +26,10 @@ pub struct WebSpec {
     pub stats_port: Option<u16>,
     /// The health-check path, e.g. `/ping`.
     pub ping: String,
+    /// The paths the router probe asks through HAProxy, with every public
+    /// hostname (default: `ping`): one per tier's route, e.g. `/ping` (ui)
+    /// and `/api/ping` (api).
+    pub router_paths: Vec<String>,
     /// How long a started web unit may take to answer.
     pub ready_timeout_secs: u64,
 }
@@ -45,7 +49,13 @@ pub(super) struct RawWeb {
     port: Spanned<i64>,
     stats_port: Option<Spanned<i64>>,
     ping: Option<Spanned<String>>,
+    router_paths: Option<Vec<Spanned<String>>>,
     ready_timeout_secs: Option<Spanned<u64>>,
+}
+
+/// A request path for a health check: starts with `/`, no spaces.
+fn path_ok(v: &str) -> bool {
+    v.starts_with('/') && !v.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 pub(super) fn build_web(
@@ -125,7 +135,7 @@ pub(super) fn build_web(
         None => "/ping".to_string(),
         Some(p) => {
             let v = p.get_ref();
-            if !v.starts_with('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if !path_ok(v) {
                 return Err(ck.err(
                     p.span(),
                     "web.ping",
@@ -135,6 +145,20 @@ pub(super) fn build_web(
             v.clone()
         }
     };
+    let mut router_paths = Vec::new();
+    for p in raw.router_paths.iter().flatten() {
+        if !path_ok(p.get_ref()) {
+            return Err(ck.err(
+                p.span(),
+                "web.router_paths",
+                "must be a path starting with `/`, without spaces",
+            ));
+        }
+        router_paths.push(p.get_ref().clone());
+    }
+    if router_paths.is_empty() {
+        router_paths.push(ping.clone());
+    }
     let ready_timeout_secs = match raw.ready_timeout_secs {
         None => 60,
         Some(t) if *t.get_ref() == 0 || *t.get_ref() > 3600 => {
@@ -152,6 +176,7 @@ pub(super) fn build_web(
         port: port as u16,
         stats_port,
         ping,
+        router_paths,
         ready_timeout_secs,
     }))
 }

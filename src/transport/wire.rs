@@ -1,5 +1,6 @@
 //! The first bytes of the protocols bgswap's probes speak, and the verdict on
-//! the answer: PostgreSQL, Redis, AMQP 0-9-1, and the uWSGI stats document.
+//! the answer: PostgreSQL, Redis, AMQP 0-9-1, the uWSGI stats document, and
+//! HAProxy's runtime API (`show stat`).
 //! Pure functions; the bytes travel through [`super::Host::exchange`].
 
 /// PostgreSQL: a StartupMessage (protocol 3.0) for `user` and `database`.
@@ -151,6 +152,65 @@ pub fn uwsgi_stats_verdict(doc: &[u8]) -> Result<String, String> {
     }
 }
 
+/// HAProxy's runtime API: the statistics of every backend (type 2), as CSV.
+/// The socket closes after the answer (non-interactive mode).
+pub const HAPROXY_SHOW_STAT: &[u8] = b"show stat -1 2 -1\n";
+
+/// One backend's row of `show stat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendStat {
+    /// `stot`: sessions (one per HTTP request) the backend has handled.
+    pub sessions: u64,
+    /// `status`: UP, DOWN, …
+    pub status: String,
+}
+
+/// The BACKEND rows of a `show stat` answer, by backend name.
+pub fn haproxy_backends(
+    csv: &[u8],
+) -> Result<std::collections::BTreeMap<String, BackendStat>, String> {
+    let text = String::from_utf8_lossy(csv);
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .ok_or_else(|| {
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect::<String>();
+            format!("the runtime API did not answer `show stat` with CSV (it said {first:?})")
+        })?;
+    let cols: Vec<&str> = header.split(',').collect();
+    let col = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| format!("`show stat` has no {name} column"))
+    };
+    let (px, sv, stot, status) = (col("pxname")?, col("svname")?, col("stot")?, col("status")?);
+    let mut out = std::collections::BTreeMap::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.get(sv) != Some(&"BACKEND") {
+            continue;
+        }
+        let (Some(name), Some(n)) = (f.get(px), f.get(stot).and_then(|v| v.parse().ok())) else {
+            return Err(format!("unreadable `show stat` row: {line:?}"));
+        };
+        out.insert(
+            name.to_string(),
+            BackendStat {
+                sessions: n,
+                status: f.get(status).unwrap_or(&"").to_string(),
+            },
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +256,24 @@ mod tests {
         assert!(uwsgi_stats_verdict(all_busy).is_err());
         assert!(uwsgi_stats_verdict(br#"{"workers": [{"pid": 0}]}"#).is_err());
         assert!(uwsgi_stats_verdict(b"not json").is_err());
+    }
+
+    #[test]
+    fn haproxy_show_stat() {
+        let csv = b"# pxname,svname,qcur,stot,status,req_tot\nui_blue,BACKEND,0,4,UP,4\napi_green,BACKEND,0,0,DOWN,0\nui_blue,rdm-invenio-ui-blue,0,4,UP,\n\n";
+        let b = haproxy_backends(csv).expect("parses");
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            b["ui_blue"],
+            BackendStat {
+                sessions: 4,
+                status: "UP".into()
+            }
+        );
+        assert_eq!(b["api_green"].status, "DOWN");
+        let e = haproxy_backends(b"Unknown command\n").expect_err("not CSV");
+        assert!(e.contains("Unknown command"), "{e}");
+        assert!(haproxy_backends(b"# pxname,svname\n").is_err());
+        assert!(haproxy_backends(b"# pxname,svname,stot,status\nx,BACKEND,many,UP\n").is_err());
     }
 }
