@@ -435,38 +435,51 @@ pub fn run(
     timeout: Duration,
     concurrency: usize,
 ) -> Vec<ProbeResult> {
+    // Router probes read session counters around their request, so they
+    // run one after another, on a lane of their own (one of the
+    // `concurrency` threads) that starts at once beside the others.
+    let (router, rest): (Vec<usize>, Vec<usize>) =
+        (0..probes.len()).partition(|&i| matches!(probes[i].check, Check::Router { .. }));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ProbeResult>>> = Mutex::new(vec![None; probes.len()]);
-    // Router probes read session counters around their request: one at a
-    // time, or they would count each other's requests.
-    let serial = Mutex::new(());
+    let run_one = |i: usize| {
+        let pr = &probes[i];
+        let t = Instant::now();
+        let outcome = match hosts.get(&pr.host) {
+            Some(h) => one(inv, h.as_ref(), pr, timeout),
+            None => Err(format!("{}: not connected", pr.host)),
+        };
+        let (verdict, evidence) = match outcome {
+            Ok(e) => (Verdict::Pass, e),
+            Err(e) => (Verdict::Fail, e),
+        };
+        let r = ProbeResult {
+            host: pr.host.clone(),
+            kind: pr.kind,
+            target: pr.target.clone(),
+            verdict,
+            evidence: crate::mask::mask_text(&evidence),
+            duration_ms: t.elapsed().as_millis() as u64,
+        };
+        if let Ok(mut v) = results.lock() {
+            v[i] = Some(r);
+        }
+    };
+    let lanes = concurrency.max(1);
+    let others = if router.is_empty() { lanes } else { lanes - 1 };
+    if others == 0 {
+        // One lane: everything in turn.
+        (0..probes.len()).for_each(run_one);
+    }
     std::thread::scope(|s| {
-        for _ in 0..concurrency.clamp(1, probes.len().max(1)) {
+        if !router.is_empty() && others > 0 {
+            s.spawn(|| router.iter().for_each(|&i| run_one(i)));
+        }
+        for _ in 0..others.min(rest.len()) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(pr) = probes.get(i) else { break };
-                let _turn = matches!(pr.check, Check::Router { .. })
-                    .then(|| serial.lock().unwrap_or_else(|p| p.into_inner()));
-                let t = Instant::now();
-                let outcome = match hosts.get(&pr.host) {
-                    Some(h) => one(inv, h.as_ref(), pr, timeout),
-                    None => Err(format!("{}: not connected", pr.host)),
-                };
-                let (verdict, evidence) = match outcome {
-                    Ok(e) => (Verdict::Pass, e),
-                    Err(e) => (Verdict::Fail, e),
-                };
-                let r = ProbeResult {
-                    host: pr.host.clone(),
-                    kind: pr.kind,
-                    target: pr.target.clone(),
-                    verdict,
-                    evidence: crate::mask::mask_text(&evidence),
-                    duration_ms: t.elapsed().as_millis() as u64,
-                };
-                if let Ok(mut v) = results.lock() {
-                    v[i] = Some(r);
-                }
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = rest.get(n) else { break };
+                run_one(i);
             });
         }
     });
