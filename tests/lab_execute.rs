@@ -259,8 +259,11 @@ fn a_candidate_router_config_haproxy_rejects_changes_nothing() {
             let end = start + cut[start..].find("\n\n").expect("end of section") + 2;
             fs::write(&p, format!("{}{}", &cut[..start], &cut[end..])).expect("write");
         },
-        1,
-        "haproxy -c rejects the candidate /etc/haproxy/haproxy.cfg",
+        // Refused by the preflight, which hands the candidate to `haproxy -c`
+        // on its standard input, before the operator is asked; HAProxy's
+        // own alert names the missing backend, at the file's path.
+        3,
+        "preflight: 1 of 76 probes failed, so the switchover would not end healthy; nothing was changed:\n  haproxy-inner router candidate /etc/haproxy/haproxy.cfg (haproxy -c): haproxy -c rejects the candidate /etc/haproxy/haproxy.cfg (exit 1): [ALERT]",
     );
 }
 

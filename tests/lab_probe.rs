@@ -548,16 +548,16 @@ fn the_router_probe_names_the_backend_that_answered_each_hostname() {
     assert_eq!(f[0]["kind"], "router");
     assert_eq!(
         f[0]["target"],
-        "http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> blue"
+        "http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> ui_blue (blue)"
     );
     // Green does not allow the prod hostname: 400, and the wrong colour.
     assert_eq!(
-        f[0]["evidence"], "answered 400 from ui_green (green), not from blue's backend",
+        f[0]["evidence"], "answered 400 from ui_green (green), not from ui_blue (blue)",
         "{all}"
     );
     assert_eq!(r.code, 3, "preflight refuses: {}", r.all());
     assert!(
-        r.stderr.contains("haproxy-inner router http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> blue: answered 400 from ui_green (green)"),
+        r.stderr.contains("haproxy-inner router http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> ui_blue (blue): answered 400 from ui_green (green)"),
         "{}",
         r.stderr
     );

@@ -571,12 +571,12 @@ fn plan_lists_the_preflight_probes() {
     assert!(has(
         "haproxy-inner",
         "router",
-        "http://haproxy-inner:80/ping Host store-dev.ae.ic.ac.uk -> green"
+        "http://haproxy-inner:80/ping Host store-dev.ae.ic.ac.uk -> ui_green (green)"
     ));
     assert!(has(
         "haproxy-inner",
         "router",
-        "http://haproxy-inner:80/api/ping Host data.ae.ic.ac.uk -> blue"
+        "http://haproxy-inner:80/api/ping Host data.ae.ic.ac.uk -> api_blue (blue)"
     ));
     // The Celery workers, each on the broker of its own config.
     assert!(has(
@@ -584,9 +584,15 @@ fn plan_lists_the_preflight_probes() {
         "units",
         "celery.service connected to rdm-rabbitmq-dev:5672"
     ));
+    // The candidate router config, checked by `haproxy -c` from stdin.
+    assert!(has(
+        "haproxy-inner",
+        "router",
+        "candidate /etc/haproxy/haproxy.cfg (haproxy -c)"
+    ));
     let text = plan_imperial(&[]).stdout;
     assert!(
-        text.contains("Probes `execute` runs before any change (75;"),
+        text.contains("Probes `execute` runs before any change (76;"),
         "{text}"
     );
 }

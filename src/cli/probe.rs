@@ -33,12 +33,7 @@ pub fn run(a: &ProbeArgs) -> Result<Outcome, Failure> {
         .map_err(|e| Failure::bad_input(crate::mask::mask_text(&e.to_string())))?;
     let roles = RoleTable::observe(&inv, &parsed);
     let role_of = |host: &str| inv.host(host).and_then(|h| roles.colour_role(h.colour));
-    let list = probe::probes(
-        &inv,
-        &parsed.cfgs,
-        probe::runtime_api(&parsed.router).as_ref(),
-        &role_of,
-    );
+    let list = probe::probes(&inv, &parsed.cfgs, Some(&parsed.router), &role_of);
     let results = probe::run(
         &inv,
         &hosts,

@@ -27,12 +27,7 @@ pub fn run(a: &StatusArgs) -> Result<Outcome, Failure> {
     // Live hosts only: the health probes (a snapshot cannot answer them).
     let results = if l.kind == "live hosts" {
         let role_of = |host: &str| inv.host(host).and_then(|h| roles.colour_role(h.colour));
-        let list = probe::probes(
-            inv,
-            &parsed.cfgs,
-            probe::runtime_api(&parsed.router).as_ref(),
-            &role_of,
-        );
+        let list = probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of);
         Some(probe::run(inv, &l.hosts, &list, Duration::from_secs(5), 8))
     } else {
         None

@@ -88,6 +88,13 @@ pub fn haproxy_check(config: &str) -> String {
     line(&["haproxy", "-c", "-q", "-f", config])
 }
 
+/// `haproxy -c` of a configuration given on standard input: the preflight
+/// checks a candidate router config without writing it anywhere. Not `-q`:
+/// HAProxy's alerts say what is wrong.
+pub fn haproxy_check_stdin() -> String {
+    line(&["haproxy", "-c", "-f", "/dev/stdin"])
+}
+
 /// Renames a staged file over its target only if the target's sha256 is
 /// still the expected one (see `command::replace_if_hash`).
 pub use crate::transport::command::replace_if_hash as commit_staged;
@@ -162,6 +169,7 @@ mod tests {
             haproxy_check("/etc/haproxy/.haproxy.cfg.bgswap-staged"),
             "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.bgswap-staged"
         );
+        assert_eq!(haproxy_check_stdin(), "haproxy -c -f /dev/stdin");
         assert_eq!(
             remove_if_hash("/var/lib/bgswap/d/lock", "ab"),
             "found=$(sha256sum < /var/lib/bgswap/d/lock | cut -d' ' -f1) && if [ \"$found\" = ab ]; then rm -f -- /var/lib/bgswap/d/lock; else echo \"sha256 is $found\" >&2; exit 3; fi"

@@ -10,7 +10,7 @@
 import base64, json, os, re, shlex, subprocess, sys
 
 a = json.loads(base64.b64decode(sys.argv[1]))
-candidate = sys.stdin.read() if a["candidate"] else None
+candidate = sys.stdin.buffer.read().decode("utf-8") if a["candidate"] else None
 env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 files = []
 for unit in a["units"]:

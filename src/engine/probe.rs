@@ -89,6 +89,15 @@ enum Check {
         path: String,
         api: Option<StatsSocket>,
         expect: Option<Colour>,
+        /// The backend the router's config sends this request to, when it
+        /// is one of `expect`'s: the one that must answer.
+        backend: Option<String>,
+    },
+    /// `haproxy -c` on the router accepts this candidate config (given on
+    /// standard input: nothing is written).
+    RouterConfig {
+        path: String,
+        candidate: String,
     },
     /// Each unit's processes hold an established TCP connection to one of
     /// the broker endpoints.
@@ -196,14 +205,15 @@ pub fn runtime_api(router: &RouterFile) -> Option<StatsSocket> {
 /// What `execute` and `probe` check, in a stable order. `role_of` says which
 /// role each container holds (None: unknown, e.g. in a split state — then
 /// its HTTP probes are left out, as no hostname is known to be allowed, and
-/// the router probes expect no colour). `api`: the router's runtime API
-/// ([`runtime_api`]).
+/// the router probes expect no colour). `router`: the router's parsed
+/// config, for its runtime API ([`runtime_api`]) and its routes.
 pub fn probes(
     inv: &Inventory,
     cfgs: &BTreeMap<String, PyFile>,
-    api: Option<&StatsSocket>,
+    router: Option<&RouterFile>,
     role_of: &dyn Fn(&str) -> Option<Role>,
 ) -> Vec<Probe> {
+    let api = router.and_then(runtime_api);
     let mut out = Vec::new();
     let p = |host: &str, kind: Kind, target: String, check: Check| Probe {
         host: host.to_string(),
@@ -351,7 +361,19 @@ pub fn probes(
                 .map(|h| h.colour);
             for hn in &inv.role(role).hostnames {
                 for path in &w.router_paths {
-                    let by = expect.map_or(String::new(), |c| format!(" -> {c}"));
+                    let backend = match (router, expect) {
+                        (Some(RouterFile::Config(c)), Some(colour)) => c
+                            .route(hn, path)
+                            .into_iter()
+                            .map(|r| r.backend)
+                            .find(|b| inv.router.colour_of_backend(b) == Some(colour)),
+                        _ => None,
+                    };
+                    let by = match (&backend, expect) {
+                        (Some(b), Some(c)) => format!(" -> {b} ({c})"),
+                        (None, Some(c)) => format!(" -> {c}"),
+                        _ => String::new(),
+                    };
                     out.push(p(
                         &r.host,
                         Kind::Router,
@@ -359,8 +381,9 @@ pub fn probes(
                         Check::Router {
                             host_header: hn.clone(),
                             path: path.clone(),
-                            api: api.cloned(),
+                            api: api.clone(),
                             expect,
+                            backend,
                         },
                     ));
                 }
@@ -375,13 +398,13 @@ pub fn probes(
 
 /// The probes `execute` runs before any change (preflight): the deployment as
 /// it is (both colours healthy, every service their configs name reachable
-/// from them, the router answering every hostname), plus every backing
-/// service the *candidate* configs name, probed from the container that will
-/// use it.
+/// from them, the router answering every hostname from the right colour),
+/// plus the *candidate* configs: evaluated in effect on their containers,
+/// every backing service they name probed from the container that will use
+/// it, and the router's accepted by `haproxy -c`.
 pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
     let role_now = |host: &str| inv.host(host).map(|h| plan.role_after(h.colour.other()));
-    let api = runtime_api(&parsed.router);
-    let mut list = probes(inv, &parsed.cfgs, api.as_ref(), &role_now);
+    let mut list = probes(inv, &parsed.cfgs, Some(&parsed.router), &role_now);
     let candidate: BTreeMap<String, PyFile> = plan
         .files
         .iter()
@@ -402,6 +425,23 @@ pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
                 check: Check::Effective {
                     candidate: Some(f.after.clone()),
                     role,
+                },
+            });
+        }
+    }
+    if inv.router.driver == crate::model::inventory::RouterDriver::HaproxyConfig {
+        if let Some(f) = plan
+            .files
+            .iter()
+            .find(|f| f.host == inv.router.host && f.path == inv.router.config)
+        {
+            list.push(Probe {
+                host: f.host.clone(),
+                kind: Kind::Router,
+                target: format!("candidate {} (haproxy -c)", f.path),
+                check: Check::RouterConfig {
+                    path: f.path.clone(),
+                    candidate: f.after.clone(),
                 },
             });
         }
@@ -533,8 +573,42 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
             path,
             api,
             expect,
-        } => router(inv, h, host_header, path, api.as_ref(), *expect, timeout),
+            backend,
+        } => router(
+            inv,
+            h,
+            (host_header, path),
+            api.as_ref(),
+            (*expect, backend.as_deref()),
+            timeout,
+        ),
         Check::Workers { units, brokers } => workers(inv, h, &pr.host, units, brokers, timeout),
+        Check::RouterConfig { path, candidate } => {
+            let out = h
+                .run_input(
+                    &commands::haproxy_check_stdin(),
+                    candidate.as_bytes(),
+                    timeout,
+                )
+                .map_err(err)?;
+            if out.status == 0 {
+                Ok("haproxy -c accepts it".into())
+            } else {
+                let said: Vec<String> = out
+                    .stderr
+                    .lines()
+                    .chain(out.stdout.lines())
+                    .filter(|l| l.contains("ALERT") || l.contains("rror"))
+                    .take(3)
+                    .map(|l| l.replace("/dev/stdin", path))
+                    .collect();
+                Err(format!(
+                    "haproxy -c rejects the candidate {path} (exit {}): {}",
+                    out.status,
+                    said.join(" | ")
+                ))
+            }
+        }
         Check::Ssh => {
             let out = h.run("true", timeout).map_err(err)?;
             if out.status == 0 {
@@ -643,10 +717,9 @@ const ROUTER_SAMPLES: usize = 3;
 fn router(
     inv: &Inventory,
     h: &dyn Host,
-    host_header: &str,
-    path: &str,
+    (host_header, path): (&str, &str),
     api: Option<&StatsSocket>,
-    expect: Option<Colour>,
+    (expect, backend): (Option<Colour>, Option<&str>),
     timeout: Duration,
 ) -> Result<String, String> {
     let err = |e: crate::transport::HostError| e.to_string();
@@ -690,8 +763,12 @@ fn router(
         let before = stat()?;
         let status = ask()?;
         let after = stat()?;
-        verdict = router_verdict(&inv.router, expect, status, &before, &after);
-        if !matches!(&verdict, Ok(e) if e.contains(BUSY)) {
+        // Counters that went down: a reload or `clear counters` came between.
+        let reset = after
+            .iter()
+            .any(|(b, a)| before.get(b).is_some_and(|x| a.sessions < x.sessions));
+        verdict = router_verdict(&inv.router, (expect, backend), status, &before, &after);
+        if !reset && !matches!(&verdict, Ok(e) if e.contains(BUSY)) {
             break;
         }
     }
@@ -705,7 +782,7 @@ const BUSY: &str = "other traffic moved";
 /// session counts moved between `before` and `after`. Pure.
 pub fn router_verdict(
     spec: &crate::model::inventory::RouterSpec,
-    expect: Colour,
+    (expect, backend): (Colour, Option<&str>),
     status: Option<u16>,
     before: &BTreeMap<String, wire::BackendStat>,
     after: &BTreeMap<String, wire::BackendStat>,
@@ -719,14 +796,18 @@ pub fn router_verdict(
         Some(c) => format!("{b} ({c})"),
         None => format!("{b} (no colour's backend)"),
     };
-    let expected: Vec<&str> = moved
-        .iter()
-        .copied()
-        .filter(|b| spec.colour_of_backend(b) == Some(expect))
-        .collect();
+    let wanted = |b: &str| match backend {
+        Some(w) => b == w,
+        None => spec.colour_of_backend(b) == Some(expect),
+    };
+    let want = match backend {
+        Some(w) => named(w),
+        None => format!("{expect}'s backend"),
+    };
+    let expected: Vec<&str> = moved.iter().copied().filter(|b| wanted(b)).collect();
     let others: Vec<String> = moved
         .iter()
-        .filter(|b| spec.colour_of_backend(b) != Some(expect))
+        .filter(|b| !wanted(b))
         .map(|b| named(b))
         .collect();
     let status_text = status.map_or("no HTTP answer".to_string(), |c| format!("answered {c}"));
@@ -738,10 +819,10 @@ pub fn router_verdict(
             others.join(", ")
         )),
         (_, None) if moved.is_empty() => Err(format!(
-            "{status_text}, and no backend's session count moved: cannot tell who answered (expected {expect}'s backend)"
+            "{status_text}, and no backend's session count moved: cannot tell who answered (expected {want})"
         )),
         (_, None) => Err(format!(
-            "{status_text} from {}, not from {expect}'s backend",
+            "{status_text} from {}, not from {want}",
             others.join(", ")
         )),
         (_, Some(b)) => {
@@ -818,8 +899,12 @@ pub fn workers_verdict(
             ok.push(format!("{u} (pid {pid}) to {}", connected.join(", ")));
         }
     }
-    for e in v["unresolved"].as_array().into_iter().flatten() {
-        problems.push(format!("cannot resolve {}", e.as_str().unwrap_or("?")));
+    // A broker name that does not resolve matters only when no unit is
+    // connected to any broker of the list.
+    if ok.is_empty() {
+        for e in v["unresolved"].as_array().into_iter().flatten() {
+            problems.push(format!("cannot resolve {}", e.as_str().unwrap_or("?")));
+        }
     }
     if problems.is_empty() {
         Ok(format!("connected: {}", ok.join("; ")))
@@ -1013,23 +1098,25 @@ mod tests {
             ("no_match", 1, "UP"),
         ]);
         assert_eq!(
-            router_verdict(r, Colour::Green, Some(200), &before, &green),
+            router_verdict(r, (Colour::Green, None), Some(200), &before, &green),
             Ok("200 from ui_green (green)".into())
         );
         assert_eq!(
-            router_verdict(r, Colour::Green, Some(200), &before, &blue),
+            router_verdict(r, (Colour::Green, None), Some(200), &before, &blue),
             Err("answered 200 from ui_blue (blue), not from green's backend".into())
         );
-        let busy = router_verdict(r, Colour::Green, Some(200), &before, &both).expect("busy");
+        let busy =
+            router_verdict(r, (Colour::Green, None), Some(200), &before, &both).expect("busy");
         assert!(
             busy.contains(BUSY) && busy.contains("ui_blue (blue)"),
             "{busy}"
         );
         assert_eq!(
-            router_verdict(r, Colour::Blue, Some(404), &before, &none),
+            router_verdict(r, (Colour::Blue, None), Some(404), &before, &none),
             Err("answered 404 from no_match (no colour's backend), not from blue's backend".into())
         );
-        let e = router_verdict(r, Colour::Blue, Some(200), &before, &before).expect_err("still");
+        let e = router_verdict(r, (Colour::Blue, None), Some(200), &before, &before)
+            .expect_err("still");
         assert!(e.contains("no backend's session count moved"), "{e}");
         let down = stats(&[
             ("ui_blue", 4, "UP"),
@@ -1037,7 +1124,7 @@ mod tests {
             ("no_match", 0, "UP"),
         ]);
         assert_eq!(
-            router_verdict(r, Colour::Green, Some(503), &before, &down),
+            router_verdict(r, (Colour::Green, None), Some(503), &before, &down),
             Err("answered 503 from ui_green (green) (DOWN)".into())
         );
     }

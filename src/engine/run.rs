@@ -535,12 +535,7 @@ pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
             }
         })
     };
-    let list = probe::probes(
-        inv,
-        &parsed.cfgs,
-        probe::runtime_api(&parsed.router).as_ref(),
-        &role_of,
-    );
+    let list = probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of);
     let t0 = Instant::now();
     let results = probe::run_settled(
         inv,
