@@ -113,6 +113,26 @@ impl Drop for Dropped {
     }
 }
 
+/// Resets the lab, then waits (at most 20 s) until every probe passes:
+/// HAProxy's health checks need a few seconds to mark restarted copies up,
+/// and each test judges the probes of a lab it broke on purpose, not of one
+/// still settling. A lab that never settles fails the test.
+fn settled_reset(l: &Lab) {
+    reset();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, _, all) = probe(l);
+        if code == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reset lab did not become healthy within 20 s: {all}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 fn failing(results: &[Value]) -> Vec<&Value> {
     results.iter().filter(|r| r["verdict"] == "fail").collect()
 }
@@ -131,7 +151,7 @@ fn services(l: &Lab, args: &[&str]) {
 #[test]
 fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let tmp = tempfile::tempdir().expect("tmp");
     let snap = |name: &str| snapshot(l, &tmp.path().join(name));
     let before = snap("before");
@@ -174,7 +194,7 @@ fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
 #[test]
 fn a_stopped_dev_redis_fails_the_dev_containers_redis_probes() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     services(l, &["stop", "rdm-redis-dev"]);
     let (code, results, all) = probe(l);
     let status = bgswap([
@@ -221,7 +241,7 @@ fn a_stopped_dev_redis_fails_the_dev_containers_redis_probes() {
 #[test]
 fn a_stopped_worker_and_a_red_search_cluster_fail_their_probes() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let stop = Command::new(l.dir.join("hosts/rdm-invenio-ui-green/fs/sbin/systemctl"))
         .args(["stop", "celery.service"])
         .output()
@@ -270,7 +290,7 @@ fn a_stopped_worker_and_a_red_search_cluster_fail_their_probes() {
 #[test]
 fn a_failing_preflight_probe_refuses_the_switchover_and_changes_nothing() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let snap = |name: &str| snapshot(l, &tmp.path().join(name));
@@ -295,7 +315,7 @@ fn a_failing_preflight_probe_refuses_the_switchover_and_changes_nothing() {
 #[test]
 fn a_failing_postflight_probe_rolls_the_switchover_back() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let snap = |name: &str| snapshot(l, &tmp.path().join(name));
@@ -345,7 +365,7 @@ fn a_failing_postflight_probe_rolls_the_switchover_back() {
 #[test]
 fn an_invenio_variable_shadowing_a_swapped_key_fails_and_refuses_the_switchover() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let env = l
         .dir
         .join("hosts/rdm-invenio-ui-green/fs/etc-conf.d/invenio");
@@ -382,7 +402,7 @@ fn an_invenio_variable_shadowing_a_swapped_key_fails_and_refuses_the_switchover(
 #[test]
 fn a_candidate_config_without_the_prod_hostname_is_refused_by_preflight() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     // Blue's file (its running uWSGI loaded it earlier, so blue still answers)
     // loses data.ae.ic.ac.uk: green would get that list as the new prod.
     let cfg = l
@@ -414,7 +434,7 @@ fn a_candidate_config_without_the_prod_hostname_is_refused_by_preflight() {
 #[test]
 fn a_port_a_firewall_drops_fails_its_probes_alone_within_their_bound() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let (addr, port) = service_addr(l, "rdm-redis");
     let (code, results, all) = {
         let _drop = Dropped::new(&addr, port);
@@ -449,7 +469,7 @@ fn a_port_a_firewall_drops_fails_its_probes_alone_within_their_bound() {
 #[test]
 fn a_worker_whose_broker_went_away_fails_the_units_probe() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     services(l, &["stop", "rdm-rabbitmq-dev"]);
     let (code, results, all) = probe(l);
     reset(); // restarts the broker
@@ -495,7 +515,7 @@ fn a_worker_whose_broker_went_away_fails_the_units_probe() {
 #[test]
 fn the_router_probe_names_the_backend_that_answered_each_hostname() {
     let Some((l, _g)) = lab() else { return };
-    reset();
+    settled_reset(l);
     let (code, results, all) = probe(l);
     assert_eq!(code, 0, "{all}");
     let routed: Vec<(&str, &str)> = results
