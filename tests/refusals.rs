@@ -133,6 +133,12 @@ fn an_invalid_inventory_names_file_line_and_field() {
     let t = fs::read_to_string(runbook())
         .expect("read")
         .replace("tier = \"api\"", "tier = \"apy\"");
+    // The first line that says so: the runbook's first api host.
+    let line = t
+        .lines()
+        .position(|l| l == "tier = \"apy\"")
+        .expect("the edited line")
+        + 1;
     fs::write(&cfg, t).expect("write");
     let r = bgswap([
         "plan".as_ref(),
@@ -143,8 +149,9 @@ fn an_invalid_inventory_names_file_line_and_field() {
     ]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stderr
-            .contains("bgswap.toml:47: `hosts.tier`: \"apy\" is not a tier"),
+        r.stderr.contains(&format!(
+            "bgswap.toml:{line}: `hosts.tier`: \"apy\" is not a tier"
+        )),
         "{}",
         r.stderr
     );
