@@ -286,6 +286,7 @@ impl Session {
             pause_before,
             pause_before_undo,
             overwrite_changed,
+            probes: true,
         };
         f(&ctx)
     }

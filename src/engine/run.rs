@@ -47,6 +47,9 @@ pub struct Ctx<'a> {
     pub pause_before_undo: Option<(usize, PathBuf)>,
     /// Replace files someone else changed since the run (rollback only, after confirmation).
     pub overwrite_changed: bool,
+    /// Run the health probes after the switch (`postflight`). The simulation
+    /// turns them off: its hosts speak none of the probed protocols.
+    pub probes: bool,
 }
 
 fn note(ctx: &Ctx, host: Option<&str>, message: impl Into<String>) {
@@ -437,7 +440,13 @@ pub fn execute(
         }
     }
     if failure.is_none() {
-        match verify(ctx, plan.promote).and_then(|_| postflight(ctx, plan.promote)) {
+        match verify(ctx, plan.promote).and_then(|_| {
+            if ctx.probes {
+                postflight(ctx, plan.promote)
+            } else {
+                Ok(())
+            }
+        }) {
             Ok(()) => {
                 if let Some(c) = cutover {
                     note(
