@@ -6,6 +6,16 @@
 //! (directory 0700, file 0600: it holds original file contents, secrets
 //! included); a copy on the router host lets `rollback` work from another
 //! machine. `rollback` reads the journal to know what to inspect and undo.
+//!
+//! The first record appears atomically: it is written to a temporary file in
+//! the same directory, fsynced, renamed into place and the directory fsynced,
+//! so a crash never leaves half a `begin`. Later records are appended; a kill
+//! or a full disk during an append can leave the last line cut short (a *torn*
+//! line). Such a line was never acknowledged, so [`parse_text`] drops it and
+//! says so: the intent of a step is always written before the step runs, so a
+//! torn intent means the step did not run, and a torn outcome leaves the step
+//! "started", which rollback inspects. A damaged line that is not the last is
+//! an error naming its line.
 
 use crate::model::colour::Colour;
 use crate::model::plan::Step;
@@ -170,7 +180,11 @@ pub fn default_state_dir() -> PathBuf {
 
 pub struct Journal<'h> {
     path: PathBuf,
-    file: File,
+    /// None until the first record is installed (atomically) by [`Journal::append`].
+    file: Option<File>,
+    /// A write failed part-way: the next append rewrites the whole file, so
+    /// no record is ever glued onto a torn line.
+    rewrite: bool,
     text: String,
     records: Vec<Record>,
     remote: Option<(&'h dyn Host, String, Option<String>)>,
@@ -180,6 +194,9 @@ pub struct Journal<'h> {
 
 impl<'h> Journal<'h> {
     /// Starts a new journal, keeping the previous one as `journal.prev.jsonl`.
+    /// Nothing is written locally until the first [`Journal::append`], which
+    /// installs the file with its first record atomically (see
+    /// [`Journal::create_with_begin`], which does both).
     pub fn create(
         state_dir: &Path,
         deployment: &str,
@@ -196,15 +213,8 @@ impl<'h> Journal<'h> {
             .unwrap_or_else(|| state_dir.to_path_buf());
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
-        if path.exists() {
-            fs::rename(&path, dir.join("journal.prev.jsonl")).map_err(io(&path))?;
-        }
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
+        // The local file is installed by the first append, atomically; the
+        // previous journal stays in place until then.
         let remote = match remote {
             Some(h) => {
                 let rdir = remote_dir(deployment);
@@ -237,12 +247,30 @@ impl<'h> Journal<'h> {
         sync_dir(&dir);
         Ok(Journal {
             path,
-            file,
+            file: None,
+            rewrite: false,
             text: String::new(),
             records: Vec::new(),
             remote,
             remote_error: None,
         })
+    }
+
+    /// [`Journal::create`] and its first record, `begin`, in one: the local
+    /// file appears only with the whole record in it (temporary file 0600 in
+    /// the same directory, fsync, rename, fsync of the directory), then the
+    /// router's copy is written. A router copy that cannot be written is not
+    /// fatal: it is left in [`Journal::remote_error`], as with
+    /// [`Journal::append_synced`].
+    pub fn create_with_begin(
+        state_dir: &Path,
+        deployment: &str,
+        remote: Option<&'h dyn Host>,
+        begin: Record,
+    ) -> Result<Journal<'h>, JournalError> {
+        let mut j = Journal::create(state_dir, deployment, remote)?;
+        j.append_synced(begin)?;
+        Ok(j)
     }
 
     /// Continues a journal read back (local or the router's copy), for
@@ -263,27 +291,31 @@ impl<'h> Journal<'h> {
             text.push_str(&line);
             text.push('\n');
         }
-        let same = fs::read_to_string(&path)
-            .map(|t| t == text)
-            .unwrap_or(false);
-        if !same {
-            let mut j = Journal::create(state_dir, deployment, None)?;
-            j.file
-                .write_all(text.as_bytes())
-                .map_err(|source| JournalError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            j.file.sync_all().map_err(|source| JournalError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        }
         let io = |source| JournalError::Io {
             path: path.display().to_string(),
             source,
         };
-        let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
+        let on_disk = fs::read(&path);
+        let file = match &on_disk {
+            Ok(t) if t.as_slice() == text.as_bytes() => {
+                OpenOptions::new().append(true).open(&path).map_err(io)?
+            }
+            _ => {
+                // Rewritten whole and atomically: a torn last line is dropped,
+                // never continued. The same run's journal is replaced; another
+                // run's (or one whose beginning cannot be read) is kept as
+                // journal.prev.jsonl, as a new run would keep it.
+                let keep_prev = match &on_disk {
+                    Ok(t) => run_of_first_line(t).as_deref() != run_of(records),
+                    Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+                };
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir).map_err(io)?;
+                    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+                }
+                install(&path, text.as_bytes(), keep_prev).map_err(io)?
+            }
+        };
         let remote = match remote {
             Some(h) => {
                 let rpath = format!("{}/journal.jsonl", remote_dir(deployment));
@@ -294,7 +326,8 @@ impl<'h> Journal<'h> {
         };
         Ok(Journal {
             path,
-            file,
+            file: Some(file),
+            rewrite: false,
             text,
             records: records.to_vec(),
             remote,
@@ -311,7 +344,10 @@ impl<'h> Journal<'h> {
     }
 
     /// Appends a record: written and fsynced locally before returning. The
-    /// router's copy is brought up to date by [`Journal::sync_remote`].
+    /// router's copy is brought up to date by [`Journal::sync_remote`]. The
+    /// first record of a new journal installs the file atomically; after a
+    /// failed write, the next append rewrites the file whole (atomically), so
+    /// a line cut short by the failure is dropped rather than continued.
     pub fn append(&mut self, r: Record) -> Result<(), JournalError> {
         let line = serde_json::to_string(&r).map_err(|e| JournalError::Io {
             path: self.path.display().to_string(),
@@ -321,13 +357,24 @@ impl<'h> Journal<'h> {
             path: self.path.display().to_string(),
             source,
         };
-        self.file
-            .write_all(format!("{line}\n").as_bytes())
-            .map_err(io)?;
-        self.file.sync_all().map_err(|source| JournalError::Io {
-            path: self.path.display().to_string(),
-            source,
-        })?;
+        match &mut self.file {
+            Some(f) if !self.rewrite => {
+                let written = f
+                    .write_all(format!("{line}\n").as_bytes())
+                    .and_then(|()| f.sync_all());
+                if let Err(e) = written {
+                    self.rewrite = true;
+                    return Err(io(e));
+                }
+            }
+            _ => {
+                let whole = format!("{}{line}\n", self.text);
+                let keep_prev = self.file.is_none();
+                let f = install(&self.path, whole.as_bytes(), keep_prev).map_err(io)?;
+                self.file = Some(f);
+                self.rewrite = false;
+            }
+        }
         self.text.push_str(&line);
         self.text.push('\n');
         self.records.push(r);
@@ -398,32 +445,192 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Reads a journal's records.
-pub fn parse(path_name: &str, text: &str) -> Result<Vec<Record>, JournalError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+/// A journal read back: its records, and the line number of a torn last line
+/// (cut short while it was written: never acknowledged, so not a record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub records: Vec<Record>,
+    pub torn: Option<usize>,
+}
+
+impl Parsed {
+    /// What to tell the operator about a torn last line, if there is one.
+    pub fn torn_note(&self, path_name: &str) -> Option<String> {
+        self.torn.map(|line| torn_note(path_name, line))
+    }
+}
+
+/// The words for a torn last line of the journal `path_name`.
+pub fn torn_note(path_name: &str, line: usize) -> String {
+    format!(
+        "the last line of the journal {path_name} (line {line}) was cut short while it was written (bgswap was stopped or the disk was full); it is ignored: a step whose intent is torn never ran, and one whose outcome is torn counts as started and is inspected"
+    )
+}
+
+/// Reads a journal's records. The last line, if it is not a whole record
+/// (JSON that stops short, or no line end and not JSON), is torn: dropped and reported in
+/// [`Parsed::torn`]. Any other damaged line is an error naming its line.
+pub fn parse_text(path_name: &str, text: &str) -> Result<Parsed, JournalError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    let unterminated = !text.ends_with('\n');
+    let mut out = Parsed {
+        records: Vec::new(),
+        torn: None,
+    };
+    for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let r: Record = serde_json::from_str(line).map_err(|e| JournalError::Parse {
-            path: path_name.into(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        out.push(r);
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => out.records.push(r),
+            Err(e)
+                if Some(i) == last
+                    && (e.is_eof() || (unterminated && i + 1 == lines.len() && !e.is_data())) =>
+            {
+                out.torn = Some(i + 1);
+            }
+            Err(e) => {
+                return Err(JournalError::Parse {
+                    path: path_name.into(),
+                    line: i + 1,
+                    message: e.to_string(),
+                })
+            }
+        }
     }
     Ok(out)
 }
 
-pub fn load_local(state_dir: &Path, deployment: &str) -> Result<Option<Vec<Record>>, JournalError> {
+/// [`parse_text`] of a file's bytes. Bytes that are not UTF-8 are damage,
+/// unless they are in the last line and it has no line end: a write cut
+/// inside a character, which is a torn line.
+pub fn parse_bytes(path_name: &str, bytes: &[u8]) -> Result<Parsed, JournalError> {
+    let e = match std::str::from_utf8(bytes) {
+        Ok(t) => return parse_text(path_name, t),
+        Err(e) => e,
+    };
+    let good = e.valid_up_to();
+    let line_start = bytes[..good]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    // Everything before that line is valid UTF-8 (it ends before `good`).
+    let head = String::from_utf8_lossy(&bytes[..line_start]);
+    let line = head.lines().count() + 1;
+    if bytes[line_start..].contains(&b'\n') {
+        // Not UTF-8 in a line that was written whole: a damaged line, or
+        // damage before the end; the first line that fails is named.
+        let p = parse_text(path_name, &head)?;
+        return Err(JournalError::Parse {
+            path: path_name.into(),
+            line: p.torn.unwrap_or(line),
+            message: "not UTF-8 text".into(),
+        });
+    }
+    let mut p = parse_text(path_name, &head)?;
+    if let Some(earlier) = p.torn {
+        return Err(JournalError::Parse {
+            path: path_name.into(),
+            line: earlier,
+            message: "a record cut short that is not the last line".into(),
+        });
+    }
+    p.torn = Some(line);
+    Ok(p)
+}
+
+/// Reads a journal's records; a torn last line is dropped silently (see
+/// [`parse_text`] to learn of it).
+pub fn parse(path_name: &str, text: &str) -> Result<Vec<Record>, JournalError> {
+    parse_text(path_name, text).map(|p| p.records)
+}
+
+/// The local journal of a deployment, read with [`parse_text`]; None if absent.
+pub fn load_local_parsed(
+    state_dir: &Path,
+    deployment: &str,
+) -> Result<Option<Parsed>, JournalError> {
     let path = local_path(state_dir, deployment);
-    match fs::read_to_string(&path) {
-        Ok(t) => parse(&path.display().to_string(), &t).map(Some),
+    match fs::read(&path) {
+        Ok(t) => parse_bytes(&path.display().to_string(), &t).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(JournalError::Io {
             path: path.display().to_string(),
             source,
         }),
+    }
+}
+
+pub fn load_local(state_dir: &Path, deployment: &str) -> Result<Option<Vec<Record>>, JournalError> {
+    load_local_parsed(state_dir, deployment).map(|p| p.map(|p| p.records))
+}
+
+/// The run a journal's records begin.
+fn run_of(records: &[Record]) -> Option<&str> {
+    match records.first() {
+        Some(Record::Begin { run, .. }) => Some(run),
+        _ => None,
+    }
+}
+
+/// The run named by the first line of a journal file, if it is a begin record.
+fn run_of_first_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let first = text.lines().find(|l| !l.trim().is_empty())?;
+    match serde_json::from_str::<Record>(first).ok()? {
+        Record::Begin { run, .. } => Some(run),
+        _ => None,
+    }
+}
+
+/// Puts `text` at `path` atomically: a temporary file (0600) in the same
+/// directory, fsynced, renamed over `path`, then the directory fsynced. With
+/// `keep_prev`, the file it replaces is kept as `journal.prev.jsonl` first
+/// (a hard link, so `path` always holds one whole journal). Returns `path`
+/// opened for appending.
+fn install(path: &Path, text: &[u8], keep_prev: bool) -> std::io::Result<File> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(".journal.{}.{nonce}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text)?;
+        f.sync_all()?;
+        drop(f);
+        if keep_prev && path.exists() {
+            let prev = dir.join("journal.prev.jsonl");
+            let link = dir.join(format!(".journal.prev.{}.{nonce}.tmp", std::process::id()));
+            match fs::hard_link(path, &link) {
+                Ok(()) => fs::rename(&link, &prev)?,
+                // A file system without hard links: a plain rename (for an
+                // instant, only journal.prev.jsonl holds the old journal).
+                Err(_) => fs::rename(path, &prev)?,
+            }
+        }
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir_checked(dir)?;
+    OpenOptions::new().append(true).open(path)
+}
+
+/// Makes a directory entry durable; a file system that cannot sync a
+/// directory (EINVAL) is not an error.
+fn sync_dir_checked(dir: &Path) -> std::io::Result<()> {
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        r => r,
     }
 }
 
@@ -618,8 +825,290 @@ mod tests {
         );
         assert_eq!(s.to_undo(), vec![1, 0]);
         assert_eq!(s.files[0].before_bytes().expect("b64"), b"secret");
-        // A new journal keeps the previous one.
-        let _j2 = Journal::create(dir.path(), "d", None).expect("create");
+        // A new journal keeps the previous one, once its beginning is in.
+        let mut j2 = Journal::create(dir.path(), "d", None).expect("create");
+        assert!(!dir.path().join("d/journal.prev.jsonl").exists());
+        j2.append(Record::End {
+            at: utc_now(),
+            ending: Ending::NothingChanged,
+        })
+        .expect("append");
         assert!(dir.path().join("d/journal.prev.jsonl").exists());
+    }
+
+    fn begin(run: &str) -> Record {
+        Record::Begin {
+            run: run.into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            deployment: "d".into(),
+            promote: Colour::Green,
+            demote: Colour::Blue,
+            holder: "me".into(),
+            router_host: "router".into(),
+            steps: Vec::new(),
+            files: vec![SavedFile::new("h", "/p", b"x", "a", "b", None, None)],
+        }
+    }
+
+    fn lines(records: &[Record]) -> String {
+        records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("json") + "\n")
+            .collect()
+    }
+
+    fn intent(n: usize) -> Record {
+        Record::Intent {
+            n,
+            at: "2026-01-01T00:00:01Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_last_line_without_its_line_end_is_torn() {
+        let whole = lines(&[begin("r1"), intent(1)]);
+        let done = serde_json::to_string(&Record::Done {
+            n: 1,
+            at: "2026-01-01T00:00:02Z".into(),
+        })
+        .expect("json");
+        // Cut anywhere inside the last record, newline not yet written.
+        for cut in [1, 10, done.len() - 1] {
+            let text = format!("{whole}{}", &done[..cut]);
+            let p = parse_text("j", &text).expect("torn is not an error");
+            assert_eq!(p.records, vec![begin("r1"), intent(1)], "cut at {cut}");
+            assert_eq!(p.torn, Some(3), "cut at {cut}");
+            assert!(p.torn_note("j").is_some_and(|n| n.contains("j (line 3)")));
+            // The old signature drops it too.
+            assert_eq!(parse("j", &text).expect("parse").len(), 2);
+        }
+        // NUL bytes left by a crash after the last whole line.
+        let p = parse_text("j", &format!("{whole}\0\0\0")).expect("torn");
+        assert_eq!((p.records.len(), p.torn), (2, Some(3)));
+        // A whole record missing only its line end is a record.
+        let p = parse_text("j", &format!("{whole}{done}")).expect("whole");
+        assert_eq!((p.records.len(), p.torn), (3, None));
+        // A journal whose only line (the beginning) is torn has no records.
+        let b = serde_json::to_string(&begin("r1")).expect("json");
+        let p = parse_text("j", &b[..b.len() / 2]).expect("torn");
+        assert_eq!((p.records.len(), p.torn), (0, Some(1)));
+    }
+
+    #[test]
+    fn a_partial_object_on_the_last_line_is_torn_even_with_a_line_end() {
+        let text = format!(
+            "{}{{\"record\":\"done\",\"n\":1,\"at\n",
+            lines(&[begin("r1")])
+        );
+        let p = parse_text("j", &text).expect("torn");
+        assert_eq!(p.records, vec![begin("r1")]);
+        assert_eq!(p.torn, Some(2));
+        // Trailing blank lines do not hide that it is the last.
+        let p = parse_text("j", &format!("{text}\n\n")).expect("torn");
+        assert_eq!(p.torn, Some(2));
+    }
+
+    #[test]
+    fn a_damaged_line_that_is_not_the_last_is_an_error_with_its_line() {
+        let text = format!(
+            "{}{{\"record\":\"intent\",\"n\n{}",
+            lines(&[begin("r1")]),
+            lines(&[intent(1)])
+        );
+        let e = parse_text("/s/d/journal.jsonl", &text).expect_err("damaged");
+        let m = e.to_string();
+        assert!(
+            m.starts_with("journal /s/d/journal.jsonl:2: not a journal record"),
+            "{m}"
+        );
+        // A whole last line that is not a record (complete JSON, or garbage
+        // with its line end) is damage, not a torn write.
+        for bad in [
+            "{\"record\":\"unknown\"}\n",
+            "garbage\n",
+            "{\"record\":\"intent\"}",
+        ] {
+            let text = format!("{}{bad}", lines(&[begin("r1")]));
+            let e = parse_text("j", &text).expect_err(bad);
+            assert!(e.to_string().starts_with("journal j:2:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn begin_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = local_path(dir.path(), "d");
+        // A previous run's journal stays in place until the new begin is in.
+        fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        let old = lines(&[begin("r0")]);
+        fs::write(&path, &old).expect("write");
+        let j = Journal::create(dir.path(), "d", None).expect("create");
+        assert_eq!(fs::read_to_string(&path).expect("read"), old);
+        drop(j);
+        let j = Journal::create_with_begin(dir.path(), "d", None, begin("r1")).expect("create");
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            lines(&[begin("r1")])
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("d/journal.prev.jsonl")).expect("prev"),
+            old
+        );
+        let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = fs::metadata(path.parent().expect("dir"))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dmode, 0o700);
+        assert_eq!(j.records(), &[begin("r1")]);
+        // No temporary file is left behind.
+        let names: Vec<String> = fs::read_dir(dir.path().join("d"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        // A begin that cannot be installed leaves the old journal as it was.
+        let mut j = Journal::create(dir.path(), "d", None).expect("create");
+        fs::set_permissions(dir.path().join("d"), fs::Permissions::from_mode(0o500))
+            .expect("chmod");
+        let root = unsafe { libc::geteuid() } == 0;
+        let r = j.append(begin("r2"));
+        fs::set_permissions(dir.path().join("d"), fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        if !root {
+            assert!(r.is_err());
+            assert_eq!(
+                fs::read_to_string(&path).expect("read"),
+                lines(&[begin("r1")])
+            );
+        }
+    }
+
+    #[test]
+    fn appending_goes_on_after_the_begin_and_reads_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut j = Journal::create_with_begin(dir.path(), "d", None, begin("r1")).expect("create");
+        j.append(intent(1)).expect("append");
+        let p = load_local_parsed(dir.path(), "d")
+            .expect("load")
+            .expect("exists");
+        assert_eq!(p.records, vec![begin("r1"), intent(1)]);
+        assert_eq!(p.torn, None);
+    }
+
+    #[test]
+    fn resume_after_a_torn_tail_drops_it_instead_of_continuing_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = local_path(dir.path(), "d");
+        fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        // A previous run's journal, to be kept.
+        let prev = lines(&[begin("r0")]);
+        fs::write(dir.path().join("d/journal.prev.jsonl"), &prev).expect("write");
+        let good = lines(&[begin("r1"), intent(1)]);
+        fs::write(&path, format!("{good}{{\"record\":\"do")).expect("write");
+        let p = load_local_parsed(dir.path(), "d")
+            .expect("load")
+            .expect("exists");
+        assert_eq!(p.torn, Some(3));
+        let mut j = Journal::resume(dir.path(), "d", &p.records, None).expect("resume");
+        let rb = Record::RollbackBegin {
+            at: "2026-01-01T00:00:03Z".into(),
+            reason: "r".into(),
+        };
+        j.append(rb.clone()).expect("append");
+        let text = fs::read_to_string(&path).expect("read");
+        assert_eq!(text, format!("{good}{}", lines(std::slice::from_ref(&rb))));
+        let back = load_local_parsed(dir.path(), "d")
+            .expect("load")
+            .expect("exists");
+        assert_eq!(back.records, vec![begin("r1"), intent(1), rb]);
+        assert_eq!(back.torn, None);
+        // The same run was replaced in place: the previous run's journal is intact.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("d/journal.prev.jsonl")).expect("prev"),
+            prev
+        );
+        assert_eq!(
+            fs::metadata(&path).expect("stat").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn resume_from_another_runs_copy_keeps_the_local_one_as_prev() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = local_path(dir.path(), "d");
+        fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        let other = lines(&[begin("r0")]);
+        fs::write(&path, &other).expect("write");
+        let _j = Journal::resume(dir.path(), "d", &[begin("r1")], None).expect("resume");
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            lines(&[begin("r1")])
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("d/journal.prev.jsonl")).expect("prev"),
+            other
+        );
+    }
+
+    #[test]
+    fn an_append_after_a_failed_write_rewrites_the_file_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut j = Journal::create_with_begin(dir.path(), "d", None, begin("r1")).expect("create");
+        // As if a write had failed half-way: a torn tail, and the flag set.
+        let path = j.path().to_path_buf();
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"{\"record\":\"in").expect("write");
+        j.rewrite = true;
+        j.append(intent(1)).expect("append");
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            lines(&[begin("r1"), intent(1)])
+        );
+        j.append(intent(2)).expect("append");
+        let p = load_local_parsed(dir.path(), "d")
+            .expect("load")
+            .expect("exists");
+        assert_eq!(p.records, vec![begin("r1"), intent(1), intent(2)]);
+    }
+
+    #[test]
+    fn a_write_cut_inside_a_character_is_a_torn_line() {
+        let whole = lines(&[begin("r1")]);
+        let failed = serde_json::to_string(&Record::Failed {
+            n: 1,
+            at: "t".into(),
+            error: "h: «stop» failed".into(),
+        })
+        .expect("json");
+        let cut = failed.find('«').expect("non-ASCII") + 1;
+        let mut bytes = whole.clone().into_bytes();
+        bytes.extend_from_slice(&failed.as_bytes()[..cut]);
+        let p = parse_bytes("j", &bytes).expect("torn");
+        assert_eq!((p.records, p.torn), (vec![begin("r1")], Some(2)));
+        // Whole, it reads; not UTF-8 in a line with its line end is damage.
+        let ok = format!("{whole}{failed}\n");
+        assert_eq!(
+            parse_bytes("j", ok.as_bytes()).expect("ok").records.len(),
+            2
+        );
+        let mut bad = whole.clone().into_bytes();
+        bad.extend_from_slice(b"{\"record\":\xff}\n");
+        bad.extend_from_slice(lines(&[intent(1)]).as_bytes());
+        let e = parse_bytes("j", &bad).expect_err("damaged");
+        assert!(
+            e.to_string()
+                .starts_with("journal j:2: not a journal record: not UTF-8"),
+            "{e}"
+        );
+        // A partial record followed by a cut character: the first is damage.
+        let mut two = whole.into_bytes();
+        two.extend_from_slice(b"{\"record\":\"in\n");
+        two.extend_from_slice(&failed.as_bytes()[..cut]);
+        let e = parse_bytes("j", &two).expect_err("damaged");
+        assert!(e.to_string().starts_with("journal j:2:"), "{e}");
     }
 }
