@@ -7,6 +7,7 @@ pub mod engine;
 pub mod log;
 pub mod mask;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod transport;
 pub mod ui;

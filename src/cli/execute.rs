@@ -98,7 +98,7 @@ fn preflight(
     obs: &crate::model::observation::Observation,
     plan: &Plan,
 ) -> Result<(), Failure> {
-    use crate::engine::probe::{self, Verdict};
+    use crate::probe::{self, Verdict};
     let parsed = crate::model::parsed::Parsed::parse(&s.inv, obs, "live hosts")
         .map_err(|e| Failure::bad_input(crate::mask::mask_text(&e.to_string())))?;
     let list = probe::preflight(&s.inv, &parsed, plan);

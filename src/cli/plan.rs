@@ -47,7 +47,7 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         Err(e) => return Err(e.into()),
     };
     let probes = match crate::model::parsed::Parsed::parse(inv, obs, l.kind) {
-        Ok(parsed) => crate::engine::probe::preflight(inv, &parsed, &plan),
+        Ok(parsed) => crate::probe::preflight(inv, &parsed, &plan),
         Err(_) => Vec::new(),
     };
     if let Some(out) = &a.out {
@@ -101,13 +101,11 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
 }
 
 /// The preflight probes `execute` will run, one line per host.
-fn probes_text(probes: &[crate::engine::probe::Probe]) -> String {
+fn probes_text(probes: &[crate::probe::Probe]) -> String {
     let mut by_host: Vec<(&str, Vec<String>)> = Vec::new();
     for p in probes {
         let item = match p.kind {
-            crate::engine::probe::Kind::Ssh | crate::engine::probe::Kind::Units => {
-                p.kind.as_str().to_string()
-            }
+            crate::probe::Kind::Ssh | crate::probe::Kind::Units => p.kind.as_str().to_string(),
             _ => format!("{} {}", p.kind.as_str(), p.target),
         };
         match by_host.iter_mut().find(|(h, _)| *h == p.host) {

@@ -2,10 +2,10 @@
 
 use super::session::{connect_live, LiveArgs};
 use super::{Failure, Format, Outcome};
-use crate::engine::probe::{self, Verdict};
 use crate::model::colour::Colour;
 use crate::model::parsed::Parsed;
 use crate::model::roles::RoleTable;
+use crate::probe::{self, Verdict};
 use clap::Args;
 use std::time::Duration;
 

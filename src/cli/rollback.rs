@@ -4,7 +4,7 @@
 //! overwritten unless the operator saw the diff and said so.
 
 use super::session::{self, LiveArgs, RunArgs};
-use super::{Failure, Outcome};
+use super::{Failure, Format, Outcome};
 use crate::engine::journal::{Ending, Journal, RunState};
 use crate::engine::run;
 use crate::report::diff::masked;
@@ -19,9 +19,45 @@ pub struct RollbackArgs {
     /// Restore files that someone changed after the switchover too (their diff is shown first).
     #[arg(long)]
     pub overwrite_changed: bool,
+    /// Print the undo plan (steps, order, guards) from the journal and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output of --dry-run.
+    #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
+    pub format: Format,
+}
+
+/// `rollback --dry-run`: the undo plan as it would run now, read-only: no
+/// lock, no consent, no write anywhere.
+fn dry_run(a: &RollbackArgs) -> Result<Outcome, Failure> {
+    let (inv, hosts) = session::connect_live(&a.live, None)?;
+    let state_dir = session::state_dir(&a.run);
+    let Some(records) = session::latest_journal(&inv, &hosts, &state_dir)? else {
+        return Err(Failure::refused(format!(
+            "no switchover of {} is journaled: nothing to roll back",
+            inv.deployment
+        )));
+    };
+    let Some(plan) = crate::engine::undo_plan::plan(&inv, &records) else {
+        return Err(Failure::failed(
+            "the journal has no beginning record; inspect it by hand",
+        ));
+    };
+    match a.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan)
+                .map_err(|e| Failure::failed(format!("cannot write JSON: {e}")))?
+        ),
+        Format::Text => print!("{}", plan.text()),
+    }
+    Ok(Outcome::Ok)
 }
 
 pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
+    if a.dry_run {
+        return dry_run(a);
+    }
     let interactive = session::require_consent(&a.run)?;
     let (inv, hosts) = session::connect_live(&a.live, None)?;
     let state_dir = session::state_dir(&a.run);
@@ -101,7 +137,7 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             }
             if interactive && !a.run.yes {
                 let p = crate::ui::prompt::Dialoguer;
-                let ok = crate::ui::prompt::Prompter::yes_no(
+                let ok = crate::engine::ports::Prompter::yes_no(
                     &p,
                     "Overwrite these files with their content from before the switchover?",
                 )

@@ -272,6 +272,12 @@ impl Session {
         };
         let pause_before = seam("BGSWAP_PAUSE_BEFORE_STEP");
         let pause_before_undo = seam("BGSWAP_PAUSE_BEFORE_UNDO");
+        // At every phase boundary the engine checks the lock still names this run.
+        let still_ours = || -> Result<(), String> {
+            let r = self.router().map_err(|e| e.message)?;
+            crate::engine::lock::still_held(r, &self.inv.deployment, &self.lock)
+                .map_err(|e| e.to_string())
+        };
         let ctx = Ctx {
             hosts: Hosts {
                 inv: &self.inv,
@@ -287,6 +293,7 @@ impl Session {
             pause_before_undo,
             overwrite_changed,
             probes: true,
+            still_ours: Some(&still_ours),
         };
         f(&ctx)
     }
@@ -317,9 +324,10 @@ pub fn latest_journal(
     Ok(latest)
 }
 
-/// The local journal of that name and the router's copy, reconciled: the
-/// longer one for the same run, the router's (every run writes its beginning
-/// there first) for different runs.
+/// The local journal of that name and the router's copy, reconciled by
+/// [`reconcile_journals`]: the longer one for the same run, the router's
+/// (every run writes its beginning there first) for different runs, and the
+/// router's when the local one cannot be read.
 fn journal_pair(
     inv: &Inventory,
     hosts: &BTreeMap<String, Box<dyn Host>>,
@@ -327,44 +335,32 @@ fn journal_pair(
     name: &str,
 ) -> Result<Option<Vec<Record>>, Failure> {
     let lpath = journal::local_path(state_dir, &inv.deployment).with_file_name(name);
-    let local = match std::fs::read_to_string(&lpath) {
-        Ok(t) => Some(
-            journal::parse(&lpath.display().to_string(), &t)
-                .map_err(|e| Failure::failed(e.to_string()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Failure::failed(format!("{}: {e}", lpath.display()))),
+    let lname = lpath.display().to_string();
+    let local = match std::fs::read(&lpath) {
+        Ok(t) => journal::parse_bytes(&lname, &t)
+            .map(Some)
+            .map_err(|e| journal_unreadable_reason(&e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
     };
     let rpath = format!("{}/{name}", journal::remote_dir(&inv.deployment));
+    let rname = format!("{}:{rpath}", inv.router.host);
     let remote = match hosts.get(&inv.router.host) {
         Some(r) => match r.read_file(&rpath) {
-            Ok(Some(f)) => Some(
-                journal::parse(&format!("{}:{rpath}", inv.router.host), &f.text)
-                    .map_err(|e| Failure::failed(e.to_string()))?,
-            ),
-            Ok(None) => None,
-            Err(e) => {
-                return Err(Failure::failed(format!(
-                    "cannot read the journal copy on the router: {e}"
-                )))
-            }
+            Ok(Some(f)) => journal::parse_text(&rname, &f.text)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("cannot read the journal copy on the router: {e}")),
         },
-        None => None,
+        None => Ok(None),
     };
-    let run_of = |rs: &Vec<Record>| match rs.first() {
-        Some(Record::Begin { run, .. }) => run.clone(),
-        _ => String::new(),
-    };
-    Ok(match (local, remote) {
-        (Some(l), Some(r)) => {
-            if run_of(&l) == run_of(&r) && l.len() > r.len() {
-                Some(l)
-            } else {
-                Some(r)
-            }
-        }
-        (l, r) => l.or(r),
-    })
+    let (records, notes) =
+        reconcile_journals(&lname, local, &rname, remote).map_err(Failure::failed)?;
+    for n in notes {
+        say_once(&n);
+    }
+    Ok(records)
 }
 
 /// Refuses to start a switchover over one that did not finish.
@@ -429,7 +425,7 @@ pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
             eprintln!("bgswap: FAILED and ROLLED BACK: {c}\nThe deployment is as it was before. Journal: {}", journal.display());
             Outcome::RolledBack
         }
-        run::Outcome::Incomplete { cause, report } => {
+        run::Outcome::Incomplete { cause, report, .. } => {
             eprintln!(
                 "bgswap: ROLLBACK INCOMPLETE: {cause}\n{report}Journal: {}",
                 journal.display()
@@ -440,5 +436,200 @@ pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
             eprintln!("bgswap: {c}");
             Outcome::Stopped
         }
+    }
+}
+
+/// Why a local journal cannot be used, in a few words (its path is said
+/// around it).
+fn journal_unreadable_reason(e: &journal::JournalError) -> String {
+    match e {
+        journal::JournalError::Parse { line, message, .. } => {
+            format!("line {line} is damaged: {message}")
+        }
+        journal::JournalError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Chooses between the local journal (`Err`: why it cannot be read) and the
+/// router's copy (`Err`: the whole error): the router's when the local one
+/// cannot be read; otherwise the longer one for the same run and the
+/// router's for different runs. Returns the records and what to tell the
+/// operator (a fallback, a torn last line of the copy used), or why neither
+/// can be used.
+fn reconcile_journals(
+    lname: &str,
+    local: Result<Option<journal::Parsed>, String>,
+    rname: &str,
+    remote: Result<Option<journal::Parsed>, String>,
+) -> Result<(Option<Vec<Record>>, Vec<String>), String> {
+    let mut notes = Vec::new();
+    let (chosen, name) = match (local, remote) {
+        (Err(why), Ok(Some(r))) => {
+            notes.push(format!(
+                "the local journal {lname} cannot be read ({why}); using the router's copy {rname}"
+            ));
+            (Some(r), rname)
+        }
+        (Err(why), Ok(None)) => {
+            return Err(format!(
+                "the local journal {lname} cannot be read ({why}) and there is no copy on the router ({rname}); nothing was changed. Repair or move the local journal by hand"
+            ))
+        }
+        (Err(why), Err(rwhy)) => {
+            return Err(format!(
+                "the local journal {lname} cannot be read ({why}), and neither can the router's copy: {rwhy}. Nothing was changed"
+            ))
+        }
+        (Ok(_), Err(rwhy)) => return Err(rwhy),
+        (Ok(Some(l)), Ok(Some(r))) => {
+            let run_of = |rs: &[Record]| match rs.first() {
+                Some(Record::Begin { run, .. }) => run.clone(),
+                _ => String::new(),
+            };
+            if run_of(&l.records) == run_of(&r.records) && l.records.len() > r.records.len() {
+                (Some(l), lname)
+            } else {
+                (Some(r), rname)
+            }
+        }
+        (Ok(Some(l)), Ok(None)) => (Some(l), lname),
+        (Ok(None), Ok(r)) => (r, rname),
+    };
+    if let Some(n) = chosen.as_ref().and_then(|p| p.torn_note(name)) {
+        notes.push(n);
+    }
+    Ok((chosen.map(|p| p.records), notes))
+}
+
+/// Says a note on stderr once per process (the journal is read more than
+/// once by a rollback).
+fn say_once(note: &str) {
+    static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let first = SAID
+        .lock()
+        .map(|mut s| s.insert(note.to_string()))
+        .unwrap_or(true);
+    if first {
+        eprintln!("bgswap: {note}");
+    }
+}
+
+#[cfg(test)]
+mod latest_journal_tests {
+    use super::*;
+    use crate::engine::journal::Parsed;
+    use crate::model::colour::Colour;
+
+    fn begin(run: &str) -> Record {
+        Record::Begin {
+            run: run.into(),
+            at: "t".into(),
+            deployment: "d".into(),
+            promote: Colour::Green,
+            demote: Colour::Blue,
+            holder: "me".into(),
+            router_host: "router".into(),
+            steps: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    fn intent(n: usize) -> Record {
+        Record::Intent { n, at: "t".into() }
+    }
+
+    fn parsed(records: Vec<Record>, torn: Option<usize>) -> Option<Parsed> {
+        Some(Parsed { records, torn })
+    }
+
+    #[test]
+    fn an_unreadable_local_journal_gives_way_to_the_routers_copy() {
+        let (r, notes) = reconcile_journals(
+            "/s/d/journal.jsonl",
+            Err("line 2 is damaged: EOF".into()),
+            "router:/var/lib/bgswap/d/journal.jsonl",
+            Ok(parsed(vec![begin("r1"), intent(1)], None)),
+        )
+        .expect("router copy");
+        assert_eq!(r, Some(vec![begin("r1"), intent(1)]));
+        assert_eq!(
+            notes,
+            vec!["the local journal /s/d/journal.jsonl cannot be read (line 2 is damaged: EOF); using the router's copy router:/var/lib/bgswap/d/journal.jsonl".to_string()]
+        );
+        // Without a router copy, it is an error naming the local file.
+        let e = reconcile_journals("/s/j", Err("Permission denied".into()), "r:/j", Ok(None))
+            .expect_err("nothing to use");
+        assert!(e.contains("/s/j cannot be read (Permission denied)"), "{e}");
+        let e = reconcile_journals("/s/j", Err("bad".into()), "r:/j", Err("timeout".into()))
+            .expect_err("nothing to use");
+        assert!(e.contains("(bad)") && e.contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn both_readable_keeps_the_newest_rule() {
+        let l = || parsed(vec![begin("r1"), intent(1), intent(2)], None);
+        let r = || parsed(vec![begin("r1"), intent(1)], None);
+        // Same run: the longer one.
+        let (got, notes) = reconcile_journals("l", Ok(l()), "r", Ok(r())).expect("ok");
+        assert_eq!(got.map(|v| v.len()), Some(3));
+        assert!(notes.is_empty());
+        let (got, _) = reconcile_journals("l", Ok(r()), "r", Ok(l())).expect("ok");
+        assert_eq!(got.map(|v| v.len()), Some(3));
+        // Different runs: the router's.
+        let (got, _) =
+            reconcile_journals("l", Ok(l()), "r", Ok(parsed(vec![begin("r2")], None))).expect("ok");
+        assert_eq!(got, Some(vec![begin("r2")]));
+        // Only one of them.
+        let (got, _) = reconcile_journals("l", Ok(l()), "r", Ok(None)).expect("ok");
+        assert_eq!(got.map(|v| v.len()), Some(3));
+        let (got, _) = reconcile_journals("l", Ok(None), "r", Ok(r())).expect("ok");
+        assert_eq!(got.map(|v| v.len()), Some(2));
+        let (got, _) = reconcile_journals("l", Ok(None), "r", Ok(None)).expect("ok");
+        assert_eq!(got, None);
+        // A readable local journal does not hide a router that cannot be read.
+        assert!(reconcile_journals("l", Ok(l()), "r", Err("x".into())).is_err());
+    }
+
+    #[test]
+    fn a_torn_last_line_of_the_copy_used_is_reported() {
+        let (got, notes) = reconcile_journals(
+            "/s/d/journal.jsonl",
+            Ok(parsed(vec![begin("r1"), intent(1)], Some(3))),
+            "r",
+            Ok(None),
+        )
+        .expect("ok");
+        assert_eq!(got, Some(vec![begin("r1"), intent(1)]));
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("/s/d/journal.jsonl (line 3) was cut short"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_read_is_named_with_its_reason() {
+        // The local path is a directory: reading it fails; the reason is said.
+        let dir = tempfile::tempdir().expect("tmp");
+        let lpath = journal::local_path(dir.path(), "d");
+        std::fs::create_dir_all(&lpath).expect("mkdir");
+        let why = match std::fs::read(&lpath) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a directory read as text"),
+        };
+        // And a damaged middle line names its line.
+        let e = journal::parse_text("j", "{\"record\":\"x\n{}\n").expect_err("damaged");
+        assert!(journal_unreadable_reason(&e).starts_with("line 1 is damaged: "));
+        let (got, notes) = reconcile_journals(
+            &lpath.display().to_string(),
+            Err(why),
+            "r",
+            Ok(parsed(vec![begin("r1")], None)),
+        )
+        .expect("ok");
+        assert_eq!(got, Some(vec![begin("r1")]));
+        assert!(notes[0].contains("cannot be read ("), "{notes:?}");
     }
 }

@@ -1,10 +1,10 @@
 //! `bgswap status`: which colour holds which role, aspect by aspect. Changes nothing.
 
 use super::{load, Failure, Format, Outcome, SourceArgs};
-use crate::engine::probe::{self, Verdict as Health};
 use crate::model::colour::Colour;
 use crate::model::parsed::Parsed;
 use crate::model::roles::{RoleTable, Verdict};
+use crate::probe::{self, Verdict as Health};
 use crate::report::{json, style::Style, table};
 use clap::Args;
 use std::time::Duration;
@@ -31,6 +31,15 @@ pub fn run(a: &StatusArgs) -> Result<Outcome, Failure> {
         Some(probe::run(inv, &l.hosts, &list, Duration::from_secs(5), 8))
     } else {
         None
+    };
+    // The router watchdog, when a switchover left one (live hosts only).
+    let watchdog = match l.hosts.get(&inv.router.host) {
+        Some(r) if l.kind == "live hosts" => {
+            crate::engine::watchdog::read(r.as_ref(), &inv.deployment, Duration::from_secs(10))
+                .ok()
+                .flatten()
+        }
+        _ => None,
     };
     let failing = |c: Option<Colour>| -> Vec<&probe::ProbeResult> {
         results
@@ -75,11 +84,20 @@ pub fn run(a: &StatusArgs) -> Result<Outcome, Failure> {
             for n in &roles.notes {
                 println!("  note: {}", crate::mask::mask_text(n));
             }
+            if let Some(w) = &watchdog {
+                println!(
+                    "  router watchdog: {}",
+                    w.describe(crate::engine::watchdog::now_secs())
+                );
+            }
         }
         Format::Json => {
             let mut v = serde_json::to_value(json::roles_json(&roles)).unwrap_or_default();
             if let Some(rs) = &results {
                 v["health"] = serde_json::to_value(rs).unwrap_or_default();
+            }
+            if let Some(w) = &watchdog {
+                v["watchdog"] = serde_json::to_value(w).unwrap_or_default();
             }
             println!("{}", json::to_pretty(&v));
         }

@@ -116,6 +116,74 @@ pub fn mkdir_private(dir: &str) -> String {
     line(&["mkdir", "-p", "-m", "0700", "--", dir])
 }
 
+/// The router watchdog's directory: `<remote dir>/watchdog`.
+pub fn watchdog_dir(deployment: &str) -> String {
+    format!("{}/watchdog", super::journal::remote_dir(deployment))
+}
+
+/// Arms the router watchdog (deploy-rs's "magic rollback", for the router):
+/// copies each router file as it is now (before the switch writes it) into
+/// `dir`, marks the watchdog armed for `run`, and starts, detached from the
+/// SSH session, a process that after `secs` — unless bgswap disarmed it
+/// first by renaming `armed` away — puts back every file still holding the
+/// new bytes (`sha256` given per file), runs the reload and leaves `fired`.
+/// `armed` and `fired` are claimed by atomic renames, so a disarm and a
+/// firing never both win. The process's `$0` is `bgswap-watchdog=<run>`.
+pub fn watchdog_arm(
+    dir: &str,
+    run: &str,
+    files: &[(String, String)],
+    secs: u64,
+    reload: &[String],
+) -> String {
+    let d = quote(dir);
+    let mut restore = String::new();
+    let mut backup = String::new();
+    for (i, (path, new_sha)) in files.iter().enumerate() {
+        let p = quote(path);
+        let prev = quote(&format!("{dir}/{i}.prev"));
+        let tmp = quote(&format!("{path}.bgswap-watchdog"));
+        backup.push_str(&format!("cp -p -- {p} {prev} && "));
+        restore.push_str(&format!(
+            "if [ \"$(sha256sum < {p} | cut -d' ' -f1)\" = {s} ]; then cp -p -- {prev} {tmp} && mv -f -- {tmp} {p}; fi; ",
+            s = quote(new_sha)
+        ));
+    }
+    let script = format!(
+        "sleep {secs}; mv -- {armed} {firing} 2>/dev/null || exit 0; {restore}{reload}; mv -f -- {firing} {fired}",
+        armed = quote(&format!("{dir}/armed")),
+        firing = quote(&format!("{dir}/firing")),
+        fired = quote(&format!("{dir}/fired")),
+        reload = line(reload),
+    );
+    format!(
+        "mkdir -p -m 0700 -- {d} && rm -f -- {d}/armed {d}/firing {d}/fired {d}/disarmed {d}/*.prev && {backup}\
+printf '%s %s\\n' {r} \"$(( $(date +%s) + {secs} ))\" > {d}/armed.new && mv -f -- {d}/armed.new {d}/armed && \
+{{ setsid sh -c {s} {tag} >/dev/null 2>&1 </dev/null & }}",
+        r = quote(run),
+        s = quote(&script),
+        tag = quote(&format!("bgswap-watchdog={run}")),
+    )
+}
+
+/// Disarms the watchdog: exit 0 if bgswap got there first (the backups are
+/// removed), 3 with `fired` on stderr if the watchdog already claimed it.
+pub fn watchdog_disarm(dir: &str) -> String {
+    let d = quote(dir);
+    format!(
+        "if mv -- {d}/armed {d}/disarmed 2>/dev/null; then rm -f -- {d}/*.prev; else echo fired >&2; exit 3; fi"
+    )
+}
+
+/// Prints the watchdog's state: `armed <run> <deadline epoch>`, `firing
+/// <run> …`, `fired <run> …`, or nothing.
+pub fn watchdog_state(dir: &str) -> String {
+    let d = quote(dir);
+    format!(
+        "for s in armed firing fired; do if [ -e {d}/$s ]; then printf '%s ' \"$s\"; cat {d}/$s; fi; done; true"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +251,56 @@ mod tests {
             mkdir_private("/var/lib/bgswap/imperial-ae"),
             "mkdir -p -m 0700 -- /var/lib/bgswap/imperial-ae"
         );
+    }
+
+    /// The watchdog, run by a real shell: it puts the previous bytes back
+    /// and reloads unless disarmed first; a disarm after it fired says so.
+    #[test]
+    fn watchdog_fires_unless_disarmed() {
+        let t = tempfile::tempdir().expect("tmp");
+        let base = t.path().display().to_string();
+        let cfg = format!("{base}/haproxy.cfg");
+        let sh = |cmd: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .output()
+                .expect("sh runs")
+        };
+        let sha = |b: &[u8]| crate::model::observation::sha256_hex(b);
+        for disarm_first in [false, true] {
+            let dir = format!("{base}/wd-{disarm_first}");
+            let marker = format!("{base}/reloaded-{disarm_first}");
+            std::fs::write(&cfg, b"old routes\n").expect("write");
+            let reload = vec!["touch".to_string(), marker.clone()];
+            let arm = watchdog_arm(
+                &dir,
+                "run-1",
+                &[(cfg.clone(), sha(b"new routes\n"))],
+                1,
+                &reload,
+            );
+            assert!(sh(&arm).status.success(), "arm: {arm}");
+            std::fs::write(&cfg, b"new routes\n").expect("write");
+            let state = sh(&watchdog_state(&dir));
+            assert!(String::from_utf8_lossy(&state.stdout).starts_with("armed run-1 "));
+            if disarm_first {
+                assert!(sh(&watchdog_disarm(&dir)).status.success());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2500));
+            let now = std::fs::read(&cfg).expect("read");
+            if disarm_first {
+                assert_eq!(now, b"new routes\n");
+                assert!(!std::path::Path::new(&marker).exists());
+                assert_eq!(sh(&watchdog_state(&dir)).stdout, b"");
+            } else {
+                assert_eq!(now, b"old routes\n", "restored by the watchdog");
+                assert!(std::path::Path::new(&marker).exists(), "reloaded");
+                let d = sh(&watchdog_disarm(&dir));
+                assert_eq!(d.status.code(), Some(3));
+                assert!(String::from_utf8_lossy(&sh(&watchdog_state(&dir)).stdout)
+                    .starts_with("fired run-1"));
+            }
+        }
     }
 }

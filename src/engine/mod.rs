@@ -3,8 +3,14 @@
 
 pub mod commands;
 pub mod events;
+pub mod execute;
 pub mod journal;
 pub mod lock;
-pub mod probe;
+pub mod ports;
 pub mod run;
+pub mod state;
 pub mod step;
+pub mod undo;
+pub mod undo_plan;
+pub mod verify;
+pub mod watchdog;

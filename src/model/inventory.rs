@@ -71,6 +71,9 @@ pub enum RouterDriver {
     HaproxyMap,
 }
 
+/// The router watchdog's default deadline (see [`RouterSpec::watchdog_secs`]).
+pub const DEFAULT_WATCHDOG_SECS: u64 = 30;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterSpec {
     pub host: String,
@@ -79,6 +82,10 @@ pub struct RouterSpec {
     pub config: String,
     pub map: Option<String>,
     pub reload: Vec<String>,
+    /// How long the router's watchdog waits for bgswap to confirm, over a
+    /// fresh connection, that prod answers after the reload, before it puts
+    /// the previous router files back and reloads by itself.
+    pub watchdog_secs: u64,
     /// Per colour: backend key (`ui`, `api`, …) → backend name.
     pub backends: BTreeMap<Colour, BTreeMap<String, String>>,
 }
@@ -135,6 +142,27 @@ impl MountDriver {
         matches!(self, MountDriver::Incus | MountDriver::Command)
     }
 }
+
+/// The incus driver's commands, as templates (`transport::command::fill`
+/// fills and quotes them).
+pub const INCUS_GET: [&str; 7] = [
+    "incus",
+    "config",
+    "device",
+    "get",
+    "{container}",
+    "{device}",
+    "source",
+];
+pub const INCUS_SET: [&str; 7] = [
+    "incus",
+    "config",
+    "device",
+    "set",
+    "{container}",
+    "{device}",
+    "source={source}",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountSpec {
@@ -245,6 +273,7 @@ struct RawRouter {
     config: Spanned<String>,
     map: Option<Spanned<String>>,
     reload: Option<Spanned<Vec<String>>>,
+    watchdog_secs: Option<Spanned<u64>>,
     backends: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
 }
 
@@ -701,6 +730,20 @@ fn build_router(
         ));
     }
     let ssh = destination(ck, raw.ssh.as_ref(), &host, "router.ssh")?;
+    let watchdog_secs = match &raw.watchdog_secs {
+        Some(w) if !(5..=3600).contains(w.get_ref()) => {
+            return Err(ck.err(
+                w.span(),
+                "router.watchdog_secs",
+                format!(
+                    "{} is out of range: give 5 to 3600 seconds (long enough for the reload and the check of every prod hostname)",
+                    w.get_ref()
+                ),
+            ))
+        }
+        Some(w) => *w.get_ref(),
+        None => DEFAULT_WATCHDOG_SECS,
+    };
     Ok(RouterSpec {
         host,
         ssh,
@@ -708,6 +751,7 @@ fn build_router(
         config,
         map,
         reload,
+        watchdog_secs,
         backends,
     })
 }
@@ -902,14 +946,8 @@ fn templates(
             }
             Ok(if driver == MountDriver::Incus {
                 (
-                    crate::transport::command::INCUS_GET
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect(),
-                    crate::transport::command::INCUS_SET
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect(),
+                    INCUS_GET.iter().map(|s| s.to_string()).collect(),
+                    INCUS_SET.iter().map(|s| s.to_string()).collect(),
                 )
             } else {
                 (Vec::new(), Vec::new())

@@ -43,25 +43,8 @@ pub fn line<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
-/// The incus driver's commands, as templates.
-pub const INCUS_GET: [&str; 7] = [
-    "incus",
-    "config",
-    "device",
-    "get",
-    "{container}",
-    "{device}",
-    "source",
-];
-pub const INCUS_SET: [&str; 7] = [
-    "incus",
-    "config",
-    "device",
-    "set",
-    "{container}",
-    "{device}",
-    "source={source}",
-];
+/// The incus driver's commands, as templates (the model's defaults).
+pub use crate::model::inventory::{INCUS_GET, INCUS_SET};
 
 /// Fills a command template: `{name}` inside any word is replaced by its
 /// value, then every word is quoted. Values can never split or add words.

@@ -183,6 +183,16 @@ pub trait Host: Send + Sync {
         owner: Option<(u32, u32)>,
     ) -> Result<(), HostError>;
 
+    /// A new, independent connection to the same host: the router
+    /// watchdog's confirmation must travel over a fresh one, so that it
+    /// proves the path still works. Hosts that cannot open one say so.
+    fn reconnect(&self) -> Result<Box<dyn Host>, HostError> {
+        Err(HostError::Other {
+            host: self.name().to_string(),
+            reason: "this kind of host cannot open a fresh connection".into(),
+        })
+    }
+
     /// Marks every later remote command as belonging to `run` (its `$0`),
     /// so that a later bgswap can wait for what this one left running.
     fn tag_commands(&self, _run: &str) {}

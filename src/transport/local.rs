@@ -30,6 +30,10 @@ impl LocalHost {
 }
 
 impl Host for LocalHost {
+    fn reconnect(&self) -> Result<Box<dyn Host>, HostError> {
+        Ok(Box::new(LocalHost::new(&self.name)))
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -1,0 +1,237 @@
+//! The router that reverts itself (deploy-rs's "magic rollback", adapted):
+//! before the router's files change, bgswap arms a bounded watchdog on the
+//! router host (`commands::watchdog_arm`). Unless bgswap confirms over a
+//! *fresh* connection, after the reload, that every prod hostname is
+//! answered by the new prod, the watchdog puts the previous files back and
+//! reloads by itself. The old prod is stopped only after that confirmation,
+//! so a bgswap that dies or loses its network right after the reload leaves
+//! prod on the old copy, which still runs.
+
+use super::commands;
+use super::run::{note, Ctx};
+use crate::model::colour::{Colour, Role};
+use crate::model::plan::Plan;
+use crate::transport::Host;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The router files a plan writes, with the sha256 they will have.
+pub fn router_files(ctx: &Ctx, plan: &Plan) -> Vec<(String, String)> {
+    let router = &ctx.hosts.inv.router.host;
+    plan.files
+        .iter()
+        .filter(|f| &f.host == router)
+        .map(|f| (f.path.clone(), f.sha256_after.clone()))
+        .collect()
+}
+
+fn dir(ctx: &Ctx) -> String {
+    commands::watchdog_dir(&ctx.hosts.inv.deployment)
+}
+
+/// Arms the watchdog; the router's files must still be the originals.
+pub fn arm(ctx: &Ctx, plan: &Plan, run: &str) -> Result<(), String> {
+    let inv = ctx.hosts.inv;
+    let files = router_files(ctx, plan);
+    let secs = inv.router.watchdog_secs;
+    ctx.hosts
+        .ok(
+            &inv.router.host,
+            &commands::watchdog_arm(&dir(ctx), run, &files, secs, &inv.router.reload),
+            ctx.hosts.timeout,
+        )
+        .map_err(|e| format!("cannot arm the router watchdog: {e}"))?;
+    note(
+        ctx,
+        Some(&inv.router.host),
+        format!("router watchdog armed: unless bgswap confirms prod within {secs} s, the router puts its previous files back and reloads by itself"),
+    );
+    Ok(())
+}
+
+/// After the reload: over a fresh connection to the router, every prod
+/// hostname must be answered through it by `prod` (the router probes, when
+/// probes run), then the watchdog is disarmed over that same connection.
+pub fn confirm(ctx: &Ctx, prod: Colour) -> Result<(), String> {
+    let inv = ctx.hosts.inv;
+    let router = ctx
+        .hosts
+        .host(&inv.router.host)
+        .map_err(|e| e.to_string())?;
+    let fresh = router.reconnect().map_err(|e| {
+        format!(
+            "cannot confirm over a fresh connection to the router ({e}); its watchdog puts the previous routes back within {} s",
+            inv.router.watchdog_secs
+        )
+    })?;
+    if ctx.probes {
+        probe_prod(ctx, fresh, prod)?
+    } else {
+        disarm_on(ctx, fresh.as_ref())?
+    }
+    note(
+        ctx,
+        Some(&inv.router.host),
+        "router watchdog disarmed: prod answered through the router, confirmed over a fresh connection",
+    );
+    Ok(())
+}
+
+fn disarm_on(ctx: &Ctx, h: &dyn Host) -> Result<(), String> {
+    let out = h
+        .run(&commands::watchdog_disarm(&dir(ctx)), ctx.hosts.timeout)
+        .map_err(|e| format!("cannot disarm the router watchdog: {e}"))?;
+    match out.status {
+        0 => Ok(()),
+        3 => Err("the router watchdog fired before bgswap could confirm: the router is back on its previous files".into()),
+        s => Err(format!(
+            "cannot disarm the router watchdog (exit {s}): {}",
+            out.stderr.trim()
+        )),
+    }
+}
+
+/// Best effort, at the end of a run that armed the watchdog and did not
+/// confirm: once the undo put the router back, the watchdog has nothing
+/// left to do.
+pub fn disarm_quietly(ctx: &Ctx) {
+    if let Ok(h) = ctx.hosts.host(&ctx.hosts.inv.router.host) {
+        let _ = h.run(&commands::watchdog_disarm(&dir(ctx)), ctx.hosts.timeout);
+    }
+}
+
+/// The router probes of the prod hostnames, run on the fresh connection;
+/// then the disarm on it.
+fn probe_prod(ctx: &Ctx, fresh: Box<dyn Host>, prod: Colour) -> Result<(), String> {
+    use crate::probe::{self, Kind, Verdict};
+    let inv = ctx.hosts.inv;
+    let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
+        .map_err(|e| e.to_string())?;
+    let parsed = crate::model::parsed::Parsed::parse(inv, &obs, "live hosts")
+        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
+    let role_of = |host: &str| {
+        inv.host(host).map(|h| {
+            if h.colour == prod {
+                Role::Prod
+            } else {
+                Role::Dev
+            }
+        })
+    };
+    let prod_names = &inv.role(Role::Prod).hostnames;
+    let list: Vec<_> = probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of)
+        .into_iter()
+        .filter(|p| {
+            p.kind == Kind::Router
+                && p.host == inv.router.host
+                && prod_names
+                    .iter()
+                    .any(|n| p.target.split_whitespace().any(|w| w == n))
+        })
+        .collect();
+    let mut map: BTreeMap<String, Box<dyn Host>> = BTreeMap::new();
+    map.insert(inv.router.host.clone(), fresh);
+    let window = Duration::from_secs((inv.router.watchdog_secs / 2).clamp(2, 15));
+    let results = probe::run_settled(inv, &map, &list, Duration::from_secs(5), 4, window, &|| {
+        ctx.interrupted.load(Ordering::SeqCst)
+    });
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| r.line())
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "prod does not answer through the router from {prod} after the reload: {}; the router watchdog puts the previous routes back",
+            failed.join("; ")
+        ));
+    }
+    let fresh = map
+        .get(&inv.router.host)
+        .ok_or_else(|| "the fresh connection to the router was lost".to_string())?;
+    disarm_on(ctx, fresh.as_ref())
+}
+
+/// The watchdog as `status` and `lock status` show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WatchdogState {
+    /// `armed`, `firing` or `fired`.
+    pub state: String,
+    pub run: String,
+    /// When an armed watchdog fires (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+}
+
+impl WatchdogState {
+    /// Parses `commands::watchdog_state`'s output (the first state found).
+    pub fn parse(out: &str) -> Option<WatchdogState> {
+        let mut w = out.split_whitespace();
+        let state = w.next()?;
+        if !matches!(state, "armed" | "firing" | "fired") {
+            return None;
+        }
+        Some(WatchdogState {
+            state: state.to_string(),
+            run: w.next().unwrap_or("?").to_string(),
+            deadline: w.next().and_then(|d| d.parse().ok()),
+        })
+    }
+
+    pub fn describe(&self, now: u64) -> String {
+        match (self.state.as_str(), self.deadline) {
+            ("armed", Some(d)) if d >= now => format!(
+                "armed by run {}: puts the previous router files back and reloads in {} s unless disarmed",
+                self.run,
+                d - now
+            ),
+            ("armed", _) => format!(
+                "armed by run {}, past its deadline (the watchdog process may be gone: inspect the router)",
+                self.run
+            ),
+            ("firing", _) => format!("firing for run {}: putting the previous router files back", self.run),
+            _ => format!(
+                "fired for run {}: the router was put back on its previous files by the watchdog",
+                self.run
+            ),
+        }
+    }
+}
+
+/// Reads the router watchdog's state (read-only).
+pub fn read(
+    router: &dyn Host,
+    deployment: &str,
+    timeout: Duration,
+) -> Result<Option<WatchdogState>, crate::transport::HostError> {
+    let out = router.run(
+        &commands::watchdog_state(&commands::watchdog_dir(deployment)),
+        timeout,
+    )?;
+    Ok(WatchdogState::parse(&out.stdout))
+}
+
+/// Seconds since the epoch, for [`WatchdogState::describe`].
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse_and_read() {
+        assert_eq!(WatchdogState::parse(""), None);
+        let w = WatchdogState::parse("armed r-1 1000\n").expect("armed");
+        assert_eq!(w.deadline, Some(1000));
+        assert!(w.describe(990).contains("in 10 s"));
+        assert!(w.describe(1001).contains("past its deadline"));
+        let f = WatchdogState::parse("fired r-1 1000\n").expect("fired");
+        assert!(f.describe(2000).starts_with("fired for run r-1"));
+    }
+}

@@ -1,0 +1,261 @@
+//! Running the probes: each bounded by a timeout, at most `concurrency` at
+//! once, router probes one at a time; retried while a deployment settles.
+
+use super::effective::effective;
+use super::router::router;
+use super::workers::workers;
+use super::{Check, Kind, Probe, ProbeResult, Verdict, MIN_FREE_KB};
+use crate::engine::commands;
+use crate::model::inventory::Inventory;
+use crate::transport::{command, http, wire, Host, HostMap, Peer};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// When a reply is complete.
+type Done = dyn Fn(&[u8]) -> bool;
+
+/// Runs the probes, at most `concurrency` at once, each bounded by
+/// `timeout`; results in the order of `probes`. A host that is not connected
+/// fails its probes.
+pub fn run(
+    inv: &Inventory,
+    hosts: &HostMap,
+    probes: &[Probe],
+    timeout: Duration,
+    concurrency: usize,
+) -> Vec<ProbeResult> {
+    // Router probes read session counters around their request, so they
+    // run one after another, on a lane of their own (one of the
+    // `concurrency` threads) that starts at once beside the others.
+    let (router, rest): (Vec<usize>, Vec<usize>) =
+        (0..probes.len()).partition(|&i| matches!(probes[i].check, Check::Router { .. }));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ProbeResult>>> = Mutex::new(vec![None; probes.len()]);
+    let run_one = |i: usize| {
+        let pr = &probes[i];
+        let t = Instant::now();
+        let outcome = match hosts.get(&pr.host) {
+            Some(h) => one(inv, h.as_ref(), pr, timeout),
+            None => Err(format!("{}: not connected", pr.host)),
+        };
+        let (verdict, evidence) = match outcome {
+            Ok(e) => (Verdict::Pass, e),
+            Err(e) => (Verdict::Fail, e),
+        };
+        let r = ProbeResult {
+            host: pr.host.clone(),
+            kind: pr.kind,
+            target: pr.target.clone(),
+            verdict,
+            evidence: crate::mask::mask_text(&evidence),
+            duration_ms: t.elapsed().as_millis() as u64,
+        };
+        if let Ok(mut v) = results.lock() {
+            v[i] = Some(r);
+        }
+    };
+    let lanes = concurrency.max(1);
+    let others = if router.is_empty() { lanes } else { lanes - 1 };
+    if others == 0 {
+        // One lane: everything in turn.
+        (0..probes.len()).for_each(run_one);
+    }
+    std::thread::scope(|s| {
+        if !router.is_empty() && others > 0 {
+            s.spawn(|| router.iter().for_each(|&i| run_one(i)));
+        }
+        for _ in 0..others.min(rest.len()) {
+            s.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = rest.get(n) else { break };
+                run_one(i);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Runs the probes, then retries the failing ones every half second until
+/// they pass or `window` has passed (or `stop()` says so): a deployment that
+/// is settling (HAProxy's health checks take seconds to see a restarted
+/// copy) is not judged by one moment. Returns every probe's last result, in
+/// the order of `probes`.
+pub fn run_settled(
+    inv: &Inventory,
+    hosts: &HostMap,
+    probes: &[Probe],
+    timeout: Duration,
+    concurrency: usize,
+    window: Duration,
+    stop: &dyn Fn() -> bool,
+) -> Vec<ProbeResult> {
+    let deadline = Instant::now() + window;
+    let mut results = run(inv, hosts, probes, timeout, concurrency);
+    loop {
+        let failing: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].verdict == Verdict::Fail)
+            .collect();
+        if failing.is_empty() || Instant::now() >= deadline || stop() {
+            return results;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let again: Vec<Probe> = failing.iter().map(|&i| probes[i].clone()).collect();
+        for (i, r) in failing
+            .into_iter()
+            .zip(run(inv, hosts, &again, timeout, concurrency))
+        {
+            results[i] = r;
+        }
+    }
+}
+
+fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<String, String> {
+    let err = |e: crate::transport::HostError| e.to_string();
+    match &pr.check {
+        Check::Router {
+            host_header,
+            path,
+            api,
+            expect,
+            backend,
+        } => router(
+            inv,
+            h,
+            (host_header, path),
+            api.as_ref(),
+            (*expect, backend.as_deref()),
+            timeout,
+        ),
+        Check::Workers { units, brokers } => workers(inv, h, &pr.host, units, brokers, timeout),
+        Check::RouterConfig { path, candidate } => {
+            let out = h
+                .run_input(
+                    &commands::haproxy_check_stdin(),
+                    candidate.as_bytes(),
+                    timeout,
+                )
+                .map_err(err)?;
+            if out.status == 0 {
+                Ok("haproxy -c accepts it".into())
+            } else {
+                let said: Vec<String> = out
+                    .stderr
+                    .lines()
+                    .chain(out.stdout.lines())
+                    .filter(|l| l.contains("ALERT") || l.contains("rror"))
+                    .take(3)
+                    .map(|l| l.replace("/dev/stdin", path))
+                    .collect();
+                Err(format!(
+                    "haproxy -c rejects the candidate {path} (exit {}): {}",
+                    out.status,
+                    said.join(" | ")
+                ))
+            }
+        }
+        Check::Ssh => {
+            let out = h.run("true", timeout).map_err(err)?;
+            if out.status == 0 {
+                Ok("a command ran".into())
+            } else {
+                Err(format!("`true` exited with {}", out.status))
+            }
+        }
+        Check::Units(units) => {
+            let sc = inv
+                .host(&pr.host)
+                .map(|s| s.systemctl.clone())
+                .unwrap_or_else(|| vec!["systemctl".into()]);
+            let out = h
+                .run(&commands::units_state_with(&sc, units), timeout)
+                .map_err(err)?;
+            let states: BTreeMap<&str, &str> = out
+                .stdout
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .collect();
+            let down: Vec<String> = units
+                .iter()
+                .filter(|u| states.get(u.as_str()).map(|s| s.trim()) != Some("active"))
+                .map(|u| {
+                    format!(
+                        "{u} is {}",
+                        states.get(u.as_str()).map_or("unknown", |s| s.trim())
+                    )
+                })
+                .collect();
+            if down.is_empty() {
+                Ok(format!("{} active", units.join(" ")))
+            } else {
+                Err(down.join(", "))
+            }
+        }
+        Check::Disk(dir) => {
+            let out = h
+                .run(&command::line(&["df", "-Pk", "--", dir]), timeout)
+                .map_err(err)?;
+            let avail = out
+                .stdout
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("cannot read free space of {dir}: {}", out.stderr.trim()))?;
+            let e = format!("{} MiB free in {dir}", avail / 1024);
+            if avail >= MIN_FREE_KB {
+                Ok(e)
+            } else {
+                Err(format!("only {e} (needs {} MiB)", MIN_FREE_KB / 1024))
+            }
+        }
+        Check::Effective { candidate, role } => {
+            effective(inv, h, &pr.host, candidate.as_deref(), *role, timeout)
+        }
+        Check::Tcp {
+            address,
+            port,
+            host_header,
+        } => {
+            let (send, done): (Vec<u8>, &Done) = match (pr.kind, host_header) {
+                (Kind::Postgres, _) => (
+                    wire::postgres_startup("bgswap-probe", "postgres"),
+                    &wire::postgres_done,
+                ),
+                (Kind::Redis, _) => (wire::REDIS_PING.to_vec(), &wire::redis_done),
+                (Kind::Amqp, _) => (wire::AMQP_HEADER.to_vec(), &wire::amqp_done),
+                (Kind::Opensearch, _) => (
+                    http::get("/_cluster/health", &format!("{address}:{port}")),
+                    &|_: &[u8]| false,
+                ),
+                (Kind::UwsgiStats, _) => (Vec::new(), &|_: &[u8]| false),
+                (_, Some(hh)) => {
+                    let path = inv.web.as_ref().map_or("/ping", |w| w.ping.as_str());
+                    (http::get(path, hh), &http::status_line_complete)
+                }
+                (_, None) => (Vec::new(), &|_: &[u8]| true),
+            };
+            let reply = h
+                .exchange(Peer::Tcp(address, *port), &send, done, timeout)
+                .map_err(err)?;
+            match pr.kind {
+                Kind::Postgres => wire::postgres_verdict(&reply),
+                Kind::Redis => wire::redis_verdict(&reply),
+                Kind::Amqp => wire::amqp_verdict(&reply),
+                Kind::Opensearch => wire::opensearch_verdict(&reply),
+                Kind::UwsgiStats => wire::uwsgi_stats_verdict(&reply),
+                _ => match http::status(&reply) {
+                    Some(200) => Ok("200".into()),
+                    Some(c) => Err(format!("answered {c}")),
+                    None => Err("no HTTP answer".into()),
+                },
+            }
+        }
+    }
+}
