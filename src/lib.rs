@@ -9,5 +9,7 @@ pub mod mask;
 pub mod model;
 pub mod probe;
 pub mod report;
+#[cfg(test)]
+pub mod sim;
 pub mod transport;
 pub mod ui;
