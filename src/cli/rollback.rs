@@ -38,7 +38,9 @@ fn dry_run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             inv.deployment
         )));
     };
-    let Some(plan) = crate::engine::undo_plan::plan(&inv, &records) else {
+    let files = RunState::from_records(&records)
+        .and_then(|st| crate::engine::state::router_files(&hosts, &st));
+    let Some(plan) = crate::engine::undo_plan::plan(&inv, &records, files) else {
         return Err(Failure::failed(
             "the journal has no beginning record; inspect it by hand",
         ));

@@ -243,3 +243,28 @@ impl StateTable {
         out
     }
 }
+
+/// What the router's files of the run are now (read-only); None when there
+/// are none or the router cannot be read.
+pub fn router_files(
+    hosts: &std::collections::BTreeMap<String, Box<dyn crate::transport::Host>>,
+    st: &RunState,
+) -> Option<super::undo_plan::RouterFiles> {
+    use super::undo_plan::RouterFiles;
+    let router = hosts.get(&st.router_host)?;
+    let mut seen = Vec::new();
+    for f in st.files.iter().filter(|f| f.host == st.router_host) {
+        let now = router.read_file(&f.path).ok()?;
+        seen.push(match now {
+            Some(n) if n.sha256 == f.sha256_before => RouterFiles::Original,
+            Some(n) if n.sha256 == f.sha256_after => RouterFiles::New,
+            _ => RouterFiles::Other,
+        });
+    }
+    let first = *seen.first()?;
+    Some(if seen.iter().all(|s| *s == first) {
+        first
+    } else {
+        RouterFiles::Other
+    })
+}

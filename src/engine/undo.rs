@@ -81,7 +81,19 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         .lock()
         .map(|j| j.records().to_vec())
         .unwrap_or_default();
-    let plan = undo_plan::plan_of(ctx.hosts.inv, st, &records);
+    let files = super::state::router_files(ctx.hosts.hosts, st);
+    let mut plan = undo_plan::plan_of(ctx.hosts.inv, st, &records, files);
+    if plan.router_at_start == Running::Unknown && ctx.probes {
+        // Ask the router itself which colour answers for prod.
+        if let Some(colour) = super::watchdog::serving_prod(ctx) {
+            note(
+                ctx,
+                Some(&st.router_host),
+                format!("the running router sends prod to {colour} (asked through it)"),
+            );
+            plan.router_at_start = Running::Prod { colour };
+        }
+    }
     ctx.sink.emit(&Event::RollbackStarted {
         reason: cause.into(),
         steps: plan.steps(),
@@ -243,6 +255,9 @@ fn undo_router(
             return Some(format!("step {} on {}: {why}", s.n, s.host));
         }
     }
+    // The router is back on its previous files: a watchdog the run left
+    // armed has nothing left to do.
+    super::watchdog::disarm_quietly(ctx);
     None
 }
 

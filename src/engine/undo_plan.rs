@@ -149,6 +149,9 @@ pub struct UndoPlan {
     pub phases: Vec<UndoPhase>,
     /// Steps an earlier undo already finished (left alone).
     pub already_undone: Vec<usize>,
+    /// The router's files contradict the journal (it missed what happened
+    /// since): no unit is stopped on its word.
+    pub journal_contradicted: bool,
 }
 
 fn forward_word(s: StepStatus) -> &'static str {
@@ -177,12 +180,29 @@ pub fn undo_statuses(records: &[Record], steps: usize) -> Vec<UndoStatus> {
     out
 }
 
+/// What the router's files are now, against the run's before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouterFiles {
+    /// Every router file has its bytes from before the run.
+    Original,
+    /// Every router file has the bytes the run wrote.
+    New,
+    /// Anything else: mixed, changed by someone else, or unreadable.
+    Other,
+}
+
 /// Where the running router sends prod, from the journal: before a reload
 /// ran, to the colour being demoted; after one ran (and was not undone), to
 /// the promoted one; a reload whose outcome is unknown, or whose undo
-/// failed, leaves it unknown.
-pub fn running_router(st: &RunState, undo: &[UndoStatus]) -> Running {
+/// failed, leaves it unknown. Where the router's files, as read now
+/// (`files`), contradict that — the journal says the new routes run but the
+/// files are no longer the new ones (a watchdog, or an undo whose records
+/// were lost, put them back; a reload may have followed), or an undone
+/// reload but the new files back — it is unknown too.
+pub fn running_router(st: &RunState, undo: &[UndoStatus], files: Option<RouterFiles>) -> Running {
     let mut running = Running::Prod { colour: st.demote };
+    let mut reload_undone = false;
     for (i, s) in st.steps.iter().enumerate() {
         if !matches!(s.action, Action::Reload { .. }) {
             continue;
@@ -190,24 +210,48 @@ pub fn running_router(st: &RunState, undo: &[UndoStatus]) -> Running {
         running = match (st.status[i], undo[i]) {
             (StepStatus::NotStarted, _) => running,
             (_, UndoStatus::Undone) | (_, UndoStatus::Skipped) => {
+                reload_undone = true;
                 Running::Prod { colour: st.demote }
             }
             (StepStatus::Done, UndoStatus::Pending) => Running::Prod { colour: st.promote },
             _ => Running::Unknown,
         };
     }
-    running
+    match (running, files) {
+        (_, None) => running,
+        (Running::Prod { colour }, Some(f)) if colour == st.promote && f != RouterFiles::New => {
+            Running::Unknown
+        }
+        (Running::Prod { .. }, Some(RouterFiles::New)) if reload_undone => Running::Unknown,
+        _ => running,
+    }
 }
 
 /// The undo plan of a journaled run.
-pub fn plan(inv: &Inventory, records: &[Record]) -> Option<UndoPlan> {
+pub fn plan(
+    inv: &Inventory,
+    records: &[Record],
+    router_files: Option<RouterFiles>,
+) -> Option<UndoPlan> {
     let st = RunState::from_records(records)?;
-    Some(plan_of(inv, &st, records))
+    Some(plan_of(inv, &st, records, router_files))
 }
 
-pub fn plan_of(inv: &Inventory, st: &RunState, records: &[Record]) -> UndoPlan {
+/// The undo plan; `router_files` is what the router's files are now, when
+/// they could be read (see [`running_router`]).
+pub fn plan_of(
+    inv: &Inventory,
+    st: &RunState,
+    records: &[Record],
+    router_files: Option<RouterFiles>,
+) -> UndoPlan {
     let undo = undo_statuses(records, st.steps.len());
     let colour_of = |host: &str| inv.host(host).map(|h| h.colour);
+    let router_at_start = running_router(st, &undo, router_files);
+    // The router's files contradict the journal: it does not know of
+    // everything that happened since (a lost copy of an earlier undo, a
+    // watchdog). Present state alone must then not decide any stop.
+    let stale = router_at_start != running_router(st, &undo, None);
     let mut phases: Vec<UndoPhase> = Vec::new();
     let mut already = Vec::new();
     for i in (0..st.steps.len()).rev() {
@@ -222,11 +266,9 @@ pub fn plan_of(inv: &Inventory, st: &RunState, records: &[Record]) -> UndoPlan {
         // Undoing a start stops units: a web unit (one with a readiness
         // check) may only stop while the running router sends prod elsewhere.
         let guard = match &step.inverse {
-            Action::StopUnits {
-                host,
-                ready: Some(_),
-                ..
-            } => colour_of(host).map(|colour| Guard::NotServingProd { colour }),
+            Action::StopUnits { host, ready, .. } if ready.is_some() || stale => {
+                colour_of(host).map(|colour| Guard::NotServingProd { colour })
+            }
             _ => None,
         };
         // The router's writes and its reload are one undo phase: files back
@@ -270,7 +312,8 @@ pub fn plan_of(inv: &Inventory, st: &RunState, records: &[Record]) -> UndoPlan {
     UndoPlan {
         run: st.run.clone(),
         restores: st.demote,
-        router_at_start: running_router(st, &undo),
+        router_at_start,
+        journal_contradicted: stale,
         phases,
         already_undone: already,
     }
@@ -312,6 +355,9 @@ impl UndoPlan {
             self.restores,
             self.router_at_start.describe()
         );
+        if self.journal_contradicted {
+            out.push_str("  the router's files contradict the journal (an undo or the watchdog it does not record put them back): no unit is stopped on its word\n");
+        }
         if !self.already_undone.is_empty() {
             out.push_str(&format!(
                 "  already undone by an earlier rollback (left alone): steps {}\n",
@@ -412,14 +458,33 @@ mod tests {
             colour: Colour::Green,
         };
         let p = [UndoStatus::Pending];
-        assert_eq!(running_router(&st(NotStarted), &p), blue);
-        assert_eq!(running_router(&st(Done), &p), green);
-        assert_eq!(running_router(&st(Started), &p), Running::Unknown);
-        assert_eq!(running_router(&st(Failed), &p), Running::Unknown);
-        assert_eq!(running_router(&st(Done), &[UndoStatus::Undone]), blue);
+        assert_eq!(running_router(&st(NotStarted), &p, None), blue);
+        assert_eq!(running_router(&st(Done), &p, None), green);
+        assert_eq!(running_router(&st(Started), &p, None), Running::Unknown);
+        assert_eq!(running_router(&st(Failed), &p, None), Running::Unknown);
+        assert_eq!(running_router(&st(Done), &[UndoStatus::Undone], None), blue);
         assert_eq!(
-            running_router(&st(Done), &[UndoStatus::Failed]),
+            running_router(&st(Done), &[UndoStatus::Failed], None),
             Running::Unknown
+        );
+        // The files as read now overrule a journal they contradict.
+        let files = |f| running_router(&st(Done), &p, Some(f));
+        assert_eq!(files(RouterFiles::New), green);
+        assert_eq!(files(RouterFiles::Original), Running::Unknown);
+        assert_eq!(files(RouterFiles::Other), Running::Unknown);
+        let undone = [UndoStatus::Undone];
+        assert_eq!(
+            running_router(&st(Done), &undone, Some(RouterFiles::Original)),
+            blue
+        );
+        assert_eq!(
+            running_router(&st(Done), &undone, Some(RouterFiles::New)),
+            Running::Unknown
+        );
+        assert_eq!(
+            running_router(&st(NotStarted), &p, Some(RouterFiles::New)),
+            blue,
+            "written but never reloaded"
         );
     }
 
@@ -470,7 +535,7 @@ mod tests {
         ];
         use StepStatus::*;
         let st = state(&acts, &[Done, Done, Done, Failed]);
-        let p = plan_of(&inv, &st, &[]);
+        let p = plan_of(&inv, &st, &[], None);
         let order: Vec<usize> = p
             .phases
             .iter()
@@ -505,7 +570,7 @@ mod tests {
             n: 4,
             at: String::new(),
         }];
-        let p2 = plan_of(&inv, &st, &recs);
+        let p2 = plan_of(&inv, &st, &recs, None);
         assert_eq!(p2.already_undone, vec![4]);
         assert_eq!(p2.steps(), 3);
         assert!(p2.text().contains("already undone"));

@@ -104,6 +104,36 @@ pub fn disarm_quietly(ctx: &Ctx) {
 /// The router probes of the prod hostnames, run on the fresh connection;
 /// then the disarm on it.
 fn probe_prod(ctx: &Ctx, fresh: Box<dyn Host>, prod: Colour) -> Result<(), String> {
+    let inv = ctx.hosts.inv;
+    let mut map: BTreeMap<String, Box<dyn Host>> = BTreeMap::new();
+    map.insert(inv.router.host.clone(), fresh);
+    let window = Duration::from_secs((inv.router.watchdog_secs / 2).clamp(2, 15));
+    prod_answered_by(ctx, &map, prod, window)
+        .map_err(|e| format!("{e}; the router watchdog puts the previous routes back"))?;
+    let fresh = map
+        .get(&inv.router.host)
+        .ok_or_else(|| "the fresh connection to the router was lost".to_string())?;
+    disarm_on(ctx, fresh.as_ref())
+}
+
+/// Which colour the running router sends every prod hostname to, asked
+/// through it (the router probes, which name the backend that answered);
+/// None when neither colour answers for all of them.
+pub fn serving_prod(ctx: &Ctx) -> Option<Colour> {
+    [Colour::Blue, Colour::Green]
+        .into_iter()
+        .find(|&c| prod_answered_by(ctx, ctx.hosts.hosts, c, Duration::from_millis(500)).is_ok())
+}
+
+/// Every prod hostname answers through the router (the router probes on
+/// `hosts`' router), from a backend of `prod`; failing probes are retried
+/// until `window`.
+fn prod_answered_by(
+    ctx: &Ctx,
+    hosts: &BTreeMap<String, Box<dyn Host>>,
+    prod: Colour,
+    window: Duration,
+) -> Result<(), String> {
     use crate::probe::{self, Kind, Verdict};
     let inv = ctx.hosts.inv;
     let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
@@ -130,27 +160,31 @@ fn probe_prod(ctx: &Ctx, fresh: Box<dyn Host>, prod: Colour) -> Result<(), Strin
                     .any(|n| p.target.split_whitespace().any(|w| w == n))
         })
         .collect();
-    let mut map: BTreeMap<String, Box<dyn Host>> = BTreeMap::new();
-    map.insert(inv.router.host.clone(), fresh);
-    let window = Duration::from_secs((inv.router.watchdog_secs / 2).clamp(2, 15));
-    let results = probe::run_settled(inv, &map, &list, Duration::from_secs(5), 4, window, &|| {
-        ctx.interrupted.load(Ordering::SeqCst)
-    });
+    if list.is_empty() {
+        return Err("no router probe for the prod hostnames ([web] router_paths)".into());
+    }
+    let results = probe::run_settled(
+        inv,
+        hosts,
+        &list,
+        Duration::from_secs(5),
+        4,
+        window,
+        &|| ctx.interrupted.load(Ordering::SeqCst),
+    );
     let failed: Vec<String> = results
         .iter()
         .filter(|r| r.verdict == Verdict::Fail)
         .map(|r| r.line())
         .collect();
-    if !failed.is_empty() {
-        return Err(format!(
-            "prod does not answer through the router from {prod} after the reload: {}; the router watchdog puts the previous routes back",
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "prod does not answer through the router from {prod}: {}",
             failed.join("; ")
-        ));
+        ))
     }
-    let fresh = map
-        .get(&inv.router.host)
-        .ok_or_else(|| "the fresh connection to the router was lost".to_string())?;
-    disarm_on(ctx, fresh.as_ref())
 }
 
 /// The watchdog as `status` and `lock status` show it.
