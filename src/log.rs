@@ -35,6 +35,12 @@ pub fn emit(level: u8, msg: &str) {
     }
 }
 
+/// Always shown (on stderr): what the operator must know even without -v,
+/// such as a host key added to known_hosts.
+pub fn notice(msg: impl AsRef<str>) {
+    eprintln!("bgswap: {}", crate::mask::mask_text(msg.as_ref()));
+}
+
 /// `info` at -v, `debug` at -vv.
 pub fn info(msg: impl AsRef<str>) {
     emit(1, msg.as_ref());

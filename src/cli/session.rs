@@ -281,6 +281,7 @@ impl Session {
         let ctx = Ctx {
             hosts: Hosts {
                 inv: &self.inv,
+                run: &self.run_id,
                 hosts: &self.hosts,
                 timeout: self.timeout(),
                 start_timeout: self.start_timeout,

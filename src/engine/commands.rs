@@ -95,9 +95,18 @@ pub fn haproxy_check_stdin() -> String {
     line(&["haproxy", "-c", "-f", "/dev/stdin"])
 }
 
-/// Renames a staged file over its target only if the target's sha256 is
-/// still the expected one (see `command::replace_if_hash`).
-pub use crate::transport::command::replace_if_hash as commit_staged;
+/// Renames a staged file over its target only if the staged copy is the one
+/// this run wrote (its sha256 is `staged_sha`; exit 4 otherwise, nothing
+/// changed) and the target's sha256 is still `expected` (exit 3 with
+/// `sha256 is …` otherwise; the staged copy is removed).
+pub fn commit_staged(path: &str, staged: &str, expected: &str, staged_sha: &str) -> String {
+    let (p, t) = (quote(path), quote(staged));
+    format!(
+        "staged=$(sha256sum < {t} | cut -d' ' -f1) && if [ \"$staged\" != {s} ]; then echo \"staged copy sha256 is $staged\" >&2; exit 4; fi && found=$(sha256sum < {p} | cut -d' ' -f1) && if [ \"$found\" = {e} ]; then mv -f -- {t} {p}; else rm -f -- {t}; echo \"sha256 is $found\" >&2; exit 3; fi",
+        s = quote(staged_sha),
+        e = quote(expected)
+    )
+}
 
 /// Removes a file only if its sha256 is `expected` (our own lock), exit 3 otherwise.
 pub fn remove_if_hash(path: &str, expected: &str) -> String {
@@ -105,6 +114,16 @@ pub fn remove_if_hash(path: &str, expected: &str) -> String {
     format!(
         "found=$(sha256sum < {p} | cut -d' ' -f1) && if [ \"$found\" = {e} ]; then rm -f -- {p}; else echo \"sha256 is $found\" >&2; exit 3; fi",
         e = quote(expected)
+    )
+}
+
+/// Renames `path` to `prev` if it exists (the router keeps the previous
+/// run's journal copy).
+pub fn keep_previous(path: &str, prev: &str) -> String {
+    format!(
+        "if [ -e {p} ]; then mv -f -- {p} {q}; fi",
+        p = quote(path),
+        q = quote(prev)
     )
 }
 
@@ -302,5 +321,47 @@ mod tests {
                     .starts_with("fired run-1"));
             }
         }
+    }
+
+    #[test]
+    fn keep_previous_line() {
+        assert_eq!(
+            keep_previous("/var/lib/bgswap/d/journal.jsonl", "/var/lib/bgswap/d/journal.prev.jsonl"),
+            "if [ -e /var/lib/bgswap/d/journal.jsonl ]; then mv -f -- /var/lib/bgswap/d/journal.jsonl /var/lib/bgswap/d/journal.prev.jsonl; fi"
+        );
+    }
+
+    #[test]
+    fn commit_staged_checks_the_staged_copy_then_the_target() {
+        assert_eq!(
+            commit_staged("/etc/my file", "/etc/.my file.bgswap-staged-r1", "abc", "def"),
+            "staged=$(sha256sum < '/etc/.my file.bgswap-staged-r1' | cut -d' ' -f1) && if [ \"$staged\" != def ]; then echo \"staged copy sha256 is $staged\" >&2; exit 4; fi && found=$(sha256sum < '/etc/my file' | cut -d' ' -f1) && if [ \"$found\" = abc ]; then mv -f -- '/etc/.my file.bgswap-staged-r1' '/etc/my file'; else rm -f -- '/etc/.my file.bgswap-staged-r1'; echo \"sha256 is $found\" >&2; exit 3; fi"
+        );
+        // And by a real shell: a staged copy that is not the run's is refused.
+        let t = tempfile::tempdir().expect("tmp");
+        let (target, staged) = (t.path().join("cfg"), t.path().join(".cfg.bgswap-staged-r1"));
+        std::fs::write(&target, b"old").expect("write");
+        std::fs::write(&staged, b"someone else's").expect("write");
+        let sha = |b: &[u8]| crate::model::observation::sha256_hex(b);
+        let run = |cmd: String| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .status()
+                .expect("sh")
+                .code()
+        };
+        let (tp, sp) = (target.display().to_string(), staged.display().to_string());
+        assert_eq!(
+            run(commit_staged(&tp, &sp, &sha(b"old"), &sha(b"new"))),
+            Some(4)
+        );
+        assert_eq!(std::fs::read(&target).expect("read"), b"old");
+        std::fs::write(&staged, b"new").expect("write");
+        assert_eq!(
+            run(commit_staged(&tp, &sp, &sha(b"old"), &sha(b"new"))),
+            Some(0)
+        );
+        assert_eq!(std::fs::read(&target).expect("read"), b"new");
     }
 }

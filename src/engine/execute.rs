@@ -51,7 +51,7 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
                 s.spawn(move || -> Result<(), HostError> {
                     let h = ctx.hosts.host(host)?;
                     for f in files {
-                        let staged = staged_path(&f.path);
+                        let staged = staged_path(&f.path, ctx.hosts.run);
                         let sv = saved.iter().find(|x| x.host == f.host && x.path == f.path);
                         let _ = h.run(&commands::remove(&staged), ctx.hosts.timeout);
                         h.write_file(
@@ -123,7 +123,10 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
 pub(super) fn remove_staged(ctx: &Ctx, plan: &Plan) {
     for f in &plan.files {
         if let Ok(h) = ctx.hosts.host(&f.host) {
-            let _ = h.run(&commands::remove(&staged_path(&f.path)), ctx.hosts.timeout);
+            let _ = h.run(
+                &commands::remove(&staged_path(&f.path, ctx.hosts.run)),
+                ctx.hosts.timeout,
+            );
         }
     }
 }

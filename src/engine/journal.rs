@@ -232,11 +232,7 @@ impl<'h> Journal<'h> {
                 // The previous run's copy is kept, as locally.
                 let prev = format!("{rdir}/journal.prev.jsonl");
                 let _ = h.run(
-                    &format!(
-                        "if [ -e {p} ]; then mv -f -- {p} {q}; fi",
-                        p = crate::transport::command::quote(&rpath),
-                        q = crate::transport::command::quote(&prev)
-                    ),
+                    &super::commands::keep_previous(&rpath, &prev),
                     std::time::Duration::from_secs(30),
                 );
                 let existing = h.read_file(&rpath)?.map(|f| f.sha256);

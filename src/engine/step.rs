@@ -13,16 +13,19 @@ use std::time::{Duration, Instant};
 
 pub struct Hosts<'a> {
     pub inv: &'a Inventory,
+    /// The run whose steps these are: its staged files carry its id.
+    pub run: &'a str,
     pub hosts: &'a BTreeMap<String, Box<dyn Host>>,
     pub timeout: Duration,
     pub start_timeout: Duration,
 }
 
-/// The staged copy of a file: beside it, hidden, named for bgswap.
-pub fn staged_path(path: &str) -> String {
+/// The staged copy of a file: beside it, hidden, named for bgswap and for
+/// the run that staged it (a copy left by another run is never committed).
+pub fn staged_path(path: &str, run: &str) -> String {
     match path.rsplit_once('/') {
-        Some((dir, name)) => format!("{dir}/.{name}.bgswap-staged"),
-        None => format!(".{path}.bgswap-staged"),
+        Some((dir, name)) => format!("{dir}/.{name}.bgswap-staged-{run}"),
+        None => format!(".{path}.bgswap-staged-{run}"),
     }
 }
 
@@ -211,14 +214,29 @@ impl<'a> Hosts<'a> {
         Ok(())
     }
 
-    /// Commits a staged file over its target, if the target is unchanged.
-    fn commit(&self, host: &str, path: &str, sha_before: &str) -> Result<(), HostError> {
+    /// Commits this run's staged file over its target, if the staged copy
+    /// is the one it wrote and the target is unchanged.
+    fn commit(
+        &self,
+        host: &str,
+        path: &str,
+        sha_before: &str,
+        sha_after: &str,
+    ) -> Result<(), HostError> {
         let out = self.host(host)?.run(
-            &commands::commit_staged(path, &staged_path(path), sha_before),
+            &commands::commit_staged(path, &staged_path(path, self.run), sha_before, sha_after),
             self.timeout,
         )?;
         match out.status {
             0 => Ok(()),
+            4 => Err(HostError::Other {
+                host: host.into(),
+                reason: format!(
+                    "the staged copy of {path} is not the one run {} wrote ({}); nothing was committed",
+                    self.run,
+                    out.stderr.trim()
+                ),
+            }),
             3 => Err(HostError::Drift {
                 host: host.into(),
                 path: path.into(),
@@ -272,10 +290,10 @@ impl<'a> Hosts<'a> {
             Action::RewriteFstab {
                 host,
                 sha256_before,
+                sha256_after,
                 mounts,
-                ..
             } => {
-                self.commit(host, "/etc/fstab", sha256_before)?;
+                self.commit(host, "/etc/fstab", sha256_before, sha256_after)?;
                 for m in mounts {
                     self.ok(host, &commands::remount_from_fstab(&m.target), self.timeout)?;
                     self.fixup(host, &m.target)?;
@@ -286,8 +304,8 @@ impl<'a> Hosts<'a> {
                 host,
                 path,
                 sha256_before,
-                ..
-            } => self.commit(host, path, sha256_before),
+                sha256_after,
+            } => self.commit(host, path, sha256_before, sha256_after),
             Action::Reload { host, command } => self
                 .ok(
                     host,
@@ -391,7 +409,10 @@ impl<'a> Hosts<'a> {
             })?;
         let h = self.host(host)?;
         // A staged copy left by an interrupted run is ours to remove.
-        let _ = h.run(&commands::remove(&staged_path(path)), self.timeout);
+        let _ = h.run(
+            &commands::remove(&staged_path(path, self.run)),
+            self.timeout,
+        );
         let now = h.read_file(path)?;
         let now_sha = now.as_ref().map(|f| f.sha256.clone());
         if now_sha.as_deref() == Some(s.sha256_before.as_str()) {
@@ -482,9 +503,12 @@ mod tests {
     #[test]
     fn staged_names() {
         assert_eq!(
-            staged_path("/etc/haproxy/haproxy.cfg"),
-            "/etc/haproxy/.haproxy.cfg.bgswap-staged"
+            staged_path("/etc/haproxy/haproxy.cfg", "r1"),
+            "/etc/haproxy/.haproxy.cfg.bgswap-staged-r1"
         );
-        assert_eq!(staged_path("/etc/fstab"), "/etc/.fstab.bgswap-staged");
+        assert_eq!(
+            staged_path("/etc/fstab", "r1"),
+            "/etc/.fstab.bgswap-staged-r1"
+        );
     }
 }

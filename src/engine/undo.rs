@@ -133,7 +133,10 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
     // Staged copies of an interrupted run are ours; nothing uses them.
     for f in &st.files {
         if let Ok(h) = ctx.hosts.host(&f.host) {
-            let _ = h.run(&commands::remove(&staged_path(&f.path)), ctx.hosts.timeout);
+            let _ = h.run(
+                &commands::remove(&staged_path(&f.path, ctx.hosts.run)),
+                ctx.hosts.timeout,
+            );
         }
     }
     match stop {

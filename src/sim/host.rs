@@ -44,6 +44,7 @@ pub enum Cmd {
         path: String,
         tmp: String,
         expected: String,
+        staged_sha: String,
     },
     RemoveIfHash {
         path: String,
@@ -177,18 +178,23 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
         let dir = v.iter().find_map(|x| x.strip_suffix("/$s"))?;
         return (commands::watchdog_state(dir) == cmd).then(|| Cmd::WatchdogState(dir.into()));
     }
+    if cmd.starts_with("staged=$(sha256sum < ") {
+        let tmp = after(&w, &["<"])?;
+        let staged_sha = after(&w, &["$staged", "!="])?;
+        let expected = after(&w, &["$found", "="])?;
+        let path = after(&w, &["mv", "-f", "--", tmp])?;
+        return (commands::commit_staged(path, tmp, expected, staged_sha) == cmd).then(|| {
+            Cmd::Commit {
+                path: path.into(),
+                tmp: tmp.into(),
+                expected: expected.into(),
+                staged_sha: staged_sha.into(),
+            }
+        });
+    }
     if cmd.starts_with("found=$(sha256sum < ") {
         let path = after(&w, &["<"])?;
         let expected = after(&w, &["$found", "="])?;
-        if let Some(tmp) = after(&w, &["mv", "-f", "--"]) {
-            if commands::commit_staged(path, tmp, expected) == cmd {
-                return Some(Cmd::Commit {
-                    path: path.into(),
-                    tmp: tmp.into(),
-                    expected: expected.into(),
-                });
-            }
-        }
         if commands::remove_if_hash(path, expected) == cmd {
             return Some(Cmd::RemoveIfHash {
                 path: path.into(),
@@ -344,7 +350,16 @@ impl Inner {
                 path,
                 tmp,
                 expected,
+                staged_sha,
             } => {
+                let staged = self.file(host, tmp).map(|f| sha256_hex(&f.bytes));
+                if staged.as_deref() != Some(staged_sha.as_str()) {
+                    return out(
+                        4,
+                        "",
+                        format!("staged copy sha256 is {}\n", staged.unwrap_or_default()),
+                    );
+                }
                 let (found, mut err) = match self.file(host, path) {
                     Some(f) => (sha256_hex(&f.bytes), String::new()),
                     None => (

@@ -96,6 +96,7 @@ pub fn ctx<'a>(
     Ctx {
         hosts: Hosts {
             inv,
+            run: RUN,
             hosts,
             timeout: Duration::from_secs(5),
             start_timeout: Duration::from_millis(500),

@@ -62,12 +62,13 @@ fn the_interpreter_reads_back_every_builder() {
     assert_eq!(
         p(
             UI_GREEN,
-            &commands::commit_staged("/a b", "/.a b.s", "ab12")
+            &commands::commit_staged("/a b", "/.a b.s", "ab12", "cd34")
         ),
         Some(Cmd::Commit {
             path: "/a b".into(),
             tmp: "/.a b.s".into(),
-            expected: "ab12".into()
+            expected: "ab12".into(),
+            staged_sha: "cd34".into()
         })
     );
     assert_eq!(
@@ -222,7 +223,12 @@ fn files_are_compare_and_swap_and_keep_mode_and_owner() {
     .expect("stage");
     let out = h
         .run(
-            &commands::commit_staged(cfg, "/opt/invenio/var/instance/.s", "beef"),
+            &commands::commit_staged(
+                cfg,
+                "/opt/invenio/var/instance/.s",
+                "beef",
+                &crate::model::observation::sha256_hex(b"new"),
+            ),
             Duration::from_secs(1),
         )
         .expect("runs");

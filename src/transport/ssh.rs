@@ -272,10 +272,10 @@ fn check_host_key(
                     reason: format!("cannot add the host key to {known_hosts}: {e}"),
                 }
             })?;
-            eprintln!(
-                "bgswap: {}: added {name} {key_type} {fingerprint} to {known_hosts}",
+            log::notice(format!(
+                "{}: added {name} {key_type} {fingerprint} to {known_hosts}",
                 t.name
-            );
+            ));
             Ok(())
         }
         CheckResult::NotFound => Err(HostError::UnknownHostKey {
