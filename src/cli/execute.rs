@@ -109,7 +109,10 @@ fn preflight(
         &list,
         std::time::Duration::from_secs(PROBE_TIMEOUT_SECS),
         PROBE_CONCURRENCY,
-        std::time::Duration::from_secs(PREFLIGHT_SETTLE_SECS),
+        std::time::Duration::from_secs(super::session::settle_secs(
+            "BGSWAP_PREFLIGHT_SECS",
+            PREFLIGHT_SETTLE_SECS,
+        )),
         &|| false,
     );
     let failed: Vec<String> = results

@@ -272,6 +272,9 @@ impl Session {
         };
         let pause_before = seam("BGSWAP_PAUSE_BEFORE_STEP");
         let pause_before_undo = seam("BGSWAP_PAUSE_BEFORE_UNDO");
+        let pause_before_confirm = std::env::var_os("BGSWAP_PAUSE_BEFORE_CONFIRM")
+            .is_some()
+            .then(|| (0, pause_dir.clone()));
         // At every phase boundary the engine checks the lock still names this run.
         let still_ours = || -> Result<(), String> {
             let r = self.router().map_err(|e| e.message)?;
@@ -292,8 +295,13 @@ impl Session {
             step_mode,
             pause_before,
             pause_before_undo,
+            pause_before_confirm,
             overwrite_changed,
             probes: true,
+            postflight_secs: settle_secs(
+                "BGSWAP_POSTFLIGHT_SECS",
+                crate::engine::verify::POSTFLIGHT_SECS,
+            ),
             still_ours: Some(&still_ours),
         };
         f(&ctx)
@@ -633,4 +641,14 @@ mod latest_journal_tests {
         assert_eq!(got, Some(vec![begin("r1")]));
         assert!(notes[0].contains("cannot be read ("), "{notes:?}");
     }
+}
+
+/// A settle window, shortened by the lab tests through `var` (README, "Test
+/// seam"): a test of a failing probe need not wait the production window.
+pub fn settle_secs(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s <= 3600)
+        .unwrap_or(default)
 }

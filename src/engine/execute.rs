@@ -8,7 +8,7 @@ use super::events::Event;
 use super::journal::{Journal, Record, RunState, SavedFile};
 use super::ports::StepChoice;
 use super::run::{
-    finish, group, jappend, jappend_synced, jsync, note, pause_if_asked, Ctx, Outcome,
+    finish, group, jappend, jappend_synced, jsync, note, pause_at, pause_if_asked, Ctx, Outcome,
 };
 use super::step::staged_path;
 use super::undo::undo_run;
@@ -363,6 +363,7 @@ pub fn execute(
         // The old prod is stopped only once prod answers from the new one,
         // as seen over a fresh connection to the router.
         if *phase == Phase::ReloadRouter && errs.is_empty() && watchdog_armed {
+            pause_at(ctx, &ctx.pause_before_confirm, "confirm", 0);
             match watchdog::confirm(ctx, plan.promote) {
                 Ok(()) => watchdog_confirmed = true,
                 Err(e) => {

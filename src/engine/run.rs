@@ -43,11 +43,16 @@ pub struct Ctx<'a> {
     pub pause_before: Option<(usize, PathBuf)>,
     /// Test seam: pause before undoing this step (see README).
     pub pause_before_undo: Option<(usize, PathBuf)>,
+    /// Test seam: pause after the router reload, before the watchdog is
+    /// confirmed (see README).
+    pub pause_before_confirm: Option<(usize, PathBuf)>,
     /// Replace files someone else changed since the run (rollback only, after confirmation).
     pub overwrite_changed: bool,
     /// Run the health probes after the switch (`postflight`). The simulation
     /// turns them off: its hosts speak none of the probed protocols.
     pub probes: bool,
+    /// How long the deployment has, after the switch, to pass every probe.
+    pub postflight_secs: u64,
     /// Checks that the deployment's lock still names this run (a lock
     /// broken or taken by someone else ends the run at the next phase
     /// boundary, and it rolls back).

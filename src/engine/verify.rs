@@ -7,9 +7,10 @@ use crate::model::roles::{RoleTable, Verdict};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// How long the deployment has, after the switch, to pass every probe: the
-/// router's health checks need a few seconds to see the new dev.
-const POSTFLIGHT_SECS: u64 = 30;
+/// How long the deployment has, by default, after the switch, to pass
+/// every probe: the router's health checks need a few seconds to see the
+/// new dev.
+pub const POSTFLIGHT_SECS: u64 = 30;
 
 /// After the switch: every probe of the new state (`bgswap probe`'s, with
 /// `prod` holding prod) must pass within [`POSTFLIGHT_SECS`]; failing probes
@@ -38,7 +39,7 @@ pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
         &list,
         std::time::Duration::from_secs(5),
         8,
-        std::time::Duration::from_secs(POSTFLIGHT_SECS),
+        std::time::Duration::from_secs(ctx.postflight_secs),
         &|| ctx.interrupted.load(Ordering::SeqCst),
     );
     let failed: Vec<String> = results
@@ -59,9 +60,10 @@ pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "postflight: {} of {} probes still failing after {POSTFLIGHT_SECS} s: {}",
+            "postflight: {} of {} probes still failing after {} s: {}",
             failed.len(),
             results.len(),
+            ctx.postflight_secs,
             failed.join("; ")
         ))
     }

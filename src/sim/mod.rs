@@ -107,8 +107,10 @@ pub fn ctx<'a>(
         step_mode: false,
         pause_before: None,
         pause_before_undo: None,
+        pause_before_confirm: None,
         overwrite_changed: false,
         probes: false,
+        postflight_secs: 0,
         still_ours: None,
     }
 }
