@@ -525,6 +525,16 @@ fn say_once(note: &str) {
     }
 }
 
+/// A settle window, shortened by the lab tests through `var` (README, "Test
+/// seam"): a test of a failing probe need not wait the production window.
+pub fn settle_secs(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s <= 3600)
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod latest_journal_tests {
     use super::*;
@@ -542,6 +552,7 @@ mod latest_journal_tests {
             router_host: "router".into(),
             steps: Vec::new(),
             files: Vec::new(),
+            colours: Default::default(),
         }
     }
 
@@ -641,14 +652,4 @@ mod latest_journal_tests {
         assert_eq!(got, Some(vec![begin("r1")]));
         assert!(notes[0].contains("cannot be read ("), "{notes:?}");
     }
-}
-
-/// A settle window, shortened by the lab tests through `var` (README, "Test
-/// seam"): a test of a failing probe need not wait the production window.
-pub fn settle_secs(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|s| *s <= 3600)
-        .unwrap_or(default)
 }

@@ -142,12 +142,16 @@ pub fn watchdog_dir(deployment: &str) -> String {
 
 /// Arms the router watchdog (deploy-rs's "magic rollback", for the router):
 /// copies each router file as it is now (before the switch writes it) into
-/// `dir`, marks the watchdog armed for `run`, and starts, detached from the
-/// SSH session, a process that after `secs` — unless bgswap disarmed it
-/// first by renaming `armed` away — puts back every file still holding the
-/// new bytes (`sha256` given per file), runs the reload and leaves `fired`.
-/// `armed` and `fired` are claimed by atomic renames, so a disarm and a
-/// firing never both win. The process's `$0` is `bgswap-watchdog=<run>`.
+/// `dir`, marks the watchdog armed for `run` with a deadline `secs` from
+/// now, and starts, detached from the SSH session, a process that waits for
+/// that deadline (re-read every second: [`watchdog_extend`] moves it) and
+/// then — unless bgswap disarmed it first by renaming `armed` away — puts
+/// back every file still holding the new bytes (`sha256` given per file)
+/// and, if every file is then the original, reloads (bounded by `timeout`)
+/// and leaves `fired`; otherwise it reloads nothing and leaves `failed`.
+/// `armed` is claimed by atomic renames, so a disarm and a firing never
+/// both win. A watchdog an earlier run left waiting is ended first. The
+/// process's `$0` is `bgswap-watchdog=<run>`; its pid is in `dir/pid`.
 pub fn watchdog_arm(
     dir: &str,
     run: &str,
@@ -156,6 +160,10 @@ pub fn watchdog_arm(
     reload: &[String],
 ) -> String {
     let d = quote(dir);
+    let (armed, firing) = (
+        quote(&format!("{dir}/armed")),
+        quote(&format!("{dir}/firing")),
+    );
     let mut restore = String::new();
     let mut backup = String::new();
     for (i, (path, new_sha)) in files.iter().enumerate() {
@@ -164,20 +172,24 @@ pub fn watchdog_arm(
         let tmp = quote(&format!("{path}.bgswap-watchdog"));
         backup.push_str(&format!("cp -p -- {p} {prev} && "));
         restore.push_str(&format!(
-            "if [ \"$(sha256sum < {p} | cut -d' ' -f1)\" = {s} ]; then cp -p -- {prev} {tmp} && mv -f -- {tmp} {p}; fi; ",
-            s = quote(new_sha)
+            "s=$(sha256sum < {p} | cut -d' ' -f1); if [ \"$s\" = {n} ]; then cp -p -- {prev} {tmp} && mv -f -- {tmp} {p} || ok=0; elif [ \"$s\" != \"$(sha256sum < {prev} | cut -d' ' -f1)\" ]; then ok=0; fi; ",
+            n = quote(new_sha)
         ));
     }
     let script = format!(
-        "sleep {secs}; mv -- {armed} {firing} 2>/dev/null || exit 0; {restore}{reload}; mv -f -- {firing} {fired}",
-        armed = quote(&format!("{dir}/armed")),
-        firing = quote(&format!("{dir}/firing")),
+        "echo $$ > {pid}; while :; do read r dl < {armed} 2>/dev/null || exit 0; [ \"$r\" = {r} ] || exit 0; [ \"$(date +%s)\" -ge \"$dl\" ] && break; sleep 1; done; \
+mv -- {armed} {firing} 2>/dev/null || exit 0; ok=1; {restore}\
+if [ $ok = 1 ] && timeout 60 {reload}; then mv -f -- {firing} {fired}; else mv -f -- {firing} {failed}; fi",
+        pid = quote(&format!("{dir}/pid")),
+        r = quote(run),
         fired = quote(&format!("{dir}/fired")),
+        failed = quote(&format!("{dir}/failed")),
         reload = line(reload),
     );
     format!(
-        "mkdir -p -m 0700 -- {d} && rm -f -- {d}/armed {d}/firing {d}/fired {d}/disarmed {d}/*.prev && {backup}\
-printf '%s %s\\n' {r} \"$(( $(date +%s) + {secs} ))\" > {d}/armed.new && mv -f -- {d}/armed.new {d}/armed && \
+        "mkdir -p -m 0700 -- {d} && {{ o=$(cat {d}/pid 2>/dev/null) && grep -qF bgswap-watchdog= /proc/\"$o\"/cmdline 2>/dev/null && kill \"$o\"; true; }} && \
+rm -f -- {d}/armed {d}/firing {d}/fired {d}/failed {d}/disarmed {d}/pid {d}/*.prev && {backup}\
+printf '%s %s\\n' {r} \"$(( $(date +%s) + {secs} ))\" > {d}/armed.new && mv -f -- {d}/armed.new {armed} && \
 {{ setsid sh -c {s} {tag} >/dev/null 2>&1 </dev/null & }}",
         r = quote(run),
         s = quote(&script),
@@ -185,12 +197,27 @@ printf '%s %s\\n' {r} \"$(( $(date +%s) + {secs} ))\" > {d}/armed.new && mv -f -
     )
 }
 
+/// Moves an armed watchdog's deadline to `secs` from now (before the
+/// reload: an operator's time at a `--step` prompt must not count); exit 3
+/// with `fired` on stderr if it is no longer armed.
+pub fn watchdog_extend(dir: &str, run: &str, secs: u64) -> String {
+    let d = quote(dir);
+    format!(
+        "if [ -e {d}/armed ]; then printf '%s %s\\n' {r} \"$(( $(date +%s) + {secs} ))\" > {d}/armed.new && mv -f -- {d}/armed.new {d}/armed; else echo fired >&2; exit 3; fi",
+        r = quote(run)
+    )
+}
+
 /// Disarms the watchdog: exit 0 if bgswap got there first (the backups are
-/// removed), 3 with `fired` on stderr if the watchdog already claimed it.
+/// removed) or none is armed; 4 with `firing` on stderr while it is putting
+/// the router back; 3 with `fired` (or `failed`) once it has.
 pub fn watchdog_disarm(dir: &str) -> String {
     let d = quote(dir);
     format!(
-        "if mv -- {d}/armed {d}/disarmed 2>/dev/null; then rm -f -- {d}/*.prev; else echo fired >&2; exit 3; fi"
+        "if mv -- {d}/armed {d}/disarmed 2>/dev/null; then rm -f -- {d}/*.prev; exit 0; fi; \
+if [ -e {d}/firing ]; then echo firing >&2; exit 4; fi; \
+if [ -e {d}/fired ]; then echo fired >&2; exit 3; fi; \
+if [ -e {d}/failed ]; then echo failed >&2; exit 3; fi; exit 0"
     )
 }
 
@@ -199,7 +226,7 @@ pub fn watchdog_disarm(dir: &str) -> String {
 pub fn watchdog_state(dir: &str) -> String {
     let d = quote(dir);
     format!(
-        "for s in armed firing fired; do if [ -e {d}/$s ]; then printf '%s ' \"$s\"; cat {d}/$s; fi; done; true"
+        "for s in armed firing fired failed; do if [ -e {d}/$s ]; then printf '%s ' \"$s\"; cat {d}/$s; fi; done; true"
     )
 }
 
@@ -278,7 +305,6 @@ mod tests {
     fn watchdog_fires_unless_disarmed() {
         let t = tempfile::tempdir().expect("tmp");
         let base = t.path().display().to_string();
-        let cfg = format!("{base}/haproxy.cfg");
         let sh = |cmd: &str| {
             std::process::Command::new("sh")
                 .arg("-c")
@@ -287,9 +313,15 @@ mod tests {
                 .expect("sh runs")
         };
         let sha = |b: &[u8]| crate::model::observation::sha256_hex(b);
-        for disarm_first in [false, true] {
-            let dir = format!("{base}/wd-{disarm_first}");
-            let marker = format!("{base}/reloaded-{disarm_first}");
+        let state =
+            |dir: &str| String::from_utf8_lossy(&sh(&watchdog_state(dir)).stdout).into_owned();
+        // 0: fires; 1: disarmed first; 2: someone else changed the file:
+        // nothing restored, nothing reloaded, `failed`; 3: the deadline is
+        // moved before it fires.
+        for case in 0..4 {
+            let dir = format!("{base}/wd {case}");
+            let cfg = format!("{base}/it's haproxy {case}.cfg");
+            let marker = format!("{base}/reloaded-{case}");
             std::fs::write(&cfg, b"old routes\n").expect("write");
             let reload = vec!["touch".to_string(), marker.clone()];
             let arm = watchdog_arm(
@@ -300,27 +332,94 @@ mod tests {
                 &reload,
             );
             assert!(sh(&arm).status.success(), "arm: {arm}");
-            std::fs::write(&cfg, b"new routes\n").expect("write");
-            let state = sh(&watchdog_state(&dir));
-            assert!(String::from_utf8_lossy(&state.stdout).starts_with("armed run-1 "));
-            if disarm_first {
+            std::fs::write(
+                &cfg,
+                if case == 2 {
+                    &b"edited\n"[..]
+                } else {
+                    &b"new routes\n"[..]
+                },
+            )
+            .expect("write");
+            assert!(state(&dir).starts_with("armed run-1 "));
+            if case == 1 {
                 assert!(sh(&watchdog_disarm(&dir)).status.success());
             }
-            std::thread::sleep(std::time::Duration::from_millis(2500));
+            if case == 3 {
+                assert!(sh(&watchdog_extend(&dir, "run-1", 6)).status.success());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(3500));
             let now = std::fs::read(&cfg).expect("read");
-            if disarm_first {
-                assert_eq!(now, b"new routes\n");
-                assert!(!std::path::Path::new(&marker).exists());
-                assert_eq!(sh(&watchdog_state(&dir)).stdout, b"");
-            } else {
-                assert_eq!(now, b"old routes\n", "restored by the watchdog");
-                assert!(std::path::Path::new(&marker).exists(), "reloaded");
-                let d = sh(&watchdog_disarm(&dir));
-                assert_eq!(d.status.code(), Some(3));
-                assert!(String::from_utf8_lossy(&sh(&watchdog_state(&dir)).stdout)
-                    .starts_with("fired run-1"));
+            let reloaded = std::path::Path::new(&marker).exists();
+            match case {
+                0 => {
+                    assert_eq!(now, b"old routes\n", "restored by the watchdog");
+                    assert!(reloaded, "reloaded");
+                    let d = sh(&watchdog_disarm(&dir));
+                    assert_eq!(d.status.code(), Some(3));
+                    assert!(state(&dir).starts_with("fired run-1"));
+                }
+                1 => {
+                    assert_eq!(now, b"new routes\n");
+                    assert!(!reloaded);
+                    assert_eq!(state(&dir), "");
+                    assert_eq!(
+                        sh(&watchdog_disarm(&dir)).status.code(),
+                        Some(0),
+                        "none armed"
+                    );
+                }
+                2 => {
+                    assert_eq!(now, b"edited\n", "someone else's file is left alone");
+                    assert!(!reloaded, "no reload over a file it could not restore");
+                    assert!(state(&dir).starts_with("failed run-1"));
+                }
+                _ => {
+                    assert_eq!(now, b"new routes\n", "not fired yet: its deadline moved");
+                    assert!(state(&dir).starts_with("armed run-1 "));
+                    assert!(sh(&watchdog_disarm(&dir)).status.success());
+                }
             }
         }
+        // Arming again ends a watchdog an earlier run left waiting.
+        let dir = format!("{base}/wd again");
+        let cfg = format!("{base}/again.cfg");
+        std::fs::write(&cfg, b"x").expect("write");
+        let marker = format!("{base}/reloaded-again");
+        let reload = vec!["touch".to_string(), marker.clone()];
+        assert!(sh(&watchdog_arm(
+            &dir,
+            "old",
+            &[(cfg.clone(), sha(b"y"))],
+            2,
+            &reload
+        ))
+        .status
+        .success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let old_pid = std::fs::read_to_string(format!("{dir}/pid")).expect("pid");
+        assert!(sh(&watchdog_arm(
+            &dir,
+            "new",
+            &[(cfg.clone(), sha(b"y"))],
+            30,
+            &reload
+        ))
+        .status
+        .success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Gone, or a zombie waiting for whoever reaps orphans here.
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", old_pid.trim())).unwrap_or_default();
+        assert!(
+            stat.is_empty()
+                || stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z')),
+            "the old watchdog is gone: {stat}"
+        );
+        assert!(sh(&watchdog_disarm(&dir)).status.success());
     }
 
     #[test]

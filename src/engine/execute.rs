@@ -173,6 +173,13 @@ pub fn execute(
         router_host: ctx.hosts.inv.router.host.clone(),
         steps: plan.steps.clone(),
         files: saved.clone(),
+        colours: ctx
+            .hosts
+            .inv
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.colour))
+            .collect(),
     };
     if let Err(e) = jappend_synced(&journal, begin) {
         return finish(
@@ -223,6 +230,13 @@ pub fn execute(
                     }
                     Ok(StepChoice::StopHere) => {
                         remove_staged(ctx, plan);
+                        // Left as it is means the router too: the watchdog
+                        // would otherwise put it back behind the operator.
+                        if watchdog_armed && !watchdog_confirmed {
+                            if let Err(e) = watchdog::settle(ctx) {
+                                note(ctx, Some(&ctx.hosts.inv.router.host), e);
+                            }
+                        }
                         let msg = format!("stopped by the operator before phase {} ({}); the deployment is left as it is: undo with `bgswap rollback`", i + 1, phase.as_str());
                         return finish(ctx, &journal, t0, Outcome::Stopped(msg));
                     }
@@ -250,6 +264,12 @@ pub fn execute(
                 break;
             }
             watchdog_armed = true;
+        }
+        if *phase == Phase::ReloadRouter && watchdog_armed {
+            if let Err(e) = watchdog::extend(ctx, run) {
+                failure = Some(format!("{e}; nothing of phase {} ran", i + 1));
+                break;
+            }
         }
         let pt = Instant::now();
         if *phase == Phase::StopNewProd && dev_offline.is_none() {
@@ -446,11 +466,5 @@ pub fn execute(
             }
         }
     };
-    // Once the undo put the router back, the watchdog has nothing left to
-    // do; otherwise it stays armed and may still send prod back to the old
-    // prod, which the undo left running.
-    if watchdog_armed && !watchdog_confirmed && matches!(outcome, Outcome::RolledBack(_)) {
-        watchdog::disarm_quietly(ctx);
-    }
     finish(ctx, &journal, t0, outcome)
 }

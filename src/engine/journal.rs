@@ -22,6 +22,7 @@ use crate::model::plan::Step;
 use crate::transport::{Expect, Host, HostError};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -101,6 +102,10 @@ pub enum Record {
         router_host: String,
         steps: Vec<Step>,
         files: Vec<SavedFile>,
+        /// The colour of every host as the run saw it: the undo's guards
+        /// follow these, not an inventory edited since.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        colours: BTreeMap<String, Colour>,
     },
     Intent {
         n: usize,
@@ -640,6 +645,8 @@ pub struct RunState {
     pub router_host: String,
     pub steps: Vec<Step>,
     pub files: Vec<SavedFile>,
+    /// Host → colour, from the begin record (empty in older journals).
+    pub colours: BTreeMap<String, Colour>,
     pub status: Vec<StepStatus>,
     pub undone: Vec<bool>,
     pub ending: Option<Ending>,
@@ -664,6 +671,7 @@ impl RunState {
             router_host,
             steps,
             files,
+            colours,
             ..
         }) = records.first()
         else {
@@ -675,6 +683,7 @@ impl RunState {
             promote: *promote,
             demote: *demote,
             router_host: router_host.clone(),
+            colours: colours.clone(),
             status: vec![StepStatus::NotStarted; steps.len()],
             undone: vec![false; steps.len()],
             steps: steps.clone(),
@@ -789,6 +798,7 @@ mod tests {
                 Some(0o640),
                 Some((0, 0)),
             )],
+            colours: Default::default(),
         })
         .expect("append");
         j.append(Record::Intent {
@@ -843,6 +853,7 @@ mod tests {
             router_host: "router".into(),
             steps: Vec::new(),
             files: vec![SavedFile::new("h", "/p", b"x", "a", "b", None, None)],
+            colours: Default::default(),
         }
     }
 

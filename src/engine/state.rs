@@ -78,6 +78,9 @@ pub struct StateTable {
     pub hosts: Vec<HostState>,
     pub router: Running,
     pub routes: Vec<RouteState>,
+    /// The router watchdog as found (armed, firing, fired, failed), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<String>,
 }
 
 /// Reads the state of every host the run touched.
@@ -186,10 +189,17 @@ pub fn observe(hosts: &Hosts, st: &RunState, router: Running) -> StateTable {
             });
         }
     }
+    let watchdog = hosts.host(&st.router_host).ok().and_then(|r| {
+        super::watchdog::read(r, &inv.deployment, hosts.timeout)
+            .ok()
+            .flatten()
+            .map(|w| w.describe(super::watchdog::now_secs()))
+    });
     StateTable {
         hosts: by_host.into_values().collect(),
         router,
         routes,
+        watchdog,
     }
 }
 

@@ -81,6 +81,18 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         .lock()
         .map(|j| j.records().to_vec())
         .unwrap_or_default();
+    // A watchdog the run left armed is settled first: disarmed, or waited
+    // for while it puts the router back; the router's files are read after.
+    if st.files.iter().any(|f| f.host == st.router_host) {
+        match super::watchdog::settle(ctx) {
+            Ok(what) => note(ctx, Some(&st.router_host), what),
+            Err(e) => note(
+                ctx,
+                Some(&st.router_host),
+                format!("{e}; a watchdog still armed there puts the previous router files back by itself"),
+            ),
+        }
+    }
     let files = super::state::router_files(ctx.hosts.hosts, st);
     let mut plan = undo_plan::plan_of(ctx.hosts.inv, st, &records, files);
     if plan.router_at_start == Running::Unknown && ctx.probes {
@@ -143,7 +155,8 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         None => match verify(ctx, st.demote) {
             Ok(()) => Outcome::RolledBack(cause.into()),
             Err(e) => {
-                let table = super::state::observe(&ctx.hosts, st, running);
+                let table =
+                    super::state::observe(&ctx.hosts, st, running_now(ctx, st, journal, running));
                 Outcome::Incomplete {
                     cause: format!(
                         "{cause}; after undoing every step, verification failed: {}",
@@ -158,7 +171,8 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
             }
         },
         Some((pi, why)) => {
-            let table = super::state::observe(&ctx.hosts, st, running);
+            let table =
+                super::state::observe(&ctx.hosts, st, running_now(ctx, st, journal, running));
             let report = format!(
                 "{}The undo stopped at \"{}\": {why}\n{}",
                 table.text(),
@@ -172,6 +186,28 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
             }
         }
     }
+}
+
+/// Where the running router sends prod as the undo ends: what this process
+/// tracked, if the journal and the router's files read now agree with it;
+/// otherwise unknown, or what the router says when probes can ask it.
+fn running_now(ctx: &Ctx, st: &RunState, journal: &Mutex<Journal>, tracked: Running) -> Running {
+    let records = journal
+        .lock()
+        .map(|j| j.records().to_vec())
+        .unwrap_or_default();
+    let undo = undo_plan::undo_statuses(&records, st.steps.len());
+    let files = super::state::router_files(ctx.hosts.hosts, st);
+    let r = undo_plan::running_router(st, &undo, files);
+    if r == tracked && r != Running::Unknown {
+        return r;
+    }
+    if ctx.probes {
+        if let Some(colour) = super::watchdog::serving_prod(ctx) {
+            return Running::Prod { colour };
+        }
+    }
+    Running::Unknown
 }
 
 /// A guard that moves prod: every host of the colour runs its units and
@@ -258,9 +294,6 @@ fn undo_router(
             return Some(format!("step {} on {}: {why}", s.n, s.host));
         }
     }
-    // The router is back on its previous files: a watchdog the run left
-    // armed has nothing left to do.
-    super::watchdog::disarm_quietly(ctx);
     None
 }
 
@@ -281,19 +314,21 @@ fn undo_parallel(
             let failures = &failures;
             sc.spawn(move || {
                 for s in list {
-                    if let Some(Guard::NotServingProd { colour }) = &s.guard {
-                        if !running.serves_prod(colour.other()) {
-                            let error = format!(
-                                "left running: the running router sends prod to {} as far as bgswap knows ({}); stopping its web units would cut prod",
-                                colour,
-                                running.describe()
-                            );
-                            refuse(ctx, journal, st, s.index, &error);
-                            if let Ok(mut f) = failures.lock() {
-                                f.push(format!("step {} on {}: {error}", s.n, s.host));
-                            }
-                            return;
+                    let refused = match &s.guard {
+                        Some(Guard::NotServingProd { colour }) if !running.serves_prod(colour.other()) => Some(format!(
+                            "left running: the running router may send prod to {} ({}); stopping its units could cut prod",
+                            colour,
+                            running.describe()
+                        )),
+                        Some(g @ Guard::HostUnknown { .. }) => Some(format!("left running: {}", g.describe())),
+                        _ => None,
+                    };
+                    if let Some(error) = refused {
+                        refuse(ctx, journal, st, s.index, &error);
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("step {} on {}: {error}", s.n, s.host));
                         }
+                        return;
                     }
                     let mut failed = Vec::new();
                     if !undo_one(ctx, journal, st, s.index, &mut failed) {
@@ -356,7 +391,11 @@ fn commands_left(plan: &UndoPlan, from: usize, journal: &Mutex<Journal>) -> Stri
             out.push_str(&format!("  {k}. first make sure: {}\n", g.describe()));
         }
         for s in &p.steps {
-            if done.get(s.n - 1).is_some_and(|u| u.finished()) {
+            if s.n
+                .checked_sub(1)
+                .and_then(|i| done.get(i))
+                .is_some_and(|u| u.finished())
+            {
                 continue;
             }
             k += 1;

@@ -64,6 +64,9 @@ pub enum Guard {
     /// The step stops web units of `colour`: only while the running router
     /// is known to send prod to the other colour.
     NotServingProd { colour: Colour },
+    /// The step stops web units of a host whose colour neither the journal
+    /// nor the inventory knows: never run.
+    HostUnknown { host: String },
     /// The phase moves prod back to `colour`: only once every web unit of
     /// that colour runs and answers a prod hostname (`checks`).
     ServesProd {
@@ -88,6 +91,9 @@ impl Guard {
                 "only if the running router sends prod to {}, not to {colour}",
                 colour.other()
             ),
+            Guard::HostUnknown { host } => {
+                format!("never: the colour of {host} is in neither the journal nor the inventory")
+            }
             Guard::ServesProd { colour, checks } => format!(
                 "only once {colour}'s web units run and answer a prod hostname ({})",
                 checks
@@ -222,7 +228,14 @@ pub fn running_router(st: &RunState, undo: &[UndoStatus], files: Option<RouterFi
         (Running::Prod { colour }, Some(f)) if colour == st.promote && f != RouterFiles::New => {
             Running::Unknown
         }
-        (Running::Prod { .. }, Some(RouterFiles::New)) if reload_undone => Running::Unknown,
+        // The old routes run as far as the journal knows, but the files
+        // hold the new ones (written, never reloaded by bgswap: a reload by
+        // anyone else would have moved prod), or were changed after an
+        // undone reload.
+        (Running::Prod { colour }, Some(RouterFiles::New)) if colour == st.demote => {
+            Running::Unknown
+        }
+        (Running::Prod { .. }, Some(RouterFiles::Other)) if reload_undone => Running::Unknown,
         _ => running,
     }
 }
@@ -246,7 +259,13 @@ pub fn plan_of(
     router_files: Option<RouterFiles>,
 ) -> UndoPlan {
     let undo = undo_statuses(records, st.steps.len());
-    let colour_of = |host: &str| inv.host(host).map(|h| h.colour);
+    // The colours the run saw (journaled), else the inventory's.
+    let colour_of = |host: &str| {
+        st.colours
+            .get(host)
+            .copied()
+            .or_else(|| inv.host(host).map(|h| h.colour))
+    };
     let router_at_start = running_router(st, &undo, router_files);
     // The router's files contradict the journal: it does not know of
     // everything that happened since (a lost copy of an earlier undo, a
@@ -267,7 +286,10 @@ pub fn plan_of(
         // check) may only stop while the running router sends prod elsewhere.
         let guard = match &step.inverse {
             Action::StopUnits { host, ready, .. } if ready.is_some() || stale => {
-                colour_of(host).map(|colour| Guard::NotServingProd { colour })
+                Some(match colour_of(host) {
+                    Some(colour) => Guard::NotServingProd { colour },
+                    None => Guard::HostUnknown { host: host.clone() },
+                })
             }
             _ => None,
         };
@@ -298,6 +320,34 @@ pub fn plan_of(
             }),
         }
     }
+    // Router files were written but the reload never ran: the undo reloads
+    // anyway once they are back, so that the running routes are known
+    // (someone may have reloaded the router since).
+    if let Some(p) = phases.iter_mut().find(|p| p.is_router()) {
+        let has_reload = p
+            .steps
+            .iter()
+            .any(|s| matches!(s.inverse, Action::Reload { .. }));
+        let reload = st
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| matches!(s.action, Action::Reload { .. }));
+        if let (false, Some((i, s))) = (has_reload, reload) {
+            if !undo[i].finished() {
+                p.steps.push(UndoStep {
+                    n: s.n,
+                    index: i,
+                    host: s.action.host().to_string(),
+                    forward: "not started; reloaded so that the running routes are known",
+                    earlier: undo[i],
+                    inverse: s.inverse.clone(),
+                    what: s.inverse.describe(),
+                    guard: None,
+                });
+            }
+        }
+    }
     for p in phases.iter_mut().filter(|p| p.is_router()) {
         // The reload goes last (the files it loads are back by then).
         p.steps
@@ -326,9 +376,12 @@ fn serves_guard(inv: &Inventory, st: &RunState, colour: Colour) -> Guard {
     let mut checks: Vec<ServeCheck> = Vec::new();
     for s in &st.steps {
         if let Action::StopUnits { host, units, ready } = &s.action {
-            if inv.host(host).map(|h| h.colour) == Some(colour)
-                && !checks.iter().any(|c| &c.host == host)
-            {
+            let c = st
+                .colours
+                .get(host)
+                .copied()
+                .or_else(|| inv.host(host).map(|h| h.colour));
+            if c == Some(colour) && !checks.iter().any(|c| &c.host == host) {
                 checks.push(ServeCheck {
                     host: host.clone(),
                     units: units.clone(),
@@ -435,6 +488,7 @@ mod tests {
             status: status.to_vec(),
             steps,
             files: vec![],
+            colours: Default::default(),
             ending: None,
         }
     }
@@ -483,8 +537,12 @@ mod tests {
         );
         assert_eq!(
             running_router(&st(NotStarted), &p, Some(RouterFiles::New)),
-            blue,
-            "written but never reloaded"
+            Running::Unknown,
+            "written, never reloaded by bgswap: anyone's reload would have moved prod"
+        );
+        assert_eq!(
+            running_router(&st(NotStarted), &p, Some(RouterFiles::Original)),
+            blue
         );
     }
 

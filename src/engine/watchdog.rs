@@ -66,15 +66,20 @@ pub fn confirm(ctx: &Ctx, prod: Colour) -> Result<(), String> {
         )
     })?;
     if ctx.probes {
-        probe_prod(ctx, fresh, prod)?
+        probe_prod(ctx, fresh, prod)?;
+        note(
+            ctx,
+            Some(&inv.router.host),
+            "router watchdog disarmed: prod answered through the router, confirmed over a fresh connection",
+        );
     } else {
-        disarm_on(ctx, fresh.as_ref())?
+        disarm_on(ctx, fresh.as_ref())?;
+        note(
+            ctx,
+            Some(&inv.router.host),
+            "router watchdog disarmed over a fresh connection (probes are off: prod was not asked through the router)",
+        );
     }
-    note(
-        ctx,
-        Some(&inv.router.host),
-        "router watchdog disarmed: prod answered through the router, confirmed over a fresh connection",
-    );
     Ok(())
 }
 
@@ -84,7 +89,7 @@ fn disarm_on(ctx: &Ctx, h: &dyn Host) -> Result<(), String> {
         .map_err(|e| format!("cannot disarm the router watchdog: {e}"))?;
     match out.status {
         0 => Ok(()),
-        3 => Err("the router watchdog fired before bgswap could confirm: the router is back on its previous files".into()),
+        3 | 4 => Err("the router watchdog fired before bgswap could confirm: it puts the router back on its previous files".into()),
         s => Err(format!(
             "cannot disarm the router watchdog (exit {s}): {}",
             out.stderr.trim()
@@ -92,12 +97,68 @@ fn disarm_on(ctx: &Ctx, h: &dyn Host) -> Result<(), String> {
     }
 }
 
-/// Best effort, at the end of a run that armed the watchdog and did not
-/// confirm: once the undo put the router back, the watchdog has nothing
-/// left to do.
-pub fn disarm_quietly(ctx: &Ctx) {
-    if let Ok(h) = ctx.hosts.host(&ctx.hosts.inv.router.host) {
-        let _ = h.run(&commands::watchdog_disarm(&dir(ctx)), ctx.hosts.timeout);
+/// Moves the deadline before the reload (an operator's time at a `--step`
+/// prompt must not count against it); an error if it already fired.
+pub fn extend(ctx: &Ctx, run: &str) -> Result<(), String> {
+    let inv = ctx.hosts.inv;
+    let out = ctx
+        .hosts
+        .host(&inv.router.host)
+        .and_then(|h| {
+            h.run(
+                &commands::watchdog_extend(&dir(ctx), run, inv.router.watchdog_secs),
+                ctx.hosts.timeout,
+            )
+        })
+        .map_err(|e| format!("cannot reach the router watchdog: {e}"))?;
+    match out.status {
+        0 => Ok(()),
+        _ => Err("the router watchdog fired before the reload: it puts the router back on its previous files".into()),
+    }
+}
+
+/// Before an undo touches anything: a watchdog the run left armed is
+/// disarmed, or — if it is putting the router back right now — waited for
+/// (bounded), so that the undo and the watchdog never write the router's
+/// files at once. Says what it found.
+pub fn settle(ctx: &Ctx) -> Result<String, String> {
+    let inv = ctx.hosts.inv;
+    let h = ctx
+        .hosts
+        .host(&inv.router.host)
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(75);
+    loop {
+        let out = h
+            .run(&commands::watchdog_disarm(&dir(ctx)), ctx.hosts.timeout)
+            .map_err(|e| e.to_string())?;
+        match out.status {
+            0 => return Ok("the router watchdog is not armed (disarmed now, or never was)".into()),
+            3 => {
+                return Ok(format!(
+                    "the router watchdog had {}",
+                    if out.stderr.contains("failed") {
+                        "fired and FAILED (it reloaded nothing)"
+                    } else {
+                        "fired: it put the router's previous files back and reloaded"
+                    }
+                ))
+            }
+            4 if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(500))
+            }
+            4 => {
+                return Err(
+                    "the router watchdog is still putting the router back after 75 s".into(),
+                )
+            }
+            s => {
+                return Err(format!(
+                    "cannot disarm the router watchdog (exit {s}): {}",
+                    out.stderr.trim()
+                ))
+            }
+        }
     }
 }
 
@@ -190,7 +251,7 @@ fn prod_answered_by(
 /// The watchdog as `status` and `lock status` show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WatchdogState {
-    /// `armed`, `firing` or `fired`.
+    /// `armed`, `firing`, `fired` or `failed`.
     pub state: String,
     pub run: String,
     /// When an armed watchdog fires (seconds since the epoch).
@@ -203,7 +264,7 @@ impl WatchdogState {
     pub fn parse(out: &str) -> Option<WatchdogState> {
         let mut w = out.split_whitespace();
         let state = w.next()?;
-        if !matches!(state, "armed" | "firing" | "fired") {
+        if !matches!(state, "armed" | "firing" | "fired" | "failed") {
             return None;
         }
         Some(WatchdogState {
@@ -225,6 +286,10 @@ impl WatchdogState {
                 self.run
             ),
             ("firing", _) => format!("firing for run {}: putting the previous router files back", self.run),
+            ("failed", _) => format!(
+                "FAILED for run {}: the router's files were not all the previous ones (or its reload failed), so it reloaded nothing: inspect the router",
+                self.run
+            ),
             _ => format!(
                 "fired for run {}: the router was put back on its previous files by the watchdog",
                 self.run

@@ -84,6 +84,7 @@ pub enum Cmd {
         secs: u64,
     },
     WatchdogDisarm(String),
+    WatchdogExtend(String),
     WatchdogState(String),
 }
 
@@ -99,7 +100,8 @@ impl Cmd {
             | Cmd::Fixup { .. }
             | Cmd::Reload
             | Cmd::WatchdogArm { .. }
-            | Cmd::WatchdogDisarm(_) => true,
+            | Cmd::WatchdogDisarm(_)
+            | Cmd::WatchdogExtend(_) => true,
             Cmd::Systemctl { verb, .. } => verb != "is-active",
             Cmd::HaproxyCheck(_)
             | Cmd::HaproxyCheckStdin
@@ -174,7 +176,19 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
         let dir = v.get(3)?.strip_suffix("/armed")?;
         return (commands::watchdog_disarm(dir) == cmd).then(|| Cmd::WatchdogDisarm(dir.into()));
     }
-    if is_router && cmd.starts_with("for s in armed firing fired; do ") {
+    if is_router && cmd.starts_with("if [ -e ") && cmd.contains("/armed ]; then printf ") {
+        let dir = v.get(3)?.strip_suffix("/armed")?;
+        let run = after(&w, &["printf", "%s %s\\n"])?;
+        let secs: u64 = w.iter().find_map(|x| {
+            x.strip_prefix("$(( $(date +%s) + ")?
+                .strip_suffix(" ))")?
+                .parse()
+                .ok()
+        })?;
+        return (commands::watchdog_extend(dir, run, secs) == cmd)
+            .then(|| Cmd::WatchdogExtend(dir.into()));
+    }
+    if is_router && cmd.starts_with("for s in armed firing fired failed; do ") {
         let dir = v.iter().find_map(|x| x.strip_suffix("/$s"))?;
         return (commands::watchdog_state(dir) == cmd).then(|| Cmd::WatchdogState(dir.into()));
     }
@@ -260,12 +274,18 @@ fn parse_watchdog_arm(inv: &Inventory, w: &[String], cmd: &str) -> Option<Cmd> {
         .filter(|&i| i + 3 < setsid && w[i] == "cp" && w[i + 1] == "-p" && w[i + 2] == "--")
         .map(|i| w[i + 3].as_str())
         .collect();
+    // The deadline: `$(( $(date +%s) + SECS ))`.
+    let secs: u64 = w.iter().find_map(|x| {
+        x.strip_prefix("$(( $(date +%s) + ")?
+            .strip_suffix(" ))")?
+            .parse()
+            .ok()
+    })?;
     let script = after(w, &["setsid", "sh", "-c"])?;
     let sw = shell::words(script)?;
-    let secs: u64 = after(&sw, &["sleep"])?.parse().ok()?;
     let shas: Vec<&str> = (0..sw.len())
-        .filter(|&i| sw[i] == "=" && sw.get(i + 2).map(String::as_str) == Some("]"))
-        .map(|i| sw[i + 1].as_str())
+        .filter(|&i| sw[i] == "$s" && sw.get(i + 1).map(String::as_str) == Some("="))
+        .filter_map(|i| sw.get(i + 2).map(String::as_str))
         .collect();
     if shas.len() != paths.len() {
         return None;
@@ -535,12 +555,28 @@ impl Inner {
                             .retain(|p, _| !(p.starts_with(&prefix) && p.ends_with(".prev")));
                         out(0, "", "")
                     }
-                    None => out(3, "", "fired\n"),
+                    None if hs.files.contains_key(&format!("{dir}/firing")) => {
+                        out(4, "", "firing\n")
+                    }
+                    None if hs.files.contains_key(&format!("{dir}/fired")) => out(3, "", "fired\n"),
+                    None if hs.files.contains_key(&format!("{dir}/failed")) => {
+                        out(3, "", "failed\n")
+                    }
+                    None => out(0, "", ""),
+                }
+            }
+            Cmd::WatchdogExtend(dir) => {
+                // Time does not pass in the simulation: a deadline moved is
+                // the armed file still there.
+                if self.file(host, &format!("{dir}/armed")).is_some() {
+                    out(0, "", "")
+                } else {
+                    out(3, "", "fired\n")
                 }
             }
             Cmd::WatchdogState(dir) => {
                 let mut s = String::new();
-                for st in ["armed", "firing", "fired"] {
+                for st in ["armed", "firing", "fired", "failed"] {
                     if let Some(f) = self.file(host, &format!("{dir}/{st}")) {
                         s.push_str(&format!("{st} {}", f.text()));
                     }

@@ -318,6 +318,7 @@ pub(crate) struct Inner {
 struct WatchdogProc {
     host: String,
     dir: String,
+    run: String,
     /// (path, sha256 the switch gives it).
     files: Vec<(String, String)>,
 }
@@ -907,7 +908,10 @@ impl Inner {
         let hs = self.host_mut(host);
         hs.files.retain(|p, _| {
             !(p.strip_prefix(&prefix).is_some_and(|n| {
-                matches!(n, "armed" | "firing" | "fired" | "disarmed") || n.ends_with(".prev")
+                matches!(
+                    n,
+                    "armed" | "firing" | "fired" | "failed" | "disarmed" | "pid"
+                ) || n.ends_with(".prev")
             }))
         });
         for (i, (p, _)) in files.iter().enumerate() {
@@ -934,9 +938,12 @@ impl Inner {
                 owner: (0, 0),
             },
         );
+        // Arming ends a watchdog an earlier run left waiting there.
+        self.watchdogs.retain(|w| !(w.host == host && w.dir == dir));
         self.watchdogs.push(WatchdogProc {
             host: host.into(),
             dir: dir.into(),
+            run: run.into(),
             files: files.to_vec(),
         });
         crate::transport::Output {
@@ -954,19 +961,36 @@ impl Inner {
             let Some(a) = hs.files.remove(&format!("{dir}/armed")) else {
                 continue;
             };
+            // A watchdog of another run exits without acting.
+            if !String::from_utf8_lossy(&a.bytes).starts_with(&format!("{} ", p.run)) {
+                hs.files.insert(format!("{dir}/armed"), a);
+                continue;
+            }
             hs.files.insert(format!("{dir}/firing"), a);
+            // Every file holding the new bytes is put back; any file that is
+            // neither new nor the previous one means no reload at all.
+            let mut ok = true;
             for (i, (path, sha)) in p.files.iter().enumerate() {
                 let now = hs.files.get(path).map(|f| sha256_hex(&f.bytes));
+                let prev = hs.files.get(&format!("{dir}/{i}.prev")).cloned();
                 if now.as_deref() == Some(sha.as_str()) {
-                    if let Some(prev) = hs.files.get(&format!("{dir}/{i}.prev")).cloned() {
-                        hs.files.insert(path.clone(), prev);
+                    match prev {
+                        Some(prev) => {
+                            hs.files.insert(path.clone(), prev);
+                        }
+                        None => ok = false,
                     }
+                } else if now != prev.map(|f| sha256_hex(&f.bytes)) {
+                    ok = false;
                 }
             }
-            self.reload_router(&p.host);
+            if ok {
+                self.reload_router(&p.host);
+            }
             let hs = self.host_mut(&p.host);
             if let Some(f) = hs.files.remove(&format!("{dir}/firing")) {
-                hs.files.insert(format!("{dir}/fired"), f);
+                hs.files
+                    .insert(format!("{dir}/{}", if ok { "fired" } else { "failed" }), f);
             }
             acted += 1;
             let seq = self.mutations.len() + 1;
