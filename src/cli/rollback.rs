@@ -149,9 +149,16 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
                 }
             }
         }
-        let undo = st.to_undo().len();
+        let plan = crate::engine::undo_plan::plan_of(
+            &s.inv,
+            &st,
+            &records,
+            crate::engine::state::router_files(&s.hosts, &st),
+        );
+        let undo = plan.steps();
+        eprint!("{}", plan.text());
         let summary = format!(
-            "bgswap rollback: {}: run {} ({}), ended {}; {undo} steps to inspect and undo. {} will hold prod again.",
+            "bgswap rollback: {}: run {} ({}), ended {}; {undo} steps to inspect and undo (the plan above). {} will hold prod again.",
             s.inv.deployment,
             st.run,
             st.holder,
