@@ -110,7 +110,9 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         reason: cause.into(),
         steps: plan.steps(),
     });
-    note(ctx, None, plan.text().trim_end().to_string());
+    for line in plan.text().lines() {
+        note(ctx, None, line.to_string());
+    }
     let _ = jappend_synced(
         journal,
         Record::RollbackBegin {

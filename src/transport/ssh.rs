@@ -109,6 +109,12 @@ pub struct SshHost {
     tunnel: std::sync::Mutex<Option<Session>>,
     /// The `$0` of every remote command (see `command::bounded`).
     tag: std::sync::Mutex<String>,
+    /// Set when the host stopped answering on this session (a command got
+    /// no answer past its bound, or libssh2 timed out on the socket): every
+    /// later operation fails at once instead of waiting out its own
+    /// timeout, so that an undo facing a lost host reaches its report in
+    /// seconds. A fresh connection (`reconnect`) starts clean.
+    lost: std::sync::Mutex<Option<String>>,
 }
 
 fn key_type_name(t: HostKeyType) -> &'static str {
@@ -137,6 +143,7 @@ impl SshHost {
             session,
             tunnel: std::sync::Mutex::new(None),
             tag: std::sync::Mutex::new(command::tag("-")),
+            lost: std::sync::Mutex::new(None),
         })
     }
 
@@ -354,12 +361,12 @@ impl Host for SshHost {
 
     fn run_input(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.run_inner(cmd, input, timeout)
+        self.unless_lost(|| self.run_inner(cmd, input, timeout))
     }
 
     fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.read_inner(path)
+        self.unless_lost(|| self.read_inner(path))
     }
 
     fn write_file(
@@ -371,7 +378,7 @@ impl Host for SshHost {
         owner: Option<(u32, u32)>,
     ) -> Result<(), HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.write_inner(path, expect, content, mode, owner)
+        self.unless_lost(|| self.write_inner(path, expect, content, mode, owner))
     }
 
     fn exchange(
@@ -401,7 +408,38 @@ impl Host for SshHost {
     }
 }
 
+const NO_ANSWER: &str = " (no answer from the host)";
+
+/// Whether an error means the host stopped answering (not that a command
+/// ran too long: the host's own `timeout` ending it, exit 124, is an answer).
+fn is_lost(e: &HostError) -> bool {
+    match e {
+        HostError::Timeout { what, .. } => what.ends_with(NO_ANSWER),
+        other => other.to_string().contains("Timed out waiting on socket"),
+    }
+}
+
 impl SshHost {
+    fn unless_lost<T>(&self, op: impl FnOnce() -> Result<T, HostError>) -> Result<T, HostError> {
+        if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(HostError::Other {
+                host: self.target.name.clone(),
+                reason: format!(
+                    "not tried: the host stopped answering earlier in this run ({why})"
+                ),
+            });
+        }
+        let r = op();
+        if let Err(e) = &r {
+            if is_lost(e) {
+                if let Ok(mut l) = self.lost.lock() {
+                    *l = Some(command::brief(&e.to_string()));
+                }
+            }
+        }
+        r
+    }
+
     fn run_inner(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let host = self.target.name.clone();
         log::debug(format!("{host}: run {cmd}"));
@@ -468,9 +506,11 @@ impl SshHost {
                 break Ok(());
             }
             if Instant::now() >= deadline {
+                // The host's own `timeout` would have ended the command and
+                // answered by now: the host itself is not answering.
                 break Err(HostError::Timeout {
                     host: host.clone(),
-                    what: format!("`{brief}`"),
+                    what: format!("`{brief}`{NO_ANSWER}"),
                     secs: timeout.as_secs(),
                 });
             }
