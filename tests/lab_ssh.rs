@@ -7,7 +7,7 @@ mod common;
 use bgswap::transport::fleet;
 use bgswap::transport::ssh::{NewKeys, SshHost, Target};
 use bgswap::transport::{command, Expect, Host, HostError, Peer};
-use common::lab::{lab, reset, Lab};
+use common::lab::{lab, reset, restored, unchanged, Lab};
 use common::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -84,7 +84,7 @@ fn lab_state(l: &Lab) -> Vec<(String, Vec<u8>, u32, i64, i64)> {
 #[test]
 fn plan_over_ssh_equals_plan_from_the_snapshot_it_captured() {
     let Some((l, _guard)) = lab() else { return };
-    reset();
+    unchanged();
     let tmp = tempfile::tempdir().expect("tmp");
     let snap = tmp.path().join("snap");
     let cfg = l.config.as_os_str();
@@ -143,7 +143,7 @@ fn plan_over_ssh_equals_plan_from_the_snapshot_it_captured() {
 #[test]
 fn plan_status_and_snapshot_change_nothing_on_any_host() {
     let Some((l, _guard)) = lab() else { return };
-    reset();
+    unchanged();
     let before = lab_state(l);
     assert!(
         before.iter().any(|(p, ..)| p.ends_with("invenio.cfg")),
@@ -180,7 +180,7 @@ fn plan_status_and_snapshot_change_nothing_on_any_host() {
 #[test]
 fn status_over_ssh_shows_the_table() {
     let Some((l, _guard)) = lab() else { return };
-    reset();
+    unchanged();
     let r = bgswap(["status".as_ref(), "--config".as_ref(), l.config.as_os_str()]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
@@ -200,6 +200,7 @@ fn status_over_ssh_shows_the_table() {
 #[test]
 fn an_unknown_host_key_is_refused_then_accepted_on_request() {
     let Some((l, _guard)) = lab() else { return };
+    unchanged();
     let tmp = tempfile::tempdir().expect("tmp");
     let kh = tmp.path().join("known_hosts");
     fs::write(&kh, "").expect("empty known_hosts");
@@ -258,6 +259,7 @@ fn an_unknown_host_key_is_refused_then_accepted_on_request() {
 #[test]
 fn a_changed_host_key_is_refused_even_with_accept_new() {
     let Some((l, _guard)) = lab() else { return };
+    unchanged();
     let tmp = tempfile::tempdir().expect("tmp");
     // Another ed25519 key under the name of rdm-invenio-api-green.
     let other = tmp.path().join("other");
@@ -306,6 +308,7 @@ fn a_changed_host_key_is_refused_even_with_accept_new() {
 #[test]
 fn a_wrong_client_key_is_refused() {
     let Some((l, _guard)) = lab() else { return };
+    unchanged();
     let tmp = tempfile::tempdir().expect("tmp");
     let key = tmp.path().join("id_wrong");
     keygen(&key);
@@ -335,6 +338,7 @@ fn a_wrong_client_key_is_refused() {
 #[test]
 fn a_port_that_never_speaks_ssh_times_out_within_the_bound() {
     let Some((l, _guard)) = lab() else { return };
+    unchanged();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -384,7 +388,6 @@ fn a_stopped_sshd_is_named() {
     assert!(st.success());
     std::thread::sleep(Duration::from_millis(300));
     let r = bgswap(["status".as_ref(), "--config".as_ref(), l.config.as_os_str()]);
-    reset();
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
         r.stderr.contains("could not connect to 1 of 6 hosts"),
@@ -475,14 +478,28 @@ fn compare_and_swap_writes_and_odd_paths_over_ssh() {
         h.run("sleep 5", Duration::from_millis(300)),
         Err(HostError::Timeout { .. })
     ));
+    // Back to the fixture state by hand (the next test needs no reset).
+    let rm = h
+        .run(&command::line(&["rm", "--", odd]), Duration::from_secs(10))
+        .expect("rm");
+    assert_eq!(rm.status, 0, "{}", rm.stderr);
+    h.write_file(
+        cfg,
+        Expect::Sha256(&after.sha256),
+        before.text.as_bytes(),
+        None,
+        None,
+    )
+    .expect("put the config back");
+    assert_eq!(h.read_file(cfg).expect("read").expect("exists"), before);
     drop(h);
-    reset();
+    restored();
 }
 
 #[test]
 fn all_hosts_are_connected_in_parallel() {
     let Some((l, _guard)) = lab() else { return };
-    reset();
+    unchanged();
     let inv = bgswap::model::inventory::Inventory::load(&l.config).expect("lab inventory");
     let targets = fleet::targets(&inv, None, None);
     assert_eq!(targets.len(), 6);
@@ -513,7 +530,7 @@ fn all_hosts_are_connected_in_parallel() {
 #[test]
 fn a_tcp_stream_opened_from_a_host() {
     let Some((l, _guard)) = lab() else { return };
-    reset();
+    unchanged();
     let h = SshHost::connect(&target(l, "haproxy-inner", "127.0.10.2"), NewKeys::Refuse)
         .expect("connects");
     let reply = h
@@ -565,7 +582,7 @@ fn a_tcp_stream_opened_from_a_host() {
 #[test]
 fn ssh_agent_identities_are_all_tried_and_ssh_config_aliases_honoured() {
     let Some((l, _guard)) = lab() else { return };
-    reset();
+    unchanged();
     let tmp = tempfile::tempdir().expect("tmp");
     // An agent holding a key the hosts refuse, then the lab's key.
     let wrong = tmp.path().join("id_wrong");
