@@ -612,11 +612,3 @@ fn a_rollback_from_a_stale_journal_copy_never_stops_the_restored_prod() {
         other => panic!("unexpected: {other:?}"),
     }
 }
-
-#[test]
-#[ignore]
-fn print_mutations() {
-    for m in mutations_with(&|_| {}) {
-        println!("{m}");
-    }
-}
