@@ -12,11 +12,10 @@ use std::time::Instant;
 /// new dev.
 pub const POSTFLIGHT_SECS: u64 = 30;
 
-/// After the switch: every probe of the new state (`bgswap probe`'s, with
-/// `prod` holding prod) must pass within [`POSTFLIGHT_SECS`]; failing probes
-/// are retried every half second until then.
-pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
-    use crate::probe::{self, Verdict};
+/// `bgswap probe`'s probes of the deployment as the hosts are now, with
+/// `prod` holding prod (read from every host).
+pub fn probes_with(ctx: &Ctx, prod: Colour) -> Result<Vec<crate::probe::Probe>, String> {
+    use crate::model::colour::Role;
     let inv = ctx.hosts.inv;
     let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
         .map_err(|e| e.to_string())?;
@@ -25,13 +24,27 @@ pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
     let role_of = |host: &str| {
         inv.host(host).map(|h| {
             if h.colour == prod {
-                crate::model::colour::Role::Prod
+                Role::Prod
             } else {
-                crate::model::colour::Role::Dev
+                Role::Dev
             }
         })
     };
-    let list = probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of);
+    Ok(crate::probe::probes(
+        inv,
+        &parsed.cfgs,
+        Some(&parsed.router),
+        &role_of,
+    ))
+}
+
+/// After the switch: every probe of the new state (`bgswap probe`'s, with
+/// `prod` holding prod) must pass within [`POSTFLIGHT_SECS`]; failing probes
+/// are retried every half second until then.
+pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
+    use crate::probe::{self, Verdict};
+    let inv = ctx.hosts.inv;
+    let list = probes_with(ctx, prod)?;
     let t0 = Instant::now();
     let results = probe::run_settled(
         inv,

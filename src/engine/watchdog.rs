@@ -197,21 +197,8 @@ fn prod_answered_by(
 ) -> Result<(), String> {
     use crate::probe::{self, Kind, Verdict};
     let inv = ctx.hosts.inv;
-    let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
-        .map_err(|e| e.to_string())?;
-    let parsed = crate::model::parsed::Parsed::parse(inv, &obs, "live hosts")
-        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
-    let role_of = |host: &str| {
-        inv.host(host).map(|h| {
-            if h.colour == prod {
-                Role::Prod
-            } else {
-                Role::Dev
-            }
-        })
-    };
     let prod_names = &inv.role(Role::Prod).hostnames;
-    let list: Vec<_> = probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of)
+    let list: Vec<_> = super::verify::probes_with(ctx, prod)?
         .into_iter()
         .filter(|p| {
             p.kind == Kind::Router
