@@ -137,10 +137,12 @@ pub fn observe(hosts: &Hosts, st: &RunState, router: Running) -> StateTable {
                 let (on, get) = get_command(via, host, device, target);
                 let (source, is) = match hosts.ok(on, &get, hosts.timeout) {
                     Ok(out) => {
-                        let now = out.stdout.trim().to_string();
-                        let is = if now == *from {
+                        // Host text: compared raw, shown masked.
+                        let raw = out.stdout.trim().to_string();
+                        let now = crate::mask::mask_text(&raw);
+                        let is = if raw == *from {
                             Which::Original
-                        } else if now == *to {
+                        } else if raw == *to {
                             Which::New
                         } else {
                             Which::Other(now.clone())

@@ -137,7 +137,7 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
         // Undo records reach the router's copy after every undo phase, so a
         // rollback resumed from another machine sees what this one undid.
         if let Err(e) = jsync(journal) {
-            note(ctx, Some(&st.router_host), e);
+            note(ctx, Some(&st.router_host), crate::mask::mask_text(&e));
         }
         if let Some(why) = failed {
             stop = Some((pi, why));

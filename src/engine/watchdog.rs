@@ -41,7 +41,7 @@ pub fn arm(ctx: &Ctx, plan: &Plan, run: &str) -> Result<(), String> {
             &commands::watchdog_arm(&dir(ctx), run, &files, secs, &inv.router.reload),
             ctx.hosts.timeout,
         )
-        .map_err(|e| format!("cannot arm the router watchdog: {e}"))?;
+        .map_err(|e| crate::mask::mask_text(&format!("cannot arm the router watchdog: {e}")))?;
     note(
         ctx,
         Some(&inv.router.host),
@@ -58,7 +58,7 @@ pub fn confirm(ctx: &Ctx, prod: Colour) -> Result<(), String> {
     let router = ctx
         .hosts
         .host(&inv.router.host)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
     let fresh = router.reconnect().map_err(|e| {
         format!(
             "cannot confirm over a fresh connection to the router ({e}); its watchdog puts the previous routes back within {} s",
@@ -86,13 +86,13 @@ pub fn confirm(ctx: &Ctx, prod: Colour) -> Result<(), String> {
 fn disarm_on(ctx: &Ctx, h: &dyn Host) -> Result<(), String> {
     let out = h
         .run(&commands::watchdog_disarm(&dir(ctx)), ctx.hosts.timeout)
-        .map_err(|e| format!("cannot disarm the router watchdog: {e}"))?;
+        .map_err(|e| crate::mask::mask_text(&format!("cannot disarm the router watchdog: {e}")))?;
     match out.status {
         0 => Ok(()),
         3 | 4 => Err("the router watchdog fired before bgswap could confirm: it puts the router back on its previous files".into()),
         s => Err(format!(
             "cannot disarm the router watchdog (exit {s}): {}",
-            out.stderr.trim()
+            crate::mask::mask_text(out.stderr.trim())
         )),
     }
 }
@@ -110,7 +110,7 @@ pub fn extend(ctx: &Ctx, run: &str) -> Result<(), String> {
                 ctx.hosts.timeout,
             )
         })
-        .map_err(|e| format!("cannot reach the router watchdog: {e}"))?;
+        .map_err(|e| crate::mask::mask_text(&format!("cannot reach the router watchdog: {e}")))?;
     match out.status {
         0 => Ok(()),
         _ => Err("the router watchdog fired before the reload: it puts the router back on its previous files".into()),
@@ -126,12 +126,12 @@ pub fn settle(ctx: &Ctx) -> Result<String, String> {
     let h = ctx
         .hosts
         .host(&inv.router.host)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(75);
     loop {
         let out = h
             .run(&commands::watchdog_disarm(&dir(ctx)), ctx.hosts.timeout)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
         match out.status {
             0 => return Ok("the router watchdog is not armed (disarmed now, or never was)".into()),
             3 => {
@@ -155,7 +155,7 @@ pub fn settle(ctx: &Ctx) -> Result<String, String> {
             s => {
                 return Err(format!(
                     "cannot disarm the router watchdog (exit {s}): {}",
-                    out.stderr.trim()
+                    crate::mask::mask_text(out.stderr.trim())
                 ))
             }
         }
@@ -256,7 +256,8 @@ impl WatchdogState {
         }
         Some(WatchdogState {
             state: state.to_string(),
-            run: w.next().unwrap_or("?").to_string(),
+            // Host text: shown only through the one masking function.
+            run: crate::mask::mask_text(w.next().unwrap_or("?")),
             deadline: w.next().and_then(|d| d.parse().ok()),
         })
     }
