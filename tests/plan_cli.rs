@@ -57,7 +57,7 @@ fn plan_on_the_imperial_fixture_is_readable_and_complete() {
         o.contains("--- haproxy-inner:/etc/haproxy/haproxy.cfg"),
         "{o}"
     );
-    assert!(o.contains("+SQLALCHEMY_DATABASE_URI=\"postgresql+psycopg2://invenio:****@rdm-postgresql-1-dev:5432/invenio\""), "{o}");
+    assert!(o.contains("+SQLALCHEMY_DATABASE_URI=\"postgresql+psycopg2://****@rdm-postgresql-1-dev:5432/invenio\""), "{o}");
     assert!(
         o.contains("\n-\tuse_backend ui_blue if host_data\n")
             && o.contains("\n+\tuse_backend ui_green if host_data\n"),

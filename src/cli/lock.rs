@@ -122,6 +122,7 @@ pub fn run(c: &LockCommand) -> Result<Outcome, Failure> {
         LockCommand::Break(b) => &b.live,
     };
     let inv = crate::model::inventory::Inventory::load(&live.config)?;
+    super::allow_roles(&inv);
     let router_name = inv.router.host.clone();
     let (inv, hosts) = session::connect_live(live, Some(&[router_name.as_str()]))?;
     let router = hosts
@@ -140,7 +141,10 @@ pub fn run(c: &LockCommand) -> Result<Outcome, Failure> {
                 w.describe(crate::engine::watchdog::now_secs())
             ),
             Ok(None) => println!("router watchdog: not armed"),
-            Err(e) => println!("router watchdog: cannot be read: {e}"),
+            Err(e) => println!(
+                "router watchdog: cannot be read: {}",
+                crate::mask::mask_text(&e.to_string())
+            ),
         }
     }
     let current =
@@ -153,6 +157,7 @@ pub fn run(c: &LockCommand) -> Result<Outcome, Failure> {
         .as_ref()
         .map(|i| i.describe())
         .unwrap_or_else(|| "a file that is not a bgswap lock".into());
+    let who = crate::mask::mask_text(&who);
     match c {
         LockCommand::Status(_) => {
             println!("locked: {path} on {} is held by {who}", inv.router.host);

@@ -208,9 +208,45 @@ pub(crate) struct Loaded {
     pub hosts: BTreeMap<String, Box<dyn Host>>,
 }
 
+/// Installs the inventory's role tokens as what masking may show: host and
+/// container names, service hosts, LDAP groups, public host names, mount
+/// sources and targets, router backends, the deployment's own paths.
+pub(crate) fn allow_roles(inv: &Inventory) {
+    let mut t: Vec<String> = vec![inv.deployment.clone(), inv.cfg_path.clone()];
+    for h in &inv.hosts {
+        t.push(h.name.clone());
+        t.push(h.ssh.address.clone());
+        t.extend(h.units.iter().cloned());
+    }
+    t.push(inv.router.host.clone());
+    t.push(inv.router.ssh.address.clone());
+    t.push(inv.router.config.clone());
+    t.extend(inv.router.map.clone());
+    for m in inv.router.backends.values() {
+        t.extend(m.values().cloned());
+    }
+    t.extend(inv.mounts.host.clone());
+    for d in &inv.mounts.devices {
+        t.push(d.name.clone());
+        t.push(d.target.clone());
+    }
+    for f in inv.roles.values() {
+        t.extend(f.ldap_group.clone());
+        t.extend(f.hostnames.iter().cloned());
+        t.extend(f.service_hosts.iter().cloned());
+        t.extend(f.mounts.values().cloned());
+    }
+    if let Some(w) = &inv.web {
+        t.extend(w.units.iter().cloned());
+    }
+    t.extend(inv.workers.iter().cloned());
+    crate::mask::set_roles(t);
+}
+
 /// Reads the inventory, then every host: from `--snapshot`, or over SSH.
 pub(crate) fn load(a: &SourceArgs) -> Result<Loaded, Failure> {
     let inv = Inventory::load(&a.config)?;
+    allow_roles(&inv);
     let timeout = Duration::from_secs(inv.ssh.command_timeout_secs);
     let (hosts, source, kind): (BTreeMap<String, Box<dyn Host>>, String, &'static str) =
         match &a.snapshot {

@@ -114,6 +114,7 @@ pub fn connect_live(
     names: Option<&[&str]>,
 ) -> Result<(Inventory, crate::transport::HostMap), Failure> {
     let inv = Inventory::load(&l.config)?;
+    super::allow_roles(&inv);
     let hosts = connect::connect_only(&inv, l.accept_new_host_key, names)?;
     Ok((inv, hosts))
 }
@@ -155,7 +156,7 @@ pub fn open_with(
             let current = lock::read(router.as_ref(), &inv.deployment).ok().flatten();
             match (take_over, current) {
                 (Some(run), Some((Some(info), sha))) if info.run == run && holder_is_dead(&info) => {
-                    eprintln!("bgswap: taking over the lock left by the interrupted run: {holder}");
+                    eprintln!("bgswap: taking over the lock left by the interrupted run: {}", crate::mask::mask_text(&holder.to_string()));
                     lock::remove_if(router.as_ref(), &path, &sha).map_err(|e| Failure::failed(e.to_string()))?;
                     lock::acquire(router.as_ref(), &inv.deployment, mine).map_err(|e| Failure::refused(e.to_string()))?
                 }
@@ -403,6 +404,7 @@ pub fn confirm(
     summary: &str,
     colour: crate::model::colour::Colour,
 ) -> Result<(), Failure> {
+    let summary = &crate::mask::mask_text(summary);
     if !interactive || yes {
         eprintln!("{summary}");
         return Ok(());
@@ -421,20 +423,23 @@ pub fn confirm(
 
 /// Prints the end of a run and maps it to the process outcome.
 pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
+    let m = crate::mask::mask_text;
     match o {
         run::Outcome::Switched => {
             eprintln!("bgswap: switched. Journal: {}", journal.display());
             Outcome::Ok
         }
         run::Outcome::NothingChanged(c) => {
-            eprintln!("bgswap: failed before any change: {c}");
+            eprintln!("bgswap: failed before any change: {}", m(&c));
             Outcome::Failed
         }
         run::Outcome::RolledBack(c) => {
+            let c = m(&c);
             eprintln!("bgswap: FAILED and ROLLED BACK: {c}\nThe deployment is as it was before. Journal: {}", journal.display());
             Outcome::RolledBack
         }
         run::Outcome::Incomplete { cause, report, .. } => {
+            let (cause, report) = (m(&cause), m(&report));
             eprintln!(
                 "bgswap: ROLLBACK INCOMPLETE: {cause}\n{report}Journal: {}",
                 journal.display()
@@ -442,7 +447,7 @@ pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
             Outcome::Incomplete
         }
         run::Outcome::Stopped(c) => {
-            eprintln!("bgswap: {c}");
+            eprintln!("bgswap: {}", m(&c));
             Outcome::Stopped
         }
     }

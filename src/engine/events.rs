@@ -67,6 +67,50 @@ pub enum Event {
     Finished { summary: String, took: Duration },
 }
 
+impl Event {
+    /// The event with every text through `mask::mask_text` (secrets and
+    /// control characters): what a renderer draws.
+    pub fn masked(&self) -> Event {
+        let m = |s: &String| crate::mask::mask_text(s);
+        let mut e = self.clone();
+        match &mut e {
+            Event::PhaseStarted { name, hosts, .. } => {
+                *name = m(name);
+                hosts.iter_mut().for_each(|h| *h = m(h));
+            }
+            Event::PhaseDone { name, .. } => *name = m(name),
+            Event::StepStarted { host, what, .. }
+            | Event::StepDone { host, what, .. }
+            | Event::UndoStarted { host, what, .. }
+            | Event::UndoDone { host, what, .. } => {
+                *host = m(host);
+                *what = m(what);
+            }
+            Event::StepFailed {
+                host, what, error, ..
+            }
+            | Event::UndoFailed {
+                host, what, error, ..
+            } => {
+                *host = m(host);
+                *what = m(what);
+                *error = m(error);
+            }
+            Event::Note { host, message } => {
+                *host = host.as_ref().map(m);
+                *message = m(message);
+            }
+            Event::RollbackStarted { reason, .. } => *reason = m(reason),
+            Event::UndoSkipped { host, why, .. } => {
+                *host = m(host);
+                *why = m(why);
+            }
+            Event::Finished { summary, .. } => *summary = m(summary),
+        }
+        e
+    }
+}
+
 /// Where events go.
 pub trait Sink: Send + Sync {
     fn emit(&self, e: &Event);

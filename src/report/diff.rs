@@ -10,7 +10,7 @@ pub fn masked(path: &str, text: &str, cfg_path: &str) -> String {
     if path == cfg_path || path.ends_with(".py") {
         mask::mask_python(text)
     } else {
-        mask::mask_text(text)
+        mask::mask_config(path, text)
     }
 }
 

@@ -69,7 +69,7 @@ pub fn verdict_line(t: &RoleTable, style: Style) -> String {
         Verdict::Split { problems } => {
             let mut s = style.bold_red("SPLIT STATE: the observed roles disagree\n");
             for p in problems {
-                s.push_str(&format!("  - {p}\n"));
+                s.push_str(&format!("  - {}\n", crate::mask::mask_text(&p)));
             }
             s
         }

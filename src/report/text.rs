@@ -24,11 +24,12 @@ pub fn plan_text(plan: &Plan, cfg_path: &str, source: &str, config: &str, style:
     if !plan.warnings.is_empty() {
         o.push_str(&format!("\nWarnings ({})\n", plan.warnings.len()));
         for w in &plan.warnings {
+            let message = mask_text(&w.message);
             let line = match w.level {
-                Level::Danger => style.bold_red(&format!("  ! {}", w.message)),
-                Level::Notice => style.yellow(&format!("  - {}", w.message)),
+                Level::Danger => style.bold_red(&format!("  ! {message}")),
+                Level::Notice => style.yellow(&format!("  - {message}")),
             };
-            o.push_str(&mask_text(&line));
+            o.push_str(&line);
             o.push('\n');
         }
     }
@@ -42,7 +43,7 @@ pub fn plan_text(plan: &Plan, cfg_path: &str, source: &str, config: &str, style:
         } else {
             f.items.join(", ")
         };
-        o.push_str(&format!("  {}:{}  ({what})\n", f.host, f.path));
+        o.push_str(&mask_text(&format!("  {}:{}  ({what})\n", f.host, f.path)));
     }
     for f in &plan.files {
         o.push('\n');
@@ -51,24 +52,24 @@ pub fn plan_text(plan: &Plan, cfg_path: &str, source: &str, config: &str, style:
     if !plan.unchanged_keys.is_empty() {
         o.push_str(&format!(
             "\nUnchanged (same text on both colours): {}\n",
-            plan.unchanged_keys.join(", ")
+            mask_text(&plan.unchanged_keys.join(", "))
         ));
     }
 
     o.push_str(&format!("\nMounts ({})\n", plan.mounts.len()));
     for m in &plan.mounts {
-        o.push_str(&format!(
+        o.push_str(&mask_text(&format!(
             "  {:<24} {:<14} {}  {} -> {}\n",
             m.host, m.device, m.target, m.from, m.to
-        ));
+        )));
     }
 
     o.push_str(&format!("\nRoutes ({})\n", plan.routes.len()));
     for r in &plan.routes {
-        o.push_str(&format!(
+        o.push_str(&mask_text(&format!(
             "  line {:<4} {:<32} {} -> {}\n",
             r.line, r.what, r.from, r.to
-        ));
+        )));
     }
 
     o.push_str(&format!(
@@ -81,8 +82,15 @@ pub fn plan_text(plan: &Plan, cfg_path: &str, source: &str, config: &str, style:
             o.push_str(&format!("  {}\n", style.bold(s.phase.as_str())));
             phase = Some(s.phase);
         }
-        o.push_str(&format!("  {:>3}. {}\n", s.n, s.action.describe()));
-        o.push_str(&format!("       undo: {}\n", s.inverse.describe()));
+        o.push_str(&mask_text(&format!(
+            "  {:>3}. {}\n",
+            s.n,
+            s.action.describe()
+        )));
+        o.push_str(&mask_text(&format!(
+            "       undo: {}\n",
+            s.inverse.describe()
+        )));
     }
     o.push_str(&format!(
         "\nNothing was changed. For review, `bgswap plan --config {config} ... --render DIR` writes every file as it will be.\n"

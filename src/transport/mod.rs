@@ -94,6 +94,8 @@ pub fn observe(
                     let mut read = Vec::new();
                     for f in files {
                         if let Some(o) = host.read_file(f)? {
+                            // Its secrets are known before anything could print them.
+                            crate::mask::learn(f, &o.text, *f == inv.cfg_path);
                             read.push(o);
                         }
                     }

@@ -244,6 +244,7 @@ impl Default for Lines {
 
 impl Sink for Lines {
     fn emit(&self, e: &Event) {
+        let e = &e.masked();
         let mut st = lock(&self.state);
         if let Event::PhaseStarted { total, .. } = e {
             st.total = Some(*total);
@@ -646,7 +647,7 @@ impl Default for Bars {
 
 impl Sink for Bars {
     fn emit(&self, e: &Event) {
-        lock(&self.state).emit(e);
+        lock(&self.state).emit(&e.masked());
     }
 }
 

@@ -45,11 +45,19 @@ where
         .env_remove("NO_COLOR")
         .output()
         .expect("the bgswap binary runs");
-    Run {
+    checked(out)
+}
+
+/// Every run of the binary is checked: whatever a test asserts, no output
+/// of bgswap may show a secret.
+pub fn checked(out: Output) -> Run {
+    let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    assert_no_secret("bgswap", &r.all());
+    r
 }
 
 /// Every file below `dir`, relative path → bytes.
@@ -124,10 +132,39 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "ev-db",
 ];
 
+/// The corpus of fixtures/secrets: credentials in every form (planted in
+/// the lab's configs of both colours and its router, and by
+/// tests/secrets.rs into snapshots).
+pub fn planted() -> &'static [String] {
+    static P: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        let text = fs::read_to_string(repo().join("fixtures/secrets/planted.txt"))
+            .expect("fixtures/secrets/planted.txt is readable");
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    })
+}
+
+/// No fixture secret and no planted value in `text`, and no raw control
+/// sequence that a value could smuggle in (the corpus holds `ESC [2K` and CR).
 pub fn assert_no_secret(what: &str, text: &str) {
     for s in FIXTURE_SECRETS {
         assert!(!text.contains(s), "{what} shows the secret {s:?}:\n{text}");
     }
+    for s in planted() {
+        assert!(
+            !text.contains(s.as_str()),
+            "{what} shows the planted secret {s:?}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("\u{1b}[2K") && !text.contains("\r"),
+        "{what} prints a raw control sequence:\n{}",
+        text.escape_debug()
+    );
 }
 
 /// Runs the real binary with extra environment variables.
@@ -144,11 +181,7 @@ where
         c.env(k, v);
     }
     let out = c.output().expect("the bgswap binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    checked(out)
 }
 
 /// A new ed25519 key pair at `path` (and `path.pub`), with ssh-keygen.

@@ -1,0 +1,259 @@
+//! Line-based configuration files through the allow-list: haproxy.cfg,
+//! HAProxy map files, /etc/fstab, and any other text read from a host.
+//! Keywords of the format, the names the file itself defines (sections,
+//! ACLs, servers, users), numbers, addresses, paths and role tokens are
+//! shown; everything else, quoted strings and comments included, is masked.
+
+use super::content::{classify, render, Opts, St};
+use super::vocab;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Haproxy,
+    Map,
+    Fstab,
+    /// Anything else: only role tokens, paths, addresses and `key=`.
+    Other,
+}
+
+impl Kind {
+    /// The kind of a file, from its path and, for HAProxy, its sections.
+    pub fn of(path: &str, text: &str) -> Kind {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name == "fstab" {
+            Kind::Fstab
+        } else if name.ends_with(".map") {
+            Kind::Map
+        } else if name.contains("haproxy")
+            || text.lines().any(|l| {
+                let w = l.split_whitespace().next().unwrap_or("");
+                matches!(w, "frontend" | "backend" | "listen" | "defaults" | "global")
+            })
+        {
+            Kind::Haproxy
+        } else {
+            Kind::Other
+        }
+    }
+}
+
+/// Masks `text` line by line; returns it and the original of every masked run.
+pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>) {
+    let defined = if kind == Kind::Haproxy {
+        haproxy_names(text)
+    } else {
+        Vec::new()
+    };
+    // fstab writes a blank inside a path as `\040`: the role token too.
+    let escaped: Vec<String>;
+    let allowed: &[String] = if kind == Kind::Fstab {
+        escaped = allowed
+            .iter()
+            .cloned()
+            .chain(
+                allowed
+                    .iter()
+                    .filter(|a| a.contains([' ', '\t']))
+                    .map(|a| a.replace(' ', "\\040").replace('\t', "\\011")),
+            )
+            .collect();
+        &escaped
+    } else {
+        allowed
+    };
+    let mut words: Vec<&str> = defined.iter().map(|s| s.as_str()).collect();
+    let nocase = match kind {
+        Kind::Haproxy => {
+            words.extend(vocab::HAPROXY);
+            true
+        }
+        Kind::Fstab => {
+            words.extend(vocab::FSTAB);
+            false
+        }
+        Kind::Map | Kind::Other => false,
+    };
+    let code = Opts {
+        vocab: &words,
+        vocab_nocase: nocase,
+        paths: true,
+        numbers: kind != Kind::Other,
+        fstring: false,
+        keys: true,
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut runs = Vec::new();
+    for line in text.split_inclusive('\n') {
+        let (body, comment) = split_comment(line);
+        let mut st = classify(body, allowed, &code);
+        if kind == Kind::Haproxy {
+            force_credentials(body, &mut st);
+        }
+        let (m, r) = render(body, &st);
+        out.push_str(&m);
+        runs.extend(r);
+        if let Some(c) = comment {
+            // `#` and the rest, where only role tokens are shown.
+            let rest = &c[1..];
+            let (m, r) = render(
+                rest,
+                &classify(
+                    rest,
+                    allowed,
+                    &Opts {
+                        paths: true,
+                        ..Opts::default()
+                    },
+                ),
+            );
+            out.push('#');
+            out.push_str(&m);
+            runs.extend(r);
+        }
+    }
+    (out, runs)
+}
+
+/// HAProxy's own credential positions, masked whatever they hold: the
+/// argument of `stats auth`, and the word after `password` or
+/// `insecure-password`.
+fn force_credentials(body: &str, st: &mut [St]) {
+    let mut prev: Vec<&str> = Vec::new();
+    let mut at = 0;
+    for w in body.split_inclusive(char::is_whitespace) {
+        let word = w.trim_end();
+        let n = prev.len();
+        let credential = (n >= 2 && prev[n - 2] == "stats" && prev[n - 1] == "auth")
+            || (n >= 1 && matches!(prev[n - 1], "password" | "insecure-password"));
+        if credential && !word.is_empty() {
+            st[at..at + word.len()].fill(St::Force);
+        }
+        if !word.is_empty() {
+            prev.push(word);
+        }
+        at += w.len();
+    }
+}
+
+/// A line's text before an unquoted `#`, and the comment from it.
+fn split_comment(line: &str) -> (&str, Option<&str>) {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q && prev != '\\' => quote = None,
+            Some(_) => {}
+            None if (c == '"' || c == '\'') && prev != '\\' => quote = Some(c),
+            None if c == '#' && prev != '\\' => return (&line[..i], Some(&line[i..])),
+            None => {}
+        }
+        prev = c;
+    }
+    (line, None)
+}
+
+/// Names a haproxy.cfg defines: sections, ACLs, servers, users and groups.
+/// They are structure, and referring to them elsewhere shows them too.
+fn haproxy_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = split_comment(line).0;
+        let w: Vec<&str> = code.split_whitespace().collect();
+        let name = match w.as_slice() {
+            [kw, name, ..]
+                if matches!(
+                    *kw,
+                    "frontend"
+                        | "backend"
+                        | "listen"
+                        | "userlist"
+                        | "resolvers"
+                        | "peers"
+                        | "cache"
+                        | "program"
+                        | "http-errors"
+                        | "ring"
+                        | "mailers"
+                        | "acl"
+                        | "server"
+                        | "server-template"
+                        | "user"
+                        | "group"
+                        | "peer"
+                        | "nameserver"
+                        | "mailer"
+                        | "use_backend"
+                        | "default_backend"
+                        | "use-server"
+                ) =>
+            {
+                name
+            }
+            _ => continue,
+        };
+        if super::content::is_identifier(name) || name.chars().all(super::content::is_word) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(text: &str, kind: Kind, allowed: &[&str]) -> String {
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        mask(text, kind, &allowed).0
+    }
+
+    #[test]
+    fn haproxy_structure_shown_credentials_not() {
+        let t = "frontend http-in\n    bind :80\n    acl is_ui hdr(host) -i data.ae.ic.ac.uk\n    acl tok req.hdr(X-Api-Key) -m str 8f14e45fceea\n    use_backend ui_blue if is_ui\nbackend ui_blue\n    option httpchk\n    http-check send meth GET uri /ping hdr Host data.ae.ic.ac.uk hdr Authorization \"Basic dXNlcjpw\"\n    server ui1 127.0.10.2:5000 check inter 2s\nlisten stats\n    stats auth admin:Hs9-stats-pw\nuserlist ops\n    user alice insecure-password hunter2  # rotate hunter2\n";
+        let out = m(t, Kind::Haproxy, &["data.ae.ic.ac.uk"]);
+        for s in [
+            "8f14e45fceea",
+            "dXNlcjpw",
+            "Hs9-stats-pw",
+            "hunter2",
+            "admin",
+            "X-Api-Key",
+        ] {
+            assert!(!out.contains(s), "{s} in\n{out}");
+        }
+        for s in [
+            "acl is_ui hdr(host) -i data.ae.ic.ac.uk",
+            "use_backend ui_blue if is_ui",
+            "server ui1 127.0.10.2:5000 check inter 2s",
+            "bind :80",
+            "uri /ping hdr Host data.ae.ic.ac.uk",
+            "stats auth ****",
+            "user alice insecure-password ****  # **** ****",
+        ] {
+            assert!(out.contains(s), "{s} not in\n{out}");
+        }
+        assert_eq!(out.lines().count(), t.lines().count());
+    }
+
+    #[test]
+    fn fstab_options_keep_keys_not_values() {
+        let t = "//nas/share /invenio-data cifs username=svc,password=S3cret-9,uid=0 0 0\n";
+        let out = m(t, Kind::Fstab, &[]);
+        assert_eq!(
+            out,
+            "//**** /invenio-data cifs username=****,password=****,uid=0 0 0\n"
+        );
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(Kind::of("/etc/haproxy/haproxy.cfg", ""), Kind::Haproxy);
+        assert_eq!(
+            Kind::of("/etc/inner.cfg", "global\n  daemon\n"),
+            Kind::Haproxy
+        );
+        assert_eq!(Kind::of("/etc/haproxy/hosts.map", ""), Kind::Map);
+        assert_eq!(Kind::of("/etc/fstab", ""), Kind::Fstab);
+        assert_eq!(Kind::of("/etc/other", "A=1\n"), Kind::Other);
+    }
+}
