@@ -567,7 +567,7 @@ fn a_host_lost_mid_run_ends_in_an_incomplete_rollback_with_the_state_reported() 
         "The undo stopped at \"write the old prod's configs\"",
         // The commands left, in order, with their conditions.
         "Left to do, in order",
-        "on incus-host: incus config device set rdm-invenio-ui-blue external-data source=/invenio-data",
+        "on incus-host: incus config device set -- rdm-invenio-ui-blue external-data source=/invenio-data",
         "first make sure: only once blue's web units run and answer a prod hostname",
         "run `bgswap rollback` again",
     ] {
@@ -717,7 +717,7 @@ fn a_running_switchover_holds_the_lock_then_a_rollback_that_dies_is_finished() {
     );
     assert!(
         r.stderr
-            .contains("rdm-invenio-api-blue: run /usr/local/sbin/systemctl stop api.service"),
+            .contains("rdm-invenio-api-blue: run /usr/local/sbin/systemctl stop -- api.service"),
         "{}",
         r.stderr
     );

@@ -305,3 +305,269 @@ fn an_unswapped_key_naming_role_hosts_is_a_loud_warning() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!r.stdout.contains("THEME_SITENAME differs"), "{}", r.stdout);
 }
+
+/// `plan --snapshot` of `snap`, ended (and failed) if it takes longer than
+/// `secs`: a read that blocks must show as a failure, not as a hung suite.
+fn plan_within(snap: &Path, secs: u64) -> Run {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bgswap"))
+        .args([
+            "plan".as_ref(),
+            "--config".as_ref(),
+            runbook().as_os_str(),
+            "--snapshot".as_ref(),
+            snap.as_os_str(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the bgswap binary runs");
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bgswap plan did not return within {secs} s: a read blocked");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_no_secret("refusal", &r.all());
+    r
+}
+
+fn replace_cfg(s: &Path, make: impl FnOnce(&Path)) {
+    let p = s.join("rdm-invenio-ui-blue").join(CFG);
+    fs::remove_file(&p).expect("rm");
+    make(&p);
+}
+
+/// A FIFO, a socket, a directory or a symlink loop where invenio.cfg is
+/// expected: bad input (exit 2) at once, naming host and path, never read.
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused_unread() {
+    type Make = Box<dyn FnOnce(&Path)>;
+    let cases: Vec<(&str, Make)> = vec![
+        (
+            "is a FIFO (named pipe), not a regular file: refused without reading it",
+            Box::new(|p: &Path| {
+                let ok = std::process::Command::new("mkfifo")
+                    .arg(p)
+                    .status()
+                    .expect("mkfifo runs")
+                    .success();
+                assert!(ok, "mkfifo");
+            }),
+        ),
+        (
+            "is a socket, not a regular file: refused without reading it",
+            Box::new(|p: &Path| {
+                // Left bound (leaked) for the test's life: a socket file.
+                std::mem::forget(std::os::unix::net::UnixListener::bind(p).expect("bind"));
+            }),
+        ),
+        (
+            "is a directory, not a file: refused without reading it",
+            Box::new(|p: &Path| fs::create_dir(p).expect("mkdir")),
+        ),
+        (
+            "is a symbolic link loop",
+            Box::new(|p: &Path| {
+                std::os::unix::fs::symlink(p.file_name().expect("name"), p).expect("symlink")
+            }),
+        ),
+    ];
+    for (want, make) in cases {
+        let b = broken(|s| replace_cfg(s, make));
+        let r = plan_within(&b.snap, 20);
+        assert_eq!(r.code, 2, "{want}: {}", r.all());
+        assert!(
+            r.stderr.contains(&format!(
+                "rdm-invenio-ui-blue:/opt/invenio/var/instance/invenio.cfg: {want}"
+            )),
+            "{want}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "no plan is printed: {}", r.stdout);
+    }
+}
+
+#[test]
+fn a_config_that_is_not_utf8_is_bad_input_naming_its_line() {
+    let b = broken(|s| {
+        let p = s.join("rdm-invenio-api-green").join(CFG);
+        let mut bytes = fs::read(&p).expect("read");
+        // The third line gets a Latin-1 byte after two characters.
+        let third = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .map(|(i, _)| i + 1)
+            .expect("three lines");
+        bytes.splice(third + 2..third + 2, [0xe9]);
+        fs::write(&p, bytes).expect("write");
+    });
+    let r = plan_within(&b.snap, 20);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "rdm-invenio-api-green:/opt/invenio/var/instance/invenio.cfg: line 3: byte 3 of the line is not UTF-8 (0xe9)"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_backend_declared_twice_in_haproxy_cfg_is_refused_naming_both_lines() {
+    let b = broken(|s| {
+        rewrite(&s.join("haproxy-inner/etc/haproxy/haproxy.cfg"), |t| {
+            t + "\nbackend ui_green\n    server other 10.9.9.9:80\n"
+        })
+    });
+    let r = plan(&b.snap);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("backend ui_green is declared twice (lines 62 and "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("haproxy-inner:/etc/haproxy/haproxy.cfg"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_deployment_name_that_is_not_one_path_segment_is_bad_input() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("bgswap.toml");
+    let t = fs::read_to_string(runbook())
+        .expect("read")
+        .replace("deployment = \"imperial-ae\"", "deployment = \"../../etc\"");
+    fs::write(&cfg, t).expect("write");
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--snapshot".as_ref(),
+        fixture("imperial-ae").as_os_str(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("bgswap.toml:9: `deployment`: must be one name"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A switchover never trusts a host key it has not seen: execute and
+/// rollback refuse --accept-new-host-key before connecting to anything.
+#[test]
+fn execute_and_rollback_refuse_accept_new_host_key() {
+    let state = tempfile::tempdir().expect("tmp");
+    for args in [
+        &["execute", "--confirm", "--yes"][..],
+        &["rollback", "--yes"][..],
+    ] {
+        let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        all.extend([
+            "--config".into(),
+            runbook().into_os_string(),
+            "--state-dir".into(),
+            state.path().as_os_str().to_owned(),
+            "--accept-new-host-key".into(),
+        ]);
+        let started = std::time::Instant::now();
+        let r = bgswap(&all);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        assert!(
+            r.stderr.contains(&format!(
+                "{} does not take --accept-new-host-key: a switchover never trusts a host key it has not seen",
+                args[0]
+            )) && r.stderr.contains("bgswap status --accept-new-host-key"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "refused before connecting"
+        );
+        assert_eq!(
+            fs::read_dir(state.path()).expect("ls").count(),
+            0,
+            "nothing written"
+        );
+    }
+}
+
+/// The test seams (pause hooks, short probe windows) exist only in test
+/// builds: this binary, built by `cargo test`, says it has them; every read
+/// of the environment in the source names its variable literally, except
+/// the one in `seam_var`, which a build without feature `test-seams` (plain
+/// `cargo build`, releases) compiles to "absent". README, "Test seams", has
+/// the check of a plain build.
+#[test]
+fn the_seams_exist_only_in_test_builds() {
+    let r = bgswap(["--version"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("(test build: test seams on)"),
+        "cargo test builds the binary with feature test-seams: {}",
+        r.stdout
+    );
+    let mut dynamic = Vec::new();
+    let mut stack = vec![repo().join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).expect("ls") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let text = fs::read_to_string(&p).expect("read");
+            for (i, line) in text.lines().enumerate() {
+                for call in ["env::var(", "env::var_os("] {
+                    let Some(at) = line.find(call) else { continue };
+                    let arg = &line[at + call.len()..];
+                    let rel = p.strip_prefix(repo()).expect("in repo").display();
+                    assert!(
+                        !arg.starts_with("\"BGSWAP_"),
+                        "{rel}:{}: a seam read outside seam_var",
+                        i + 1
+                    );
+                    if !arg.starts_with('"') {
+                        dynamic.push(format!("{rel}:{}", i + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        dynamic.len(),
+        1,
+        "only seam_var reads a variable by a name given to it: {dynamic:?}"
+    );
+    let session = fs::read_to_string(repo().join("src/cli/session.rs")).expect("read");
+    assert!(
+        session.contains("#[cfg(feature = \"test-seams\")]\npub fn seam_var(var: &str) -> Option<String> {\n    std::env::var_os(var)")
+            && session.contains("#[cfg(not(feature = \"test-seams\"))]\npub fn seam_var(_var: &str) -> Option<String> {\n    None\n}"),
+        "seam_var reads the environment only with feature test-seams"
+    );
+}

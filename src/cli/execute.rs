@@ -42,11 +42,9 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
     let s = session::open(&a.live, &a.run, "execute")?;
     let result = (|| {
         session::refuse_unfinished(&s)?;
-        let obs =
-            crate::transport::observe(&s.inv, &s.hosts, s.timeout()).map_err(|e| Failure {
-                outcome: Outcome::Failed,
-                message: format!("could not read every host; nothing was changed:\n{e}"),
-            })?;
+        let obs = crate::transport::observe(&s.inv, &s.hosts, s.timeout()).map_err(|e| {
+            super::observe_failure(&e, "could not read every host; nothing was changed")
+        })?;
         let plan = match Plan::make(&s.inv, &obs, "live hosts") {
             Ok(p) => p,
             Err(PlanError::Split { roles, .. }) => {

@@ -23,10 +23,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `bgswap --version`; a test build (test seams on) says so, so that a
+/// binary that honours the seams' environment variables is recognisable.
+const VERSION: &str = if session::SEAMS {
+    concat!(env!("CARGO_PKG_VERSION"), " (test build: test seams on)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bgswap",
-    version,
+    version = VERSION,
     about = "Switch an InvenioRDM blue/green deployment between its colours, safely"
 )]
 pub struct Cli {
@@ -178,6 +186,8 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&a),
         Command::Probe(a) => probe::run(&a),
         Command::Snapshot(a) => snapshot::run(&a),
+        Command::Execute(a) if a.live.accept_new_host_key => Err(no_new_keys("execute")),
+        Command::Rollback(a) if a.live.accept_new_host_key => Err(no_new_keys("rollback")),
         Command::Execute(a) => execute::run(&a),
         Command::Rollback(a) => rollback::run(&a),
         Command::Lock(c) => lock::run(&c),
@@ -194,6 +204,29 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(outcome.code())
+}
+
+/// `execute` and `rollback` refuse `--accept-new-host-key`: a switchover
+/// never trusts a key nobody has seen. Refused before anything is read.
+fn no_new_keys(command: &str) -> Failure {
+    Failure::bad_input(format!(
+        "{command} does not take --accept-new-host-key: a switchover never trusts a host key it has not seen. \
+Review the fingerprints first with `bgswap status --accept-new-host-key` (or `bgswap plan`, which asks on a terminal), \
+then run {command} again. Nothing was changed"
+    ))
+}
+
+/// A failed observation as a failure: bad input (exit 2) when a host's file
+/// cannot be taken as input at all (`HostError::BadFile`), else failed (1).
+pub(crate) fn observe_failure(e: &transport::ObserveError, context: &str) -> Failure {
+    Failure {
+        outcome: if e.is_bad_input() {
+            Outcome::BadInput
+        } else {
+            Outcome::Failed
+        },
+        message: crate::mask::mask_text(&format!("{context}:\n{e}")),
+    }
 }
 
 /// The inventory and what was observed.
@@ -267,10 +300,8 @@ pub(crate) fn load(a: &SourceArgs) -> Result<Loaded, Failure> {
                 "live hosts",
             ),
         };
-    let obs = transport::observe(&inv, &hosts, timeout).map_err(|e| Failure {
-        outcome: Outcome::Failed,
-        message: format!("could not read every host:\n{e}"),
-    })?;
+    let obs = transport::observe(&inv, &hosts, timeout)
+        .map_err(|e| observe_failure(&e, "could not read every host"))?;
     Ok(Loaded {
         inv,
         obs,

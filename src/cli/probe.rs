@@ -28,7 +28,7 @@ pub fn run(a: &ProbeArgs) -> Result<Outcome, Failure> {
     let (inv, hosts) = connect_live(&a.live, None)?;
     let timeout = Duration::from_secs(inv.ssh.command_timeout_secs);
     let obs = crate::transport::observe(&inv, &hosts, timeout)
-        .map_err(|e| Failure::failed(crate::mask::mask_text(&e.to_string())))?;
+        .map_err(|e| super::observe_failure(&e, "could not read every host"))?;
     let parsed = Parsed::parse(&inv, &obs, "live hosts")
         .map_err(|e| Failure::bad_input(crate::mask::mask_text(&e.to_string())))?;
     let roles = RoleTable::observe(&inv, &parsed);

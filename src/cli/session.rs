@@ -23,6 +23,7 @@ pub struct LiveArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
     /// Add host keys that known_hosts does not know yet (never a changed key).
+    /// Refused by execute and rollback: review new keys with status or plan first.
     #[arg(long)]
     pub accept_new_host_key: bool,
 }
@@ -266,14 +267,13 @@ impl Session {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let seam = |var: &str| {
-            std::env::var(var)
-                .ok()
+            seam_var(var)
                 .and_then(|v| v.parse::<usize>().ok())
                 .map(|n| (n, pause_dir.clone()))
         };
         let pause_before = seam("BGSWAP_PAUSE_BEFORE_STEP");
         let pause_before_undo = seam("BGSWAP_PAUSE_BEFORE_UNDO");
-        let pause_before_confirm = std::env::var_os("BGSWAP_PAUSE_BEFORE_CONFIRM")
+        let pause_before_confirm = seam_var("BGSWAP_PAUSE_BEFORE_CONFIRM")
             .is_some()
             .then(|| (0, pause_dir.clone()));
         // At every phase boundary the engine checks the lock still names this run.
@@ -530,11 +530,27 @@ fn say_once(note: &str) {
     }
 }
 
+/// Whether this build has the test seams (feature `test-seams`, on in the
+/// binaries `cargo test` builds, off in `cargo build` and releases).
+pub const SEAMS: bool = cfg!(feature = "test-seams");
+
+/// A test seam's setting from the environment (README, "Test seams"). Only
+/// a test build reads it: in any other build every seam is absent, whatever
+/// the environment says.
+#[cfg(feature = "test-seams")]
+pub fn seam_var(var: &str) -> Option<String> {
+    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+}
+
+#[cfg(not(feature = "test-seams"))]
+pub fn seam_var(_var: &str) -> Option<String> {
+    None
+}
+
 /// A settle window, shortened by the lab tests through `var` (README, "Test
-/// seam"): a test of a failing probe need not wait the production window.
+/// seams"): a test of a failing probe need not wait the production window.
 pub fn settle_secs(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
+    seam_var(var)
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|s| *s <= 3600)
         .unwrap_or(default)

@@ -1000,6 +1000,19 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
             if kw == "defaults" {
                 last_defaults = Some(idx);
             }
+            // Two backends (a listen section is one too) of one name: HAProxy
+            // refuses them, and which one a rule names could not be told.
+            if let (Some(n), "backend" | "listen") = (named, kw) {
+                if let Some(first) = cfg.sections.iter().find(|s| {
+                    matches!(s.kind.as_str(), "backend" | "listen")
+                        && s.name.as_deref() == Some(n.value.as_str())
+                }) {
+                    return Err(err(format!(
+                        "{kw} {} is declared twice (lines {} and {line}): each backend needs a name of its own",
+                        n.value, first.line
+                    )));
+                }
+            }
             cfg.inherits.push(inherits);
             cfg.sections.push(Section {
                 kind: kw.to_string(),
@@ -1624,6 +1637,21 @@ backend no_match
         );
         assert!(d.condition.is_none());
         assert!(rules.iter().all(|r| !r.dynamic && r.section == 2));
+    }
+
+    #[test]
+    fn a_backend_declared_twice_is_refused_naming_both_lines() {
+        let text = "defaults\n    mode http\nbackend ui_blue\n    server a 10.0.0.1:80\nfrontend ui_blue\n    default_backend ui_blue\nbackend ui_green\nbackend ui_blue\n    server b 10.0.0.2:80\n";
+        let e = parse(text).expect_err("refused");
+        assert_eq!(e.line, 8);
+        assert_eq!(
+            e.message,
+            "backend ui_blue is declared twice (lines 3 and 8): each backend needs a name of its own"
+        );
+        // A listen section is a backend too; a frontend of the same name is not.
+        let e = parse("listen api\n    bind :80\nbackend api\n").expect_err("refused");
+        assert_eq!(e.to_string(), "line 3: backend api is declared twice (lines 1 and 3): each backend needs a name of its own");
+        assert!(parse("frontend api\n    bind :80\nbackend api\n").is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub fn systemctl(verb: &str, units: &[String]) -> String {
 pub fn systemctl_with(prefix: &[String], verb: &str, units: &[String]) -> String {
     let mut words = prefix.to_vec();
     words.push(verb.to_string());
+    words.push("--".to_string());
     words.extend(units.iter().cloned());
     line(&words)
 }
@@ -27,7 +28,7 @@ pub fn units_state_with(prefix: &[String], units: &[String]) -> String {
         .iter()
         .map(|u| {
             format!(
-                "printf '%s %s\\n' {q} \"$({sc} is-active {q})\"",
+                "printf '%s %s\\n' {q} \"$({sc} is-active -- {q})\"",
                 q = quote(u)
             )
         })
@@ -41,6 +42,7 @@ pub fn incus_set_source(container: &str, device: &str, source: &str) -> String {
         "config",
         "device",
         "set",
+        "--",
         container,
         device,
         &format!("source={source}"),
@@ -49,7 +51,7 @@ pub fn incus_set_source(container: &str, device: &str, source: &str) -> String {
 
 pub fn incus_get_source(container: &str, device: &str) -> String {
     line(&[
-        "incus", "config", "device", "get", container, device, "source",
+        "incus", "config", "device", "get", "--", container, device, "source",
     ])
 }
 
@@ -58,15 +60,15 @@ pub fn incus_get_source(container: &str, device: &str) -> String {
 pub fn ownership_fixup(target: &str, group: &str) -> String {
     format!(
         "{} && {}",
-        line(&["chown", &format!("root:{group}"), target]),
-        line(&["chmod", "g+w", target])
+        line(&["chown", "--", &format!("root:{group}"), target]),
+        line(&["chmod", "--", "g+w", target])
     )
 }
 
 /// Remounts a target from /etc/fstab (fstab driver).
 pub fn remount_from_fstab(target: &str) -> String {
     format!(
-        "{{ ! mountpoint -q {t} || umount {t}; }} && mount {t}",
+        "{{ ! mountpoint -q -- {t} || umount -- {t}; }} && mount -- {t}",
         t = quote(target)
     )
 }
@@ -187,7 +189,7 @@ if [ $ok = 1 ] && timeout 60 {reload}; then mv -f -- {firing} {fired}; else mv -
         reload = line(reload),
     );
     format!(
-        "mkdir -p -m 0700 -- {d} && {{ o=$(cat {d}/pid 2>/dev/null) && grep -qF bgswap-watchdog= /proc/\"$o\"/cmdline 2>/dev/null && kill \"$o\"; true; }} && \
+        "mkdir -p -m 0700 -- {d} && {{ o=$(cat -- {d}/pid 2>/dev/null) && grep -qF bgswap-watchdog= /proc/\"$o\"/cmdline 2>/dev/null && kill \"$o\"; true; }} && \
 rm -f -- {d}/armed {d}/firing {d}/fired {d}/failed {d}/disarmed {d}/pid {d}/*.prev && {backup}\
 printf '%s %s\\n' {r} \"$(( $(date +%s) + {secs} ))\" > {d}/armed.new && mv -f -- {d}/armed.new {armed} && \
 {{ setsid sh -c {s} {tag} >/dev/null 2>&1 </dev/null & }}",
@@ -226,7 +228,7 @@ if [ -e {d}/failed ]; then echo failed >&2; exit 3; fi; exit 0"
 pub fn watchdog_state(dir: &str) -> String {
     let d = quote(dir);
     format!(
-        "for s in armed firing fired failed; do if [ -e {d}/$s ]; then printf '%s ' \"$s\"; cat {d}/$s; fi; done; true"
+        "for s in armed firing fired failed; do if [ -e {d}/$s ]; then printf '%s ' \"$s\"; cat -- {d}/$s; fi; done; true"
     )
 }
 
@@ -239,7 +241,7 @@ mod tests {
         let units = vec!["ui.service".to_string(), "celery.service".to_string()];
         assert_eq!(
             systemctl("stop", &units),
-            "systemctl stop ui.service celery.service"
+            "systemctl stop -- ui.service celery.service"
         );
         let sudo = vec![
             "sudo".to_string(),
@@ -248,35 +250,35 @@ mod tests {
         ];
         assert_eq!(
             systemctl_with(&sudo, "start", &units[..1]),
-            "sudo -n systemctl start ui.service"
+            "sudo -n systemctl start -- ui.service"
         );
         assert_eq!(
             units_state_with(&sudo, &units[..1]),
-            "printf '%s %s\\n' ui.service \"$(sudo -n systemctl is-active ui.service)\""
+            "printf '%s %s\\n' ui.service \"$(sudo -n systemctl is-active -- ui.service)\""
         );
         assert_eq!(
             units_state(&units),
-            "printf '%s %s\\n' ui.service \"$(systemctl is-active ui.service)\"; printf '%s %s\\n' celery.service \"$(systemctl is-active celery.service)\""
+            "printf '%s %s\\n' ui.service \"$(systemctl is-active -- ui.service)\"; printf '%s %s\\n' celery.service \"$(systemctl is-active -- celery.service)\""
         );
         assert_eq!(
             incus_set_source("rdm-invenio-ui-blue", "external-data", "/invenio-data-dev"),
-            "incus config device set rdm-invenio-ui-blue external-data source=/invenio-data-dev"
+            "incus config device set -- rdm-invenio-ui-blue external-data source=/invenio-data-dev"
         );
         assert_eq!(
             incus_set_source("c", "d", "/srv/repo logs"),
-            "incus config device set c d 'source=/srv/repo logs'"
+            "incus config device set -- c d 'source=/srv/repo logs'"
         );
         assert_eq!(
             incus_get_source("c", "d"),
-            "incus config device get c d source"
+            "incus config device get -- c d source"
         );
         assert_eq!(
             ownership_fixup("/opt/invenio/var/instance/data", "invenio"),
-            "chown root:invenio /opt/invenio/var/instance/data && chmod g+w /opt/invenio/var/instance/data"
+            "chown -- root:invenio /opt/invenio/var/instance/data && chmod -- g+w /opt/invenio/var/instance/data"
         );
         assert_eq!(
             remount_from_fstab("/opt/x y"),
-            "{ ! mountpoint -q '/opt/x y' || umount '/opt/x y'; } && mount '/opt/x y'"
+            "{ ! mountpoint -q -- '/opt/x y' || umount -- '/opt/x y'; } && mount -- '/opt/x y'"
         );
         assert_eq!(mounted_source("/t"), "findmnt -n -o SOURCE --mountpoint /t");
         assert_eq!(

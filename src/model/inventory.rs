@@ -145,20 +145,22 @@ impl MountDriver {
 
 /// The incus driver's commands, as templates (`transport::command::fill`
 /// fills and quotes them).
-pub const INCUS_GET: [&str; 7] = [
+pub const INCUS_GET: [&str; 8] = [
     "incus",
     "config",
     "device",
     "get",
+    "--",
     "{container}",
     "{device}",
     "source",
 ];
-pub const INCUS_SET: [&str; 7] = [
+pub const INCUS_SET: [&str; 8] = [
     "incus",
     "config",
     "device",
     "set",
+    "--",
     "{container}",
     "{device}",
     "source={source}",
@@ -382,11 +384,13 @@ impl Inventory {
 
 fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, InventoryError> {
     let deployment = raw.deployment.get_ref().trim().to_string();
-    if deployment.is_empty() || !deployment.chars().all(is_name_char) {
+    if !is_path_segment(&deployment) {
+        // It names directories: the local journal's and the router's
+        // (/var/lib/bgswap/<deployment>), so it must stay one safe segment.
         return Err(ck.err(
             raw.deployment.span(),
             "deployment",
-            "must be a non-empty name of letters, digits, `-`, `_` or `.`",
+            "must be one name of letters, digits, `-`, `_` or `.`, not starting with `.` or `-` (it names the journal's and the lock's directories)",
         ));
     }
 
@@ -815,7 +819,11 @@ fn build_mounts(
         (None, None) => None,
     };
     let group = match raw.group {
-        Some(g) if g.get_ref().is_empty() || !g.get_ref().chars().all(is_name_char) => {
+        Some(g)
+            if g.get_ref().is_empty()
+                || g.get_ref().starts_with('-')
+                || !g.get_ref().chars().all(is_name_char) =>
+        {
             return Err(ck.err(g.span(), "mounts.group", "is not a group name"))
         }
         g => g.map(|g| g.into_inner()),
@@ -825,8 +833,12 @@ fn build_mounts(
     let mut targets: BTreeSet<String> = BTreeSet::new();
     for d in raw.devices.get_ref() {
         let name = d.name.get_ref().clone();
-        if name.is_empty() || !name.chars().all(is_name_char) {
-            return Err(ck.err(d.name.span(), "mounts.devices.name", "is not a device name"));
+        if name.is_empty() || name.starts_with('-') || !name.chars().all(is_name_char) {
+            return Err(ck.err(
+                d.name.span(),
+                "mounts.devices.name",
+                format!("{name:?} is not a device name (letters, digits, `-`, `_`, `.`; not starting with `-`)"),
+            ));
         }
         if !seen.insert(name.clone()) {
             return Err(ck.err(
@@ -1154,6 +1166,13 @@ impl Destination {
     }
 }
 
+/// A name that can be one component of a path: never empty, `.`, `..`, a
+/// hidden name or an option (`-x`), and nothing but name characters (no
+/// `/`, no control characters).
+fn is_path_segment(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with(['.', '-']) && s.chars().all(is_name_char)
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
@@ -1315,6 +1334,59 @@ mod tests {
             .and_then(|l| l.parse().ok())
             .expect("a line");
         assert_eq!(t.lines().nth(line - 1), Some("password = \"x\""), "{e}");
+    }
+
+    /// Names that become paths or command operands cannot escape: the
+    /// deployment is one path segment; no name can pass for an option.
+    #[test]
+    fn names_cannot_escape() {
+        for bad in [
+            "..",
+            ".",
+            "",
+            "a/b",
+            "../etc",
+            ".hidden",
+            "-rf",
+            "a\tb",
+            "a\\u0007b",
+        ] {
+            let t = RUNBOOK.replace(
+                "deployment = \"imperial-ae\"",
+                &format!("deployment = \"{bad}\""),
+            );
+            let e = err(&t);
+            assert!(
+                e.starts_with("bgswap.toml:9: `deployment`: must be one name"),
+                "{bad:?}: {e}"
+            );
+        }
+        let e = err(&RUNBOOK.replacen("name = \"external-data\"", "name = \"-external-data\"", 1));
+        assert!(
+            e.starts_with(
+                "bgswap.toml:108: `mounts.devices.name`: \"-external-data\" is not a device name"
+            ),
+            "{e}"
+        );
+        let e = err(&RUNBOOK.replacen("\"ui.service\", \"celery", "\"--now\", \"celery", 1));
+        assert!(
+            e.starts_with("bgswap.toml:46: `hosts.units`: \"--now\" is not a systemd unit name"),
+            "{e}"
+        );
+        let e = err(&RUNBOOK.replacen(
+            "name = \"rdm-invenio-ui-blue\"",
+            "name = \"-oProxyCommand=x\"",
+            1,
+        ));
+        assert!(
+            e.starts_with("bgswap.toml:43: `hosts.name`: \"-oProxyCommand=x\" is not a host name"),
+            "{e}"
+        );
+        let e = err(&RUNBOOK.replacen("group = \"invenio\"", "group = \"-x\"", 1));
+        assert!(
+            e.starts_with("bgswap.toml:105: `mounts.group`: is not a group name"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -143,13 +143,13 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
             ["mkdir", "-p", "-m", "0700", "--", d] => Some(Cmd::Mkdir(d.to_string())),
             ["haproxy", "-c", "-q", "-f", p] => Some(Cmd::HaproxyCheck(p.to_string())),
             ["haproxy", "-c", "-f", "/dev/stdin"] => Some(Cmd::HaproxyCheckStdin),
-            ["incus", "config", "device", "get", c, d, "source"] if is_incus_host => {
+            ["incus", "config", "device", "get", "--", c, d, "source"] if is_incus_host => {
                 Some(Cmd::IncusGet {
                     container: c.to_string(),
                     device: d.to_string(),
                 })
             }
-            ["incus", "config", "device", "set", c, d, s] if is_incus_host => {
+            ["incus", "config", "device", "set", "--", c, d, s] if is_incus_host => {
                 s.strip_prefix("source=").map(|src| Cmd::IncusSet {
                     container: c.to_string(),
                     device: d.to_string(),
@@ -157,9 +157,12 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
                 })
             }
             _ if is_router && w == inv.router.reload => Some(Cmd::Reload),
-            _ if w.len() > prefix.len() + 1 && w[..prefix.len()] == prefix[..] => {
+            _ if w.len() > prefix.len() + 2
+                && w[..prefix.len()] == prefix[..]
+                && w[prefix.len() + 1] == "--" =>
+            {
                 let verb = w[prefix.len()].clone();
-                let units = w[prefix.len() + 1..].to_vec();
+                let units = w[prefix.len() + 2..].to_vec();
                 match verb.as_str() {
                     "start" | "stop" => Some(Cmd::Systemctl { verb, units }),
                     "is-active" if units.len() == 1 => Some(Cmd::Systemctl { verb, units }),
@@ -249,7 +252,7 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
         return (commands::units_state_with(&systemctl_of(inv, host), &units) == cmd)
             .then_some(Cmd::UnitsState(units));
     }
-    if let ["chown", owner, t, "&&", "chmod", "g+w", t2] = v.as_slice() {
+    if let ["chown", "--", owner, t, "&&", "chmod", "--", "g+w", t2] = v.as_slice() {
         let group = owner.strip_prefix("root:")?;
         return (t == t2 && commands::ownership_fixup(t, group) == cmd).then(|| Cmd::Fixup {
             target: t.to_string(),

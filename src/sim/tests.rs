@@ -342,8 +342,11 @@ fn a_lost_host_stops_execute_before_any_change() {
 fn a_host_lost_mid_run_ends_it_not_switched() {
     let sim = Sim::imperial();
     // Lost right after its units were stopped (the answer never came).
-    sim.world
-        .fail_first_matching(UI_GREEN, "systemctl stop ui.service", FailMode::LoseAfter);
+    sim.world.fail_first_matching(
+        UI_GREEN,
+        "systemctl stop -- ui.service",
+        FailMode::LoseAfter,
+    );
     let (o, _) = sim.execute();
     assert!(sim.world.faults_fired());
     assert!(!matches!(o, Outcome::Switched), "{o:?}");

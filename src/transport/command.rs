@@ -268,7 +268,7 @@ mod tests {
         ];
         assert_eq!(
             get_sources(&pairs, &INCUS_GET),
-            "set -e; s=$(incus config device get rdm-invenio-ui-blue external-data source); printf '%s %s %s\\n' rdm-invenio-ui-blue external-data \"$s\"; s=$(incus config device get 'c 2' d source); printf '%s %s %s\\n' 'c 2' d \"$s\""
+            "set -e; s=$(incus config device get -- rdm-invenio-ui-blue external-data source); printf '%s %s %s\\n' rdm-invenio-ui-blue external-data \"$s\"; s=$(incus config device get -- 'c 2' d source); printf '%s %s %s\\n' 'c 2' d \"$s\""
         );
         // A failing lookup fails the whole command, with incus's own message.
         let script =
@@ -304,7 +304,7 @@ mod tests {
                     ("source", "$(rm -rf /)")
                 ]
             ),
-            "incus config device set c d 'source=$(rm -rf /)'"
+            "incus config device set -- c d 'source=$(rm -rf /)'"
         );
     }
 

@@ -101,6 +101,16 @@ pub enum HostError {
         path: String,
         reason: String,
     },
+    /// A file bgswap cannot take as the config it expects: not a regular
+    /// file (a FIFO, socket or device is refused before it is opened, so a
+    /// read can never block), a directory, a symlink loop, not UTF-8. The
+    /// input's fault: exit 2, like an invalid inventory.
+    #[error("{host}:{path}: {reason}")]
+    BadFile {
+        host: String,
+        path: String,
+        reason: String,
+    },
     #[error("{host}:{path}: changed since it was read (expected sha256 {expected}, found {found}); nothing was written")]
     Drift {
         host: String,
@@ -124,10 +134,75 @@ impl HostError {
             | HostError::Timeout { host, .. }
             | HostError::NoStatus { host, .. }
             | HostError::File { host, .. }
+            | HostError::BadFile { host, .. }
             | HostError::Drift { host, .. }
             | HostError::Other { host, .. } => host,
         }
     }
+}
+
+/// Why a file of this type is not read as a config, or None for a regular
+/// file. Said before the file is opened: opening a FIFO blocks, and opening
+/// a device can act on it.
+pub fn not_regular(kind: FileKind) -> Option<&'static str> {
+    let what = match kind {
+        FileKind::Regular => return None,
+        FileKind::Directory => "is a directory, not a file",
+        FileKind::Fifo => "is a FIFO (named pipe), not a regular file",
+        FileKind::Socket => "is a socket, not a regular file",
+        FileKind::Device => "is a device file, not a regular file",
+        FileKind::Symlink => "is a symbolic link that does not resolve to a file (a loop?)",
+        FileKind::Other => "is not a regular file",
+    };
+    Some(what)
+}
+
+/// The type of a file as a stat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Socket,
+    Device,
+    Symlink,
+    Other,
+}
+
+impl FileKind {
+    pub fn of(t: std::fs::FileType) -> FileKind {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_file() {
+            FileKind::Regular
+        } else if t.is_dir() {
+            FileKind::Directory
+        } else if t.is_fifo() {
+            FileKind::Fifo
+        } else if t.is_socket() {
+            FileKind::Socket
+        } else if t.is_char_device() || t.is_block_device() {
+            FileKind::Device
+        } else if t.is_symlink() {
+            FileKind::Symlink
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+/// A file's bytes as text, or why they are not: the line of the first byte
+/// that is not UTF-8 (1-based), for an operator to find it.
+pub fn utf8_text(bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..at].iter().filter(|b| **b == b'\n').count();
+        let col = 1 + at - bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        format!(
+            "line {line}: byte {col} of the line is not UTF-8 (0x{:02x}); bgswap edits UTF-8 text files only",
+            bytes.get(at).copied().unwrap_or(0)
+        )
+    })
 }
 
 /// Whether a file is as a write expects; the drift error otherwise. Every
@@ -242,5 +317,38 @@ pub trait Host: Send + Sync {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_named_by_line() {
+        assert_eq!(utf8_text(b"a\nb\n".to_vec()).as_deref(), Ok("a\nb\n"));
+        assert_eq!(
+            utf8_text(b"A = 1\nB = 'caf\xe9'\n".to_vec()),
+            Err("line 2: byte 9 of the line is not UTF-8 (0xe9); bgswap edits UTF-8 text files only".into())
+        );
+        assert_eq!(
+            utf8_text(b"\xff".to_vec()),
+            Err("line 1: byte 1 of the line is not UTF-8 (0xff); bgswap edits UTF-8 text files only".into())
+        );
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read() {
+        assert_eq!(not_regular(FileKind::Regular), None);
+        for k in [
+            FileKind::Directory,
+            FileKind::Fifo,
+            FileKind::Socket,
+            FileKind::Device,
+            FileKind::Symlink,
+            FileKind::Other,
+        ] {
+            assert!(not_regular(k).is_some(), "{k:?}");
+        }
     }
 }

@@ -113,17 +113,9 @@ impl Host for LocalHost {
     }
 
     fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(path, format!("cannot stat: {e}"))),
+        let Some((text, meta)) = read_regular(&self.name, path, std::path::Path::new(path))? else {
+            return Ok(None);
         };
-        if !meta.is_file() {
-            return Err(self.err(path, "is not a regular file"));
-        }
-        let bytes = std::fs::read(path).map_err(|e| self.err(path, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| self.err(path, "is not UTF-8 text; bgswap edits text files only"))?;
         let mut f = FileObs::new(&self.name, path, text);
         f.mode = Some(meta.mode() & 0o7777);
         f.owner = Some((meta.uid(), meta.gid()));
@@ -250,6 +242,57 @@ impl Host for LocalHost {
     }
 }
 
+/// Reads a file of this machine that bgswap takes as a config (`path` as
+/// the host names it, `real` where it is here): None if absent. Anything
+/// but a regular file is refused before it is opened (a FIFO would block the
+/// read, a device could act on it), and again after, on the opened file, in
+/// case it was swapped in between (opened non-blocking, so even then nothing
+/// waits). A directory, a symlink loop and bytes that are not UTF-8 are
+/// [`HostError::BadFile`]: the input's fault.
+pub(super) fn read_regular(
+    host: &str,
+    path: &str,
+    real: &std::path::Path,
+) -> Result<Option<(String, std::fs::Metadata)>, HostError> {
+    use super::host::{not_regular, utf8_text, FileKind};
+    let bad = |reason: String| HostError::BadFile {
+        host: host.into(),
+        path: path.into(),
+        reason,
+    };
+    let failed = |what: &str, e: std::io::Error| match e.raw_os_error() {
+        Some(libc::ELOOP) => bad("is a symbolic link loop (too many levels of links)".into()),
+        Some(libc::ENOTDIR) => bad("a part of the path is not a directory".into()),
+        _ => HostError::File {
+            host: host.into(),
+            path: path.into(),
+            reason: format!("cannot {what}: {e}"),
+        },
+    };
+    let meta = match std::fs::metadata(real) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed("stat", e)),
+    };
+    if let Some(why) = not_regular(FileKind::of(meta.file_type())) {
+        return Err(bad(format!("{why}: refused without reading it")));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(real)
+        .map_err(|e| failed("open", e))?;
+    let meta = file.metadata().map_err(|e| failed("stat", e))?;
+    if let Some(why) = not_regular(FileKind::of(meta.file_type())) {
+        return Err(bad(format!("{why}: refused without reading it")));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| failed("read", e))?;
+    let text = utf8_text(bytes).map_err(bad)?;
+    Ok(Some((text, meta)))
+}
+
 /// A TCP or Unix stream, for [`LocalHost::exchange`].
 trait Stream: Read + Write {
     fn set_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
@@ -314,5 +357,32 @@ mod tests {
             h.run("sleep 5", Duration::from_millis(200)),
             Err(HostError::Timeout { .. })
         ));
+    }
+
+    /// A FIFO where a file is expected is refused at once, never opened
+    /// for a blocking read; so is a directory.
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_unread() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join("invenio.cfg");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success());
+        let h = LocalHost::new("local");
+        let e = h
+            .read_file(&fifo.display().to_string())
+            .expect_err("refused");
+        assert!(matches!(e, HostError::BadFile { .. }), "{e}");
+        assert!(e.to_string().contains("is a FIFO"), "{e}");
+        let e = h
+            .read_file(&dir.path().display().to_string())
+            .expect_err("refused");
+        assert!(
+            e.to_string()
+                .ends_with("is a directory, not a file: refused without reading it"),
+            "{e}"
+        );
     }
 }

@@ -31,6 +31,16 @@ pub struct ObserveError {
     pub errors: Vec<HostError>,
 }
 
+impl ObserveError {
+    /// Whether a host's file is unusable as input (a FIFO, a directory, not
+    /// UTF-8, …): the operator must fix the input, retrying will not help.
+    pub fn is_bad_input(&self) -> bool {
+        self.errors
+            .iter()
+            .any(|e| matches!(e, HostError::BadFile { .. }))
+    }
+}
+
 impl std::fmt::Display for ObserveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let lines: Vec<String> = self.errors.iter().map(|e| e.to_string()).collect();

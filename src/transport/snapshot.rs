@@ -105,27 +105,12 @@ impl Host for SnapshotHost {
 
     fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
         let p = self.root.join(path.trim_start_matches('/'));
-        let ferr = |reason: String| HostError::File {
-            host: self.name.clone(),
-            path: path.into(),
-            reason,
+        let Some((text, m)) = super::local::read_regular(&self.name, path, &p)? else {
+            return Ok(None);
         };
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ferr(format!("cannot read {}: {e}", p.display()))),
-        };
-        let text = String::from_utf8(bytes).map_err(|e| {
-            ferr(format!(
-                "is not UTF-8 text (byte {}); bgswap edits text files only",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
         let mut f = FileObs::new(&self.name, path, text);
-        if let Ok(m) = fs::metadata(&p) {
-            f.mode = Some(m.mode() & 0o7777);
-            f.owner = Some((m.uid(), m.gid()));
-        }
+        f.mode = Some(m.mode() & 0o7777);
+        f.owner = Some((m.uid(), m.gid()));
         Ok(Some(f))
     }
 

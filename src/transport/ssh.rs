@@ -7,7 +7,9 @@
 //! by a temporary file plus `mv -f` (SFTP rename cannot overwrite on OpenSSH).
 
 use super::command::{self, quote};
-use super::host::{Expect, Host, HostError, HostKey, Output, Peer};
+use super::host::{
+    not_regular, utf8_text, Expect, FileKind, Host, HostError, HostKey, Output, Peer,
+};
 use super::known_hosts;
 use super::ssh_config;
 use crate::log;
@@ -564,6 +566,14 @@ impl SshHost {
         log::debug(format!("{}: read {path}", self.target.name));
         let sftp = self.sftp()?;
         let p = Path::new(path);
+        let bad = |reason: String| HostError::BadFile {
+            host: self.target.name.clone(),
+            path: path.into(),
+            reason,
+        };
+        // Stat first, and open only a regular file: SFTP has no
+        // non-blocking open, and a FIFO would hold the server's read (and
+        // this session) until someone wrote to it.
         let stat = match sftp.stat(p) {
             Ok(s) => s,
             Err(e) => {
@@ -571,11 +581,27 @@ impl SshHost {
                 if io.kind() == ErrorKind::NotFound {
                     return Ok(None);
                 }
+                // SFTP reports ELOOP as a plain failure: a link that stat
+                // cannot follow, while lstat sees it, is a loop (or too deep).
+                if sftp.lstat(p).is_ok_and(|l| l.file_type().is_symlink()) {
+                    return Err(bad(
+                        "is a symbolic link that cannot be resolved (a loop?)".into()
+                    ));
+                }
                 return Err(self.err_file(path, format!("cannot stat: {io}")));
             }
         };
-        if !stat.is_file() {
-            return Err(self.err_file(path, "is not a regular file"));
+        let kind = match stat.file_type() {
+            ssh2::FileType::RegularFile => FileKind::Regular,
+            ssh2::FileType::Directory => FileKind::Directory,
+            ssh2::FileType::NamedPipe => FileKind::Fifo,
+            ssh2::FileType::Socket => FileKind::Socket,
+            ssh2::FileType::CharDevice | ssh2::FileType::BlockDevice => FileKind::Device,
+            ssh2::FileType::Symlink => FileKind::Symlink,
+            ssh2::FileType::Other(_) => FileKind::Other,
+        };
+        if let Some(why) = not_regular(kind) {
+            return Err(bad(format!("{why}: refused without reading it")));
         }
         let mut f = sftp
             .open(p)
@@ -583,8 +609,7 @@ impl SshHost {
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes)
             .map_err(|e| self.err_file(path, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| self.err_file(path, "is not UTF-8 text; bgswap edits text files only"))?;
+        let text = utf8_text(bytes).map_err(bad)?;
         let mut obs = FileObs::new(&self.target.name, path, text);
         obs.mode = stat.perm.map(|m| m & 0o7777);
         obs.owner = match (stat.uid, stat.gid) {
