@@ -67,17 +67,27 @@ fn forced(s: &str) -> Vec<bool> {
             f[at..at + w.len()].fill(true);
             continue;
         }
+        // `KEY=value`, and `"key": value` as JSON and Python dicts write it.
+        let quoted = w
+            .trim_start_matches(['{', '(', '[', ','])
+            .starts_with(['"', '\'']);
         let bare = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '{' | '(' | '['));
-        if let Some(eq) = bare.find(['=', ':']) {
+        let sep = match bare.find('=') {
+            Some(eq) => Some(eq),
+            None if quoted => bare.find(':'),
+            None => None,
+        };
+        if let Some(eq) = sep {
             let key = bare[..eq].trim_matches(|c: char| matches!(c, '"' | '\''));
+            if !super::content::is_identifier(key) || !super::masked_by_name(key) {
+                continue;
+            }
             let value_start = at + (bare.as_ptr() as usize - w.as_ptr() as usize) + eq + 1;
-            if super::masked_by_name(key) && value_start < at + w.len() {
+            if value_start < at + w.len() {
                 f[value_start..at + w.len()].fill(true);
-            } else if super::masked_by_name(key) && bare.ends_with(':') {
+            } else if let Some(&(a2, w2)) = words.get(n + 1) {
                 // `"password": "value"`: the value is the next word.
-                if let Some(&(a2, w2)) = words.get(n + 1) {
-                    f[a2..a2 + w2.len()].fill(true);
-                }
+                f[a2..a2 + w2.len()].fill(true);
             }
         }
     }
@@ -125,5 +135,12 @@ mod tests {
             "{\"bind_password\": ****"
         );
         assert_eq!(mask("the units are active", &[]), "the units are active");
+        assert_eq!(
+            mask(
+                "execute does not take --accept-new-host-key: A switchover",
+                &[]
+            ),
+            "execute does not take --accept-new-host-key: A switchover"
+        );
     }
 }

@@ -847,7 +847,7 @@ mod tests {
         });
         assert_eq!(
             buf.text(),
-            "11:02:03.456   step 2 FAILED h  run x: \\u{1b}[2Jboom\n"
+            "11:02:03.456   step 2 FAILED h  run x: \\u{1b}[2Jboom\\u{d}\n"
         );
     }
 
