@@ -253,6 +253,22 @@ fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
         };
         assert_eq!(*evidence, want, "{target}: {all}");
     }
+    // The lab's configs carry the corpus of fixtures/secrets in both colours
+    // and the router: at the highest verbosity, in text and JSON, no read-only
+    // command shows any of it (`bgswap` checks every run).
+    for args in [
+        &["-vv", "status", "--format", "json"][..],
+        &["-vv", "status"][..],
+        &["-vv", "probe"][..],
+        &["-vv", "plan", "--format", "json"][..],
+        &["-vv", "plan"][..],
+    ] {
+        let r = bgswap(args.iter().map(OsStr::new).chain([
+            OsStr::new("--config"),
+            l.config.as_os_str(),
+        ]));
+        assert_eq!(r.code, 0, "{args:?}: {}", r.all());
+    }
     assert_eq!(snap("after"), before, "probe changed nothing");
     untouched();
 }
