@@ -325,6 +325,7 @@ fn a_wrong_client_key_is_refused() {
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_no_secret("status", &stderr);
     assert_eq!(r.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -641,6 +642,8 @@ fn ssh_agent_identities_are_all_tried_and_ssh_config_aliases_honoured() {
     let _ = agent.kill();
     let _ = agent.wait();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_no_secret("status -v", &stderr);
+    assert_no_secret("status -v", &String::from_utf8_lossy(&out.stdout));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("rdm-invenio-ui-blue: connecting to root@127.0.10.11:2222"),
