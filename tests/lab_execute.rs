@@ -22,8 +22,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Files as bgswap reads them, and each config's (host, mode, uid, gid).
-type Capture = (BTreeMap<PathBuf, Vec<u8>>, Vec<(String, u32, u32, u32)>);
+/// Files as bgswap reads them, and each config's (host, mode, uid, gid,
+/// POSIX ACL as `getfacl` prints it, and where a symlink points).
+type Capture = (BTreeMap<PathBuf, Vec<u8>>, Vec<Meta>);
+type Meta = (String, u32, u32, u32, String, Option<PathBuf>);
 
 struct T {
     tmp: tempfile::TempDir,
@@ -62,24 +64,104 @@ impl T {
     }
 }
 
-/// Mode and owner of every config file in the lab's hosts.
-fn file_meta(l: &Lab) -> Vec<(String, u32, u32, u32)> {
-    let mut out = Vec::new();
-    for h in [
+/// Mode, owner, ACL (and, for a symlink, its target) of every config file
+/// in the lab's hosts: the containers' invenio.cfg (rdm-invenio-ui-green's
+/// carries an ACL) and the router's haproxy.cfg (a symlink to site/).
+fn file_meta(l: &Lab) -> Vec<Meta> {
+    let mut files: Vec<(String, PathBuf)> = [
         "rdm-invenio-ui-blue",
         "rdm-invenio-api-blue",
         "rdm-invenio-ui-green",
         "rdm-invenio-api-green",
-    ] {
-        let p = l
-            .dir
-            .join("hosts")
-            .join(h)
-            .join("fs/opt-invenio/var/instance/invenio.cfg");
+    ]
+    .iter()
+    .map(|h| {
+        (
+            h.to_string(),
+            l.dir
+                .join("hosts")
+                .join(h)
+                .join("fs/opt-invenio/var/instance/invenio.cfg"),
+        )
+    })
+    .collect();
+    files.push((
+        "haproxy-inner".into(),
+        l.dir.join("hosts/haproxy-inner/fs/etc-haproxy/haproxy.cfg"),
+    ));
+    let mut out = Vec::new();
+    for (h, p) in files {
         let m = fs::metadata(&p).expect("stat");
-        out.push((h.to_string(), m.mode() & 0o7777, m.uid(), m.gid()));
+        let acl = Command::new("getfacl")
+            .args(["-n", "--omit-header", "--"])
+            .arg(&p)
+            .output()
+            .expect("getfacl (Debian package acl)");
+        assert!(acl.status.success(), "getfacl {}: {acl:?}", p.display());
+        let link = fs::read_link(&p).ok();
+        out.push((
+            h,
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid(),
+            String::from_utf8_lossy(&acl.stdout).into_owned(),
+            link,
+        ));
     }
     out
+}
+
+/// The lab's files as operators have them: an ACL on one invenio.cfg, the
+/// router's haproxy.cfg a symlink (fixtures/lab/lib/lab.py).
+fn assert_operators_files(meta: &[Meta], what: &str) {
+    let green = meta
+        .iter()
+        .find(|m| m.0 == "rdm-invenio-ui-green")
+        .expect("ui-green");
+    assert!(
+        green.4.contains("user:65534:r--"),
+        "{what}: the ACL is kept: {green:?}"
+    );
+    let router = meta
+        .iter()
+        .find(|m| m.0 == "haproxy-inner")
+        .expect("router");
+    assert_eq!(
+        router.5.as_deref(),
+        Some(std::path::Path::new("site/haproxy.cfg")),
+        "{what}: haproxy.cfg is still a symlink to the same target"
+    );
+}
+
+/// Every string literal (at least 12 characters) of the lab's original
+/// invenio.cfg files, and the fixtures' planted secrets: none may be in a
+/// journal (DESIGN §4.12). Literals the inventory names itself (host names
+/// the steps' health checks use) are role tokens, not secrets.
+fn assert_journal_holds_no_literal(
+    text: &str,
+    snapshot: &BTreeMap<PathBuf, Vec<u8>>,
+    inventory: &str,
+    what: &str,
+) {
+    assert_no_secret(what, text);
+    for (p, bytes) in snapshot {
+        if !p.ends_with("invenio.cfg") {
+            continue;
+        }
+        let cfg = String::from_utf8_lossy(bytes);
+        for q in ['"', '\''] {
+            for (i, lit) in cfg.split(q).enumerate() {
+                if i % 2 == 1 && lit.len() >= 12 && !lit.contains('\n') && !inventory.contains(lit)
+                {
+                    assert!(
+                        !text.contains(lit),
+                        "{what} holds a literal of {}: {lit:?}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn faults(l: &Lab) -> PathBuf {
@@ -133,6 +215,38 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
     reset();
     let t = T::new(l);
     let before = t.capture(l, "before");
+    assert_operators_files(&before.1, "before");
+    // Retention: an older run's backup beside ui-green's invenio.cfg goes
+    // once three newer runs ended verified; a file not named by bgswap stays.
+    let instance = l
+        .dir
+        .join("hosts/rdm-invenio-ui-green/fs/opt-invenio/var/instance");
+    let old_backup = instance.join(".invenio.cfg.bgswap-orig-20000101T000000Z-1");
+    let not_ours = instance.join(".invenio.cfg.bgswap-orig-keep me");
+    fs::write(&old_backup, "old").expect("plant");
+    fs::write(&not_ours, "not bgswap's").expect("plant");
+    let backups = |dir: &std::path::Path, name: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                *p != old_backup
+                    && *p != not_ours
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&format!(".{name}.bgswap-orig-")))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let site = l.dir.join("hosts/haproxy-inner/fs/etc-haproxy/site");
+    // Backups earlier tests' runs left (the lab is not reset between tests).
+    let earlier = [
+        backups(&instance, "invenio.cfg"),
+        backups(&site, "haproxy.cfg"),
+    ];
     let render = t.tmp.path().join("render");
     let r = t.run(&["plan", "--render", render.to_str().expect("utf-8")]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -181,7 +295,72 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
         tree(&render),
         "after execute, a snapshot equals the plan's render, file for file"
     );
-    assert_eq!(after.1, before.1, "modes and owners kept");
+    assert_eq!(after.1, before.1, "modes, owners, ACLs and symlinks kept");
+    // No credential at rest beyond its host: the journal and the router's
+    // copy hold paths and hashes; each original is a 0600 backup beside
+    // its real file (the symlinked haproxy.cfg's in site/).
+    let local = fs::read_to_string(t.state().join("bgswap/imperial-ae/journal.jsonl"))
+        .expect("local journal");
+    let copy = fs::read_to_string(
+        l.dir
+            .join("hosts/haproxy-inner/fs/var-lib-bgswap/imperial-ae/journal.jsonl"),
+    )
+    .expect("router copy");
+    let inventory = fs::read_to_string(&t.config).expect("inventory");
+    assert_journal_holds_no_literal(&local, &before.0, &inventory, "the local journal");
+    assert_journal_holds_no_literal(&copy, &before.0, &inventory, "the router's journal copy");
+    for (i, (dir, name, original)) in [
+        (
+            instance.clone(),
+            "invenio.cfg",
+            PathBuf::from("rdm-invenio-ui-green/opt/invenio/var/instance/invenio.cfg"),
+        ),
+        (
+            site.clone(),
+            "haproxy.cfg",
+            PathBuf::from("haproxy-inner/etc/haproxy/haproxy.cfg"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let b: Vec<PathBuf> = backups(&dir, name)
+            .into_iter()
+            .filter(|p| !earlier[i].contains(p))
+            .collect();
+        assert_eq!(b.len(), 1, "one backup of {name} beside it: {b:?}");
+        let m = fs::metadata(&b[0]).expect("stat");
+        assert_eq!(m.mode() & 0o7777, 0o600, "{}", b[0].display());
+        assert!(
+            before.0.get(&original) == Some(&fs::read(&b[0]).expect("read")),
+            "the backup holds the original bytes of {}",
+            original.display()
+        );
+    }
+    // The journal viewer: the run, where its journals are, its files.
+    let j = t.run(&["journal", "list"]);
+    assert_eq!(j.code, 0, "{}", j.all());
+    assert!(j.stdout.contains("switched"), "{}", j.stdout);
+    assert!(
+        j.stdout
+            .contains("haproxy-inner:/var/lib/bgswap/imperial-ae/journal.jsonl"),
+        "{}",
+        j.stdout
+    );
+    let j = t.run(&["journal", "show"]);
+    assert_eq!(j.code, 0, "{}", j.all());
+    assert!(
+        j.stdout
+            .contains("haproxy-inner:/etc/haproxy/haproxy.cfg -> /etc/haproxy/site/haproxy.cfg"),
+        "{}",
+        j.stdout
+    );
+    assert!(
+        j.stdout
+            .contains("backup /opt/invenio/var/instance/.invenio.cfg.bgswap-orig-"),
+        "{}",
+        j.stdout
+    );
     let s = t.run(&["status"]);
     assert!(
         s.stdout
@@ -273,6 +452,13 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
     let r = t.run(&["execute", "--confirm", "--yes"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_as_before(&t, l, &before, "after two switchovers");
+    // Three runs ended verified: their backups are kept ([journal] keep = 3),
+    // the older one is gone, a file bgswap did not name is not touched.
+    assert_eq!(backups(&instance, "invenio.cfg").len(), 3);
+    assert_eq!(backups(&site, "haproxy.cfg").len(), 3);
+    assert!(!old_backup.exists(), "an older run's backup is removed");
+    assert!(not_ours.exists(), "a file bgswap did not name stays");
+    fs::remove_file(&not_ours).expect("rm");
     restored();
 }
 

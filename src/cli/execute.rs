@@ -78,7 +78,7 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
                     message: format!("nothing was changed: {e}"),
                 }
             })?;
-        let saved_files = run::saved_files(&plan, &obs);
+        let saved_files = run::saved_files(&plan, &obs, &s.run_id);
         let holder = s.lock.info.describe();
         let outcome = s.with_ctx(interactive && a.run.step, |ctx| {
             run::execute(ctx, &plan, saved_files, journal, &s.run_id, &holder)

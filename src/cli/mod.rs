@@ -4,6 +4,7 @@
 
 mod connect;
 mod execute;
+mod journal;
 mod lock;
 mod plan;
 mod probe;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Show or break the lock that keeps switchovers one at a time.
     #[command(subcommand)]
     Lock(lock::LockCommand),
+    /// List the journaled runs, or show one run's records (masked). Changes nothing.
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -191,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Execute(a) => execute::run(&a),
         Command::Rollback(a) => rollback::run(&a),
         Command::Lock(c) => lock::run(&c),
+        Command::Journal(c) => journal::run(&c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bgswap", &mut std::io::stdout());
             Ok(Outcome::Ok)

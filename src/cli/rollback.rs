@@ -5,9 +5,10 @@
 
 use super::session::{self, LiveArgs, RunArgs};
 use super::{Failure, Format, Outcome};
+use crate::engine::journal::SavedFile;
 use crate::engine::journal::{Ending, Journal, RunState};
 use crate::engine::run;
-use crate::report::diff::masked;
+use crate::transport::Host;
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -54,6 +55,40 @@ fn dry_run(a: &RollbackArgs) -> Result<Outcome, Failure> {
         Format::Text => print!("{}", plan.text()),
     }
     Ok(Outcome::Ok)
+}
+
+/// A file's text as it was before the run: read from its backup on its own
+/// host (a journal from before backups were kept holds the bytes itself).
+/// Only ever shown masked.
+fn original_text(h: &dyn Host, f: &SavedFile) -> Result<String, String> {
+    if f.backup.is_empty() {
+        return match f.legacy_bytes() {
+            Some(b) => b.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            None => Err("the journal names no backup of it".into()),
+        };
+    }
+    match h.read_file(&f.backup) {
+        Ok(Some(b)) if b.sha256 == f.sha256_before => Ok(b.text),
+        Ok(Some(_)) => Err(format!(
+            "its backup {} is damaged (not the original sha256); it cannot be restored",
+            f.backup
+        )),
+        Ok(None) => Err(format!(
+            "its backup {} is missing; it cannot be restored",
+            f.backup
+        )),
+        Err(e) => Err(format!("cannot read its backup {}: {e}", f.backup)),
+    }
+}
+
+/// Host text as it may be shown: invenio.cfg (and Python) masked as
+/// Python, anything else as text.
+fn masked_for(path: &str, text: &str, cfg_path: &str) -> String {
+    if path == cfg_path || path.ends_with(".py") {
+        crate::mask::mask_python(text)
+    } else {
+        crate::mask::mask_text(text)
+    }
 }
 
 pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
@@ -114,11 +149,20 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if let Some(now) = now {
                 if now.sha256 != f.sha256_before && now.sha256 != f.sha256_after {
-                    let original =
-                        String::from_utf8_lossy(&f.before_bytes().map_err(Failure::failed)?)
-                            .into_owned();
-                    let a_ = masked(&f.path, &now.text, &s.inv.cfg_path);
-                    let b_ = masked(&f.path, &original, &s.inv.cfg_path);
+                    let original = match original_text(h.as_ref(), f) {
+                        Ok(t) => t,
+                        Err(why) => {
+                            changed.push(format!(
+                                "{}:{} (now, changed since the switchover): {}\n",
+                                f.host,
+                                f.path,
+                                crate::mask::mask_text(&why)
+                            ));
+                            continue;
+                        }
+                    };
+                    let a_ = masked_for(&f.path, &now.text, &s.inv.cfg_path);
+                    let b_ = masked_for(&f.path, &original, &s.inv.cfg_path);
                     let diff = similar::TextDiff::from_lines(&a_, &b_)
                         .unified_diff()
                         .header(

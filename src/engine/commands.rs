@@ -133,6 +133,96 @@ pub fn remove(path: &str) -> String {
     line(&["rm", "-f", "--", path])
 }
 
+/// Removes several files in one command.
+pub fn remove_all(paths: &[String]) -> String {
+    let mut words = vec!["rm".to_string(), "-f".into(), "--".into()];
+    words.extend(paths.iter().cloned());
+    line(&words)
+}
+
+/// Prints the file a path resolves to (symlinks followed), so that a
+/// symlinked config is written through its target and the link is kept.
+pub fn resolve(path: &str) -> String {
+    line(&["readlink", "-f", "--", path])
+}
+
+/// Keeps the original bytes of `target` on its own host: a copy at
+/// `backup` (made with umask 077, then 0600, fsynced with its directory),
+/// checked to have the sha256 the plan read (`sha_before`); exit 3 with
+/// `sha256 is …` on stderr (and no copy left) when it has not: the file
+/// drifted since the plan. The bytes never leave the host.
+pub fn keep_original(target: &str, backup: &str, sha_before: &str) -> String {
+    let (t, b) = (quote(target), quote(backup));
+    let dir = match backup.rsplit_once('/') {
+        Some(("", _)) => "/".to_string(),
+        Some((d, _)) => d.to_string(),
+        None => ".".to_string(),
+    };
+    format!(
+        "umask 077 && rm -f -- {b} && cp -- {t} {b} && found=$(sha256sum < {b} | cut -d' ' -f1) && if [ \"$found\" != {s} ]; then rm -f -- {b}; echo \"sha256 is $found\" >&2; exit 3; fi && chmod 0600 -- {b} && sync -- {b} {d}",
+        s = quote(sha_before),
+        d = quote(&dir)
+    )
+}
+
+/// Gives `to` the attributes of `from` (mode, owner and group, POSIX ACLs,
+/// extended attributes such as the SELinux context), not its content and
+/// not its timestamps: a staged or restored file is then the file the
+/// operators had, in all but its bytes.
+pub fn copy_attributes(from: &str, to: &str) -> String {
+    line(&[
+        "cp",
+        "--attributes-only",
+        "--preserve=mode,ownership,xattr",
+        "--",
+        from,
+        to,
+    ])
+}
+
+/// Puts the original bytes back from the backup on the host: exit 5 if the
+/// backup is missing, 6 if its sha256 is not `sha_before` (damaged;
+/// nothing touched either way). Otherwise a copy at `tmp` gets the current
+/// file's attributes (ACLs, xattrs) and the recorded owner and mode, is
+/// checked and fsynced, and replaces `target` only if `target`'s sha256 is
+/// still `expected` (exit 3 with `sha256 is …` otherwise, the copy
+/// removed); exit 7 if the copy cannot be made.
+pub fn restore_backup(
+    target: &str,
+    backup: &str,
+    tmp: &str,
+    sha_before: &str,
+    expected: &str,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+) -> String {
+    let (t, b, x) = (quote(target), quote(backup), quote(tmp));
+    let s = quote(sha_before);
+    let mut prepare = format!("cp -- {b} {x} && {}", copy_attributes(target, tmp));
+    if let Some((u, g)) = owner {
+        prepare.push_str(&format!(" && chown {u}:{g} -- {x}"));
+    }
+    if let Some(m) = mode {
+        prepare.push_str(&format!(" && chmod {m:04o} -- {x}"));
+    }
+    format!(
+        "if [ ! -f {b} ]; then echo 'backup missing' >&2; exit 5; fi; b=$(sha256sum < {b} | cut -d' ' -f1); if [ \"$b\" != {s} ]; then echo \"backup sha256 is $b\" >&2; exit 6; fi; rm -f -- {x}; if {prepare} && [ \"$(sha256sum < {x} | cut -d' ' -f1)\" = {s} ] && sync -- {x}; then :; else rm -f -- {x}; exit 7; fi; found=$(sha256sum < {t} | cut -d' ' -f1); if [ \"$found\" = {e} ]; then mv -f -- {x} {t}; else rm -f -- {x}; echo \"sha256 is $found\" >&2; exit 3; fi",
+        e = quote(expected)
+    )
+}
+
+/// Lists, one per line, bgswap's own files beside a file named `name` in
+/// `dir`: its backups (`.<name>.bgswap-orig-<run>`) and staged copies
+/// (`.<name>.bgswap-staged-<run>`), regular files only. Read-only.
+pub fn list_aside(dir: &str, name: &str) -> String {
+    format!(
+        "cd -- {d} && for f in {o}* {s}*; do if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then printf '%s\\n' \"$f\"; fi; done",
+        d = quote(dir),
+        o = quote(&format!(".{name}.bgswap-orig-")),
+        s = quote(&format!(".{name}.bgswap-staged-")),
+    )
+}
+
 pub fn mkdir_private(dir: &str) -> String {
     line(&["mkdir", "-p", "-m", "0700", "--", dir])
 }
@@ -464,5 +554,128 @@ mod tests {
             Some(0)
         );
         assert_eq!(std::fs::read(&target).expect("read"), b"new");
+    }
+
+    #[test]
+    fn backup_and_restore_lines() {
+        assert_eq!(resolve("/etc/my cfg"), "readlink -f -- '/etc/my cfg'");
+        assert_eq!(
+            remove_all(&["/a b".to_string(), "/c".to_string()]),
+            "rm -f -- '/a b' /c"
+        );
+        assert_eq!(
+            keep_original("/etc/my cfg", "/etc/.my cfg.bgswap-orig-r1", "abc"),
+            "umask 077 && rm -f -- '/etc/.my cfg.bgswap-orig-r1' && cp -- '/etc/my cfg' '/etc/.my cfg.bgswap-orig-r1' && found=$(sha256sum < '/etc/.my cfg.bgswap-orig-r1' | cut -d' ' -f1) && if [ \"$found\" != abc ]; then rm -f -- '/etc/.my cfg.bgswap-orig-r1'; echo \"sha256 is $found\" >&2; exit 3; fi && chmod 0600 -- '/etc/.my cfg.bgswap-orig-r1' && sync -- '/etc/.my cfg.bgswap-orig-r1' /etc"
+        );
+        assert_eq!(
+            copy_attributes("/etc/haproxy/haproxy.cfg", "/etc/haproxy/.haproxy.cfg.bgswap-staged-r1"),
+            "cp --attributes-only --preserve=mode,ownership,xattr -- /etc/haproxy/haproxy.cfg /etc/haproxy/.haproxy.cfg.bgswap-staged-r1"
+        );
+        assert_eq!(
+            restore_backup("/e/c", "/e/.c.bgswap-orig-r1", "/e/.c.bgswap-staged-r2", "aa", "bb", Some(0o640), Some((0, 998))),
+            "if [ ! -f /e/.c.bgswap-orig-r1 ]; then echo 'backup missing' >&2; exit 5; fi; b=$(sha256sum < /e/.c.bgswap-orig-r1 | cut -d' ' -f1); if [ \"$b\" != aa ]; then echo \"backup sha256 is $b\" >&2; exit 6; fi; rm -f -- /e/.c.bgswap-staged-r2; if cp -- /e/.c.bgswap-orig-r1 /e/.c.bgswap-staged-r2 && cp --attributes-only --preserve=mode,ownership,xattr -- /e/c /e/.c.bgswap-staged-r2 && chown 0:998 -- /e/.c.bgswap-staged-r2 && chmod 0640 -- /e/.c.bgswap-staged-r2 && [ \"$(sha256sum < /e/.c.bgswap-staged-r2 | cut -d' ' -f1)\" = aa ] && sync -- /e/.c.bgswap-staged-r2; then :; else rm -f -- /e/.c.bgswap-staged-r2; exit 7; fi; found=$(sha256sum < /e/c | cut -d' ' -f1); if [ \"$found\" = bb ]; then mv -f -- /e/.c.bgswap-staged-r2 /e/c; else rm -f -- /e/.c.bgswap-staged-r2; echo \"sha256 is $found\" >&2; exit 3; fi"
+        );
+        assert_eq!(
+            list_aside("/opt/x y", "invenio.cfg"),
+            "cd -- '/opt/x y' && for f in .invenio.cfg.bgswap-orig-* .invenio.cfg.bgswap-staged-*; do if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then printf '%s\\n' \"$f\"; fi; done"
+        );
+        assert_eq!(
+            list_aside("/e", "it's *"),
+            "cd -- /e && for f in '.it'\\''s *.bgswap-orig-'* '.it'\\''s *.bgswap-staged-'*; do if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then printf '%s\\n' \"$f\"; fi; done"
+        );
+    }
+
+    /// By a real shell: the backup is the original, 0600, beside the real
+    /// file of a symlink; the restore puts it back through the link with
+    /// the file's mode, keeping its attributes; a damaged or missing backup
+    /// touches nothing; retention lists only bgswap's names.
+    #[test]
+    fn backups_by_a_real_shell() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tmp");
+        let d = t.path().join("site dir");
+        std::fs::create_dir(&d).expect("mkdir");
+        let real = d.join("it's.cfg");
+        let link = t.path().join("link.cfg");
+        std::fs::write(&real, b"SECRET = 'x'\n").expect("write");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let sh = |cmd: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .output()
+                .expect("sh")
+        };
+        let sha = |b: &[u8]| crate::model::observation::sha256_hex(b);
+        let (rp, lp) = (real.display().to_string(), link.display().to_string());
+        let out = sh(&resolve(&lp));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), rp);
+        let backup = crate::engine::step::backup_path(&rp, "r1");
+        // A drifted file: exit 3, no backup left.
+        let out = sh(&keep_original(&rp, &backup, &sha(b"other")));
+        assert_eq!(out.status.code(), Some(3));
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("sha256 is "));
+        assert!(!std::path::Path::new(&backup).exists());
+        let out = sh(&keep_original(&rp, &backup, &sha(b"SECRET = 'x'\n")));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read(&backup).expect("backup"), b"SECRET = 'x'\n");
+        let m = std::fs::metadata(&backup)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(m, 0o600);
+        // The switch wrote new bytes (mode 0644 by someone's umask).
+        std::fs::write(&real, b"SECRET = 'y'\n").expect("write");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let tmp = crate::engine::step::staged_path(&rp, "r2");
+        let restore = |expected: &str| {
+            sh(&restore_backup(
+                &rp,
+                &backup,
+                &tmp,
+                &sha(b"SECRET = 'x'\n"),
+                expected,
+                Some(0o640),
+                None,
+            ))
+        };
+        // Not the sha256 the run left: nothing replaced.
+        let out = restore(&sha(b"no"));
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(std::fs::read(&real).expect("read"), b"SECRET = 'y'\n");
+        assert!(!std::path::Path::new(&tmp).exists());
+        let out = restore(&sha(b"SECRET = 'y'\n"));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read(&link).expect("read"), b"SECRET = 'x'\n");
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("lstat")
+            .file_type()
+            .is_symlink());
+        let m = std::fs::metadata(&real).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(m, 0o640);
+        // A damaged backup, then a missing one: exit 6, 5; nothing touched.
+        std::fs::write(&real, b"SECRET = 'y'\n").expect("write");
+        std::fs::write(&backup, b"damaged").expect("write");
+        assert_eq!(restore(&sha(b"SECRET = 'y'\n")).status.code(), Some(6));
+        std::fs::remove_file(&backup).expect("rm");
+        assert_eq!(restore(&sha(b"SECRET = 'y'\n")).status.code(), Some(5));
+        assert_eq!(std::fs::read(&real).expect("read"), b"SECRET = 'y'\n");
+        // Retention sees bgswap's names beside the file, nothing else.
+        for n in [
+            ".it's.cfg.bgswap-orig-r0",
+            ".it's.cfg.bgswap-staged-r0",
+            "other",
+        ] {
+            std::fs::write(d.join(n), b"").expect("write");
+        }
+        std::os::unix::fs::symlink(&real, d.join(".it's.cfg.bgswap-orig-rX")).expect("symlink");
+        let out = sh(&list_aside(&d.display().to_string(), "it's.cfg"));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            ".it's.cfg.bgswap-orig-r0\n.it's.cfg.bgswap-staged-r0\n"
+        );
     }
 }

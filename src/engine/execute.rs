@@ -3,6 +3,7 @@
 //! runs; verification and the postflight; on any failure (or Ctrl-C, or the
 //! operator's choice) the undo plan.
 
+use super::backups;
 use super::commands;
 use super::events::Event;
 use super::journal::{Journal, Record, RunState, SavedFile};
@@ -10,7 +11,7 @@ use super::ports::StepChoice;
 use super::run::{
     finish, group, jappend, jappend_synced, jsync, note, pause_at, pause_if_asked, Ctx, Outcome,
 };
-use super::step::staged_path;
+use super::step::{saved_of, staged_path};
 use super::undo::undo_run;
 use super::verify::{postflight, verify};
 use super::watchdog;
@@ -20,8 +21,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The saved originals of every file the plan changes.
-pub fn saved_files(plan: &Plan, obs: &crate::model::observation::Observation) -> Vec<SavedFile> {
+/// The journal's record of every file the plan changes (paths, hashes,
+/// mode, owner; the backup named for `run` beside each path until
+/// [`execute`] resolves where each file really is).
+pub fn saved_files(
+    plan: &Plan,
+    obs: &crate::model::observation::Observation,
+    run: &str,
+) -> Vec<SavedFile> {
     plan.files
         .iter()
         .map(|f| {
@@ -29,7 +36,7 @@ pub fn saved_files(plan: &Plan, obs: &crate::model::observation::Observation) ->
             SavedFile::new(
                 &f.host,
                 &f.path,
-                f.before.as_bytes(),
+                run,
                 &f.sha256_before,
                 &f.sha256_after,
                 o.and_then(|o| o.mode),
@@ -39,8 +46,10 @@ pub fn saved_files(plan: &Plan, obs: &crate::model::observation::Observation) ->
         .collect()
 }
 
-/// Writes every new file beside its original and validates the candidates.
-/// Changes nothing the deployment uses.
+/// Keeps each original on its host (a 0600 backup beside the real file,
+/// checked against the plan's sha256), writes every new file beside its
+/// original with the original's attributes (mode, owner, ACLs, xattrs) and
+/// validates the candidates. Changes nothing the deployment uses.
 fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
     let inv = ctx.hosts.inv;
     let by_host = group(plan.files.iter().map(|f| (f.host.clone(), f)));
@@ -51,16 +60,62 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
                 s.spawn(move || -> Result<(), HostError> {
                     let h = ctx.hosts.host(host)?;
                     for f in files {
-                        let staged = staged_path(&f.path, ctx.hosts.run);
-                        let sv = saved.iter().find(|x| x.host == f.host && x.path == f.path);
+                        let sv = saved_of(saved, &f.host, &f.path).ok_or_else(|| {
+                            HostError::Other {
+                                host: host.clone(),
+                                reason: format!("the journal does not name {}", f.path),
+                            }
+                        })?;
+                        let target = sv.target();
+                        let out = h.run(
+                            &commands::keep_original(target, &sv.backup, &f.sha256_before),
+                            ctx.hosts.timeout,
+                        )?;
+                        match out.status {
+                            0 => {}
+                            3 => {
+                                return Err(HostError::Drift {
+                                    host: host.clone(),
+                                    path: f.path.clone(),
+                                    expected: f.sha256_before.clone(),
+                                    found: out.stderr.trim().trim_start_matches("sha256 is ").into(),
+                                })
+                            }
+                            st => {
+                                return Err(HostError::Other {
+                                    host: host.clone(),
+                                    reason: format!(
+                                        "cannot keep the original of {} beside it (exit {st}): {}",
+                                        f.path,
+                                        first_lines(&out.stderr, &out.stdout)
+                                    ),
+                                })
+                            }
+                        }
+                        let staged = staged_path(target, ctx.hosts.run);
                         let _ = h.run(&commands::remove(&staged), ctx.hosts.timeout);
                         h.write_file(
                             &staged,
                             Expect::Absent,
                             f.after.as_bytes(),
-                            sv.and_then(|x| x.mode),
-                            sv.and_then(|x| x.owner),
+                            sv.mode,
+                            sv.owner,
                         )?;
+                        let out = h.run(
+                            &commands::copy_attributes(target, &staged),
+                            ctx.hosts.timeout,
+                        )?;
+                        if out.status != 0 {
+                            return Err(HostError::Other {
+                                host: host.clone(),
+                                reason: format!(
+                                    "cannot give the candidate {} the attributes of the file (exit {}): {}",
+                                    f.path,
+                                    out.status,
+                                    first_lines(&out.stderr, &out.stdout)
+                                ),
+                            });
+                        }
                         if *host == inv.router.host && f.path == inv.router.config {
                             let out =
                                 h.run(&commands::haproxy_check(&staged), ctx.hosts.timeout)?;
@@ -111,20 +166,24 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
         note(
             ctx,
             None,
-            format!("staged {} files beside their originals", plan.files.len()),
+            format!(
+                "kept each original beside it on its host (0600) and staged {} files beside their originals",
+                plan.files.len()
+            ),
         );
         Ok(())
     } else {
-        remove_staged(ctx, plan);
+        remove_staged(ctx, saved);
+        backups::remove_run(ctx, saved);
         Err(crate::mask::mask_text(&errors.join("; ")))
     }
 }
 
-pub(super) fn remove_staged(ctx: &Ctx, plan: &Plan) {
-    for f in &plan.files {
+pub(super) fn remove_staged(ctx: &Ctx, saved: &[SavedFile]) {
+    for f in saved {
         if let Ok(h) = ctx.hosts.host(&f.host) {
             let _ = h.run(
-                &commands::remove(&staged_path(&f.path, ctx.hosts.run)),
+                &commands::remove(&staged_path(f.target(), ctx.hosts.run)),
                 ctx.hosts.timeout,
             );
         }
@@ -163,6 +222,20 @@ pub fn execute(
 ) -> Outcome {
     let t0 = Instant::now();
     let journal = Mutex::new(journal);
+    // Where each file really is (a symlink is written through), and its
+    // backup beside it: named in the begin record, so that an undo from
+    // any machine finds the originals on their hosts.
+    let saved = match backups::resolve(ctx, saved, run) {
+        Ok(s) => s,
+        Err(e) => {
+            return finish(
+                ctx,
+                &journal,
+                t0,
+                Outcome::NothingChanged(format!("cannot resolve the files to change: {e}")),
+            )
+        }
+    };
     let begin = Record::Begin {
         run: run.into(),
         at: super::journal::utc_now(),
@@ -213,7 +286,7 @@ pub fn execute(
     // When the dev side went offline, and how long the router reload took.
     let mut dev_offline: Option<Instant> = None;
     let mut cutover: Option<std::time::Duration> = None;
-    let router_files = watchdog::router_files(ctx, plan);
+    let router_files = watchdog::router_files(ctx, plan, &saved);
     let (mut watchdog_armed, mut watchdog_confirmed) = (false, false);
     for (i, (phase, steps)) in ph.iter().enumerate() {
         if ctx.interrupted.load(Ordering::SeqCst) {
@@ -229,7 +302,7 @@ pub fn execute(
                         break;
                     }
                     Ok(StepChoice::StopHere) => {
-                        remove_staged(ctx, plan);
+                        remove_staged(ctx, &saved);
                         // Left as it is means the router too: the watchdog
                         // would otherwise put it back behind the operator.
                         if watchdog_armed && !watchdog_confirmed {
@@ -259,7 +332,7 @@ pub fn execute(
         // The router reverts itself unless bgswap confirms prod after the
         // reload: armed before its files change.
         if *phase == Phase::SwitchRoutes && !watchdog_armed && !router_files.is_empty() {
-            if let Err(e) = watchdog::arm(ctx, plan, run) {
+            if let Err(e) = watchdog::arm(ctx, plan, &saved, run) {
                 failure = Some(format!("{e}; nothing of phase {} ran", i + 1));
                 break;
             }
@@ -312,6 +385,7 @@ pub fn execute(
                 .values()
                 .map(|list| {
                     let journal = &journal;
+                    let saved = &saved;
                     s.spawn(move || -> Option<String> {
                         for st in list {
                             if ctx.interrupted.load(Ordering::SeqCst) {
@@ -329,7 +403,7 @@ pub fn execute(
                                 what: what.clone(),
                             });
                             let t = Instant::now();
-                            match ctx.hosts.forward(&st.action) {
+                            match ctx.hosts.forward(&st.action, saved) {
                                 Ok(()) => {
                                     let _ = jappend(
                                         journal,
@@ -448,7 +522,7 @@ pub fn execute(
             Err(e) => failure = Some(format!("verification after the switch failed: {e}")),
         }
     }
-    remove_staged(ctx, plan);
+    remove_staged(ctx, &saved);
     let outcome = match failure {
         None => Outcome::Switched,
         Some(cause) => {

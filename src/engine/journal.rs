@@ -1,11 +1,15 @@
 //! The journal of a switchover: JSON lines, each fsynced before bgswap goes
-//! on. The first record holds every step with its inverse and the original
-//! bytes, mode and owner of every file the run may change, so it is on disk
-//! before the first change. After that, each step's intent is written before
-//! it runs and its outcome after. Local copy: `<state>/<deployment>/journal.jsonl`
-//! (directory 0700, file 0600: it holds original file contents, secrets
-//! included); a copy on the router host lets `rollback` work from another
-//! machine. `rollback` reads the journal to know what to inspect and undo.
+//! on. The first record holds every step with its inverse and, for every
+//! file the run may change, its path, real path, the path of its backup on
+//! its own host, its sha256 before and after, mode and owner, so it is on
+//! disk before the first change. No file content: each file's original
+//! bytes stay on the host they came from (a 0600 backup beside the file,
+//! made while staging), so neither this journal nor its copy on the router
+//! holds a credential (DESIGN §4.12). After that, each step's intent is
+//! written before it runs and its outcome after. Local copy:
+//! `<state>/<deployment>/journal.jsonl` (directory 0700, file 0600); a copy
+//! on the router host lets `rollback` work from another machine. `rollback`
+//! reads the journal to know what to inspect and undo.
 //!
 //! The first record appears atomically: it is written to a temporary file in
 //! the same directory, fsynced, renamed into place and the directory fsynced,
@@ -28,24 +32,42 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// A file as it was before the run, so that rollback can restore it exactly.
+/// A file the run may change, as the journal names it: where it is, where
+/// its original bytes are kept on its own host (the backup, 0600, beside
+/// the real file, named by run), and the hashes, mode and owner that undo
+/// checks and restores. No content: the journal (and its copy on the
+/// router) holds paths, hashes, steps and outcomes only (DESIGN §4.12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedFile {
     pub host: String,
+    /// The path the plan names (it may be a symlink).
     pub path: String,
+    /// The file `path` resolves to on its host, when that is another path
+    /// (a symlink): staging, commit, backup and restore act on it, and the
+    /// link is left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_path: Option<String>,
+    /// The copy of the original bytes on `host`, beside the real file.
+    /// Empty in journals written before backups were kept on the hosts.
+    #[serde(default)]
+    pub backup: String,
     pub sha256_before: String,
     pub sha256_after: String,
     pub mode: Option<u32>,
     pub owner: Option<(u32, u32)>,
-    /// The original bytes, base64.
-    pub before: String,
+    /// Journals of earlier versions held the original bytes here (base64);
+    /// read so that such a run can still be rolled back, never written.
+    #[serde(default, rename = "before", skip_serializing_if = "Option::is_none")]
+    pub legacy_before: Option<String>,
 }
 
 impl SavedFile {
+    /// A file of the run, its backup beside `path` for `run` (see
+    /// [`SavedFile::resolved`] once the real path is known).
     pub fn new(
         host: &str,
         path: &str,
-        before: &[u8],
+        run: &str,
         sha_before: &str,
         sha_after: &str,
         mode: Option<u32>,
@@ -54,23 +76,43 @@ impl SavedFile {
         SavedFile {
             host: host.into(),
             path: path.into(),
+            real_path: None,
+            backup: super::step::backup_path(path, run),
             sha256_before: sha_before.into(),
             sha256_after: sha_after.into(),
             mode,
             owner,
-            before: base64::engine::general_purpose::STANDARD.encode(before),
+            legacy_before: None,
         }
     }
 
-    pub fn before_bytes(&self) -> Result<Vec<u8>, String> {
-        base64::engine::general_purpose::STANDARD
-            .decode(&self.before)
-            .map_err(|e| {
-                format!(
-                    "the journal's copy of {}:{} is damaged: {e}",
-                    self.host, self.path
-                )
-            })
+    /// The same file once its host said what `path` resolves to: the real
+    /// path (if different) and the backup beside it.
+    pub fn resolved(mut self, real: &str, run: &str) -> SavedFile {
+        self.real_path = (real != self.path).then(|| real.to_string());
+        self.backup = super::step::backup_path(real, run);
+        self
+    }
+
+    /// The file that is written and restored: the real path, or `path`.
+    pub fn target(&self) -> &str {
+        self.real_path.as_deref().unwrap_or(&self.path)
+    }
+
+    /// The original bytes an earlier version's journal holds (None: this
+    /// journal keeps them on the host, in [`SavedFile::backup`]).
+    pub fn legacy_bytes(&self) -> Option<Result<Vec<u8>, String>> {
+        let b64 = self.legacy_before.as_ref()?;
+        Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| {
+                    format!(
+                        "the journal's copy of {}:{} is damaged: {e}",
+                        self.host, self.path
+                    )
+                }),
+        )
     }
 }
 
@@ -792,7 +834,7 @@ mod tests {
             files: vec![SavedFile::new(
                 "h",
                 "/p",
-                b"secret",
+                "r1",
                 "a",
                 "b",
                 Some(0o640),
@@ -830,7 +872,8 @@ mod tests {
             ]
         );
         assert_eq!(s.to_undo(), vec![1, 0]);
-        assert_eq!(s.files[0].before_bytes().expect("b64"), b"secret");
+        assert_eq!(s.files[0].backup, "/.p.bgswap-orig-r1");
+        assert_eq!(s.files[0].legacy_bytes(), None);
         // A new journal keeps the previous one, once its beginning is in.
         let mut j2 = Journal::create(dir.path(), "d", None).expect("create");
         assert!(!dir.path().join("d/journal.prev.jsonl").exists());
@@ -852,7 +895,7 @@ mod tests {
             holder: "me".into(),
             router_host: "router".into(),
             steps: Vec::new(),
-            files: vec![SavedFile::new("h", "/p", b"x", "a", "b", None, None)],
+            files: vec![SavedFile::new("h", "/p", run, "a", "b", None, None)],
             colours: Default::default(),
         }
     }
@@ -1117,5 +1160,47 @@ mod tests {
         two.extend_from_slice(&failed.as_bytes()[..cut]);
         let e = parse_bytes("j", &two).expect_err("damaged");
         assert!(e.to_string().starts_with("journal j:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_saved_file_holds_paths_and_hashes_never_bytes() {
+        let f = SavedFile::new(
+            "h",
+            "/etc/haproxy/haproxy.cfg",
+            "r1",
+            "aa",
+            "bb",
+            Some(0o640),
+            Some((0, 99)),
+        );
+        assert_eq!(f.backup, "/etc/haproxy/.haproxy.cfg.bgswap-orig-r1");
+        assert_eq!(f.target(), "/etc/haproxy/haproxy.cfg");
+        let json = serde_json::to_string(&f).expect("json");
+        assert_eq!(
+            json,
+            r#"{"host":"h","path":"/etc/haproxy/haproxy.cfg","backup":"/etc/haproxy/.haproxy.cfg.bgswap-orig-r1","sha256_before":"aa","sha256_after":"bb","mode":416,"owner":[0,99]}"#
+        );
+        // A symlink: the real file is the one written, backed up beside it.
+        let l = f.clone().resolved("/srv/router/haproxy.cfg", "r1");
+        assert_eq!(l.target(), "/srv/router/haproxy.cfg");
+        assert_eq!(l.backup, "/srv/router/.haproxy.cfg.bgswap-orig-r1");
+        assert_eq!(l.path, "/etc/haproxy/haproxy.cfg");
+        // Not a link: no real path recorded.
+        let same = f.clone().resolved("/etc/haproxy/haproxy.cfg", "r1");
+        assert_eq!(same.real_path, None);
+        assert_eq!(same, f);
+    }
+
+    #[test]
+    fn an_older_journal_with_the_original_bytes_still_reads() {
+        let old = r#"{"host":"h","path":"/p","sha256_before":"a","sha256_after":"b","mode":null,"owner":null,"before":"c2VjcmV0"}"#;
+        let f: SavedFile = serde_json::from_str(old).expect("old format");
+        assert_eq!(f.backup, "");
+        assert_eq!(f.legacy_bytes(), Some(Ok(b"secret".to_vec())));
+        let bad: SavedFile =
+            serde_json::from_str(&old.replace("c2VjcmV0", "!!")).expect("old format");
+        assert!(bad
+            .legacy_bytes()
+            .is_some_and(|r| r.is_err_and(|e| e.contains("h:/p is damaged"))));
     }
 }

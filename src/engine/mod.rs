@@ -1,6 +1,7 @@
 //! The engine: performs a plan on the hosts and undoes it. It journals before
 //! it acts, emits events instead of printing, and never decides exit codes.
 
+pub mod backups;
 pub mod commands;
 pub mod events;
 pub mod execute;

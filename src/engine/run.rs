@@ -116,6 +116,17 @@ pub use super::undo::{rollback, undo_run};
 pub use super::verify::{postflight, verify};
 
 pub(super) fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcome) -> Outcome {
+    // After a verified end, the originals older runs kept on the hosts go
+    // (all but the newest `[journal] keep` runs').
+    if matches!(o, Outcome::Switched | Outcome::RolledBack(_)) {
+        let st = journal
+            .lock()
+            .ok()
+            .and_then(|j| super::journal::RunState::from_records(j.records()));
+        if let Some(st) = st {
+            super::backups::prune(ctx, &st.files, &st.run, ctx.hosts.inv.journal_keep);
+        }
+    }
     let ending = match &o {
         Outcome::Switched => Ending::Switched,
         Outcome::NothingChanged(_) => Ending::NothingChanged,
@@ -123,13 +134,18 @@ pub(super) fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcom
         Outcome::Incomplete { .. } => Ending::RollbackIncomplete,
         Outcome::Stopped(_) => Ending::Stopped,
     };
-    let _ = jappend_synced(
-        journal,
-        Record::End {
-            at: super::journal::utc_now(),
-            ending,
-        },
-    );
+    // A run that never began (its files could not even be resolved) leaves
+    // the journal, and the previous run's in it, as they were.
+    let began = journal.lock().is_ok_and(|j| !j.records().is_empty());
+    if began {
+        let _ = jappend_synced(
+            journal,
+            Record::End {
+                at: super::journal::utc_now(),
+                ending,
+            },
+        );
+    }
     let summary = match &o {
         Outcome::Switched => "switched".to_string(),
         Outcome::NothingChanged(c) => format!("failed before any change: {c}"),

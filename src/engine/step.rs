@@ -23,10 +23,26 @@ pub struct Hosts<'a> {
 /// The staged copy of a file: beside it, hidden, named for bgswap and for
 /// the run that staged it (a copy left by another run is never committed).
 pub fn staged_path(path: &str, run: &str) -> String {
+    aside_path(path, "staged", run)
+}
+
+/// The backup of a file's original bytes: beside it, hidden, 0600, named
+/// for bgswap and for the run that made it (retention keeps the newest
+/// runs' and removes older ones by this name, and nothing else).
+pub fn backup_path(path: &str, run: &str) -> String {
+    aside_path(path, "orig", run)
+}
+
+fn aside_path(path: &str, what: &str, run: &str) -> String {
     match path.rsplit_once('/') {
-        Some((dir, name)) => format!("{dir}/.{name}.bgswap-staged-{run}"),
-        None => format!(".{path}.bgswap-staged-{run}"),
+        Some((dir, name)) => format!("{dir}/.{name}.bgswap-{what}-{run}"),
+        None => format!(".{path}.bgswap-{what}-{run}"),
     }
+}
+
+/// The journal's record of a file (matched by host and the plan's path).
+pub fn saved_of<'s>(saved: &'s [SavedFile], host: &str, path: &str) -> Option<&'s SavedFile> {
+    saved.iter().find(|s| s.host == host && s.path == path)
 }
 
 /// What undoing a step found and did.
@@ -215,16 +231,25 @@ impl<'a> Hosts<'a> {
     }
 
     /// Commits this run's staged file over its target, if the staged copy
-    /// is the one it wrote and the target is unchanged.
+    /// is the one it wrote and the target is unchanged. A symlinked file is
+    /// committed over the file it points to (as the journal records it);
+    /// the link stays.
     fn commit(
         &self,
         host: &str,
         path: &str,
+        saved: &[SavedFile],
         sha_before: &str,
         sha_after: &str,
     ) -> Result<(), HostError> {
+        let target = saved_of(saved, host, path).map_or(path, SavedFile::target);
         let out = self.host(host)?.run(
-            &commands::commit_staged(path, &staged_path(path, self.run), sha_before, sha_after),
+            &commands::commit_staged(
+                target,
+                &staged_path(target, self.run),
+                sha_before,
+                sha_after,
+            ),
             self.timeout,
         )?;
         match out.status {
@@ -253,8 +278,9 @@ impl<'a> Hosts<'a> {
         }
     }
 
-    /// Performs a step of the plan.
-    pub fn forward(&self, a: &Action) -> Result<(), HostError> {
+    /// Performs a step of the plan; `saved` (the journal's files) says
+    /// where a file really is.
+    pub fn forward(&self, a: &Action, saved: &[SavedFile]) -> Result<(), HostError> {
         match a {
             Action::StopUnits { host, units, .. } => self.stop_units(host, units),
             Action::StartUnits { host, units, ready } => {
@@ -293,7 +319,7 @@ impl<'a> Hosts<'a> {
                 sha256_after,
                 mounts,
             } => {
-                self.commit(host, "/etc/fstab", sha256_before, sha256_after)?;
+                self.commit(host, "/etc/fstab", saved, sha256_before, sha256_after)?;
                 for m in mounts {
                     self.ok(host, &commands::remount_from_fstab(&m.target), self.timeout)?;
                     self.fixup(host, &m.target)?;
@@ -305,7 +331,7 @@ impl<'a> Hosts<'a> {
                 path,
                 sha256_before,
                 sha256_after,
-            } => self.commit(host, path, sha256_before, sha256_after),
+            } => self.commit(host, path, saved, sha256_before, sha256_after),
             Action::Reload { host, command } => self
                 .ok(
                     host,
@@ -316,9 +342,10 @@ impl<'a> Hosts<'a> {
         }
     }
 
-    /// Undoes a step after looking at what is there now. `saved` holds the
-    /// original bytes of the files; `overwrite` allows replacing a file that
-    /// someone else changed since (after the operator saw the diff).
+    /// Undoes a step after looking at what is there now. `saved` says where
+    /// each file's original bytes are kept on its host; `overwrite` allows
+    /// replacing a file that someone else changed since (after the operator
+    /// saw the diff).
     pub fn undo(
         &self,
         a: &Action,
@@ -392,7 +419,11 @@ impl<'a> Hosts<'a> {
     }
 
     /// Puts a file back to its original bytes, mode and owner, if it is as
-    /// the run left it.
+    /// the run left it: from the backup kept on its own host (checked to be
+    /// the original bytes first; a missing or damaged backup is an error
+    /// naming it, and nothing is touched), compare-and-swap against the
+    /// run's new sha256 (or, with `overwrite`, whatever is there now). The
+    /// current file's ACLs and extended attributes are kept; a symlink stays.
     pub fn restore_file(
         &self,
         host: &str,
@@ -400,17 +431,15 @@ impl<'a> Hosts<'a> {
         saved: &[SavedFile],
         overwrite: bool,
     ) -> Result<Undo, HostError> {
-        let s = saved
-            .iter()
-            .find(|s| s.host == host && s.path == path)
-            .ok_or_else(|| HostError::Other {
-                host: host.into(),
-                reason: format!("the journal holds no copy of {path}"),
-            })?;
+        let s = saved_of(saved, host, path).ok_or_else(|| HostError::Other {
+            host: host.into(),
+            reason: format!("the journal does not name {path}"),
+        })?;
         let h = self.host(host)?;
+        let target = s.target();
         // A staged copy left by an interrupted run is ours to remove.
         let _ = h.run(
-            &commands::remove(&staged_path(path, self.run)),
+            &commands::remove(&staged_path(target, self.run)),
             self.timeout,
         );
         let now = h.read_file(path)?;
@@ -439,12 +468,71 @@ impl<'a> Hosts<'a> {
                 });
             }
         };
-        let bytes = s.before_bytes().map_err(|reason| HostError::Other {
-            host: host.into(),
-            reason,
-        })?;
-        h.write_file(path, Expect::Sha256(&expect_sha), &bytes, s.mode, s.owner)?;
-        Ok(Undo::Undone)
+        if s.backup.is_empty() {
+            // A journal from before backups were kept on the hosts.
+            let bytes = match s.legacy_bytes() {
+                Some(b) => b.map_err(|reason| HostError::Other {
+                    host: host.into(),
+                    reason,
+                })?,
+                None => {
+                    return Err(HostError::Other {
+                        host: host.into(),
+                        reason: format!(
+                            "the journal names no backup of {path}: nothing was touched"
+                        ),
+                    })
+                }
+            };
+            h.write_file(path, Expect::Sha256(&expect_sha), &bytes, s.mode, s.owner)?;
+            return Ok(Undo::Undone);
+        }
+        let out = h.run(
+            &commands::restore_backup(
+                target,
+                &s.backup,
+                &staged_path(target, self.run),
+                &s.sha256_before,
+                &expect_sha,
+                s.mode,
+                s.owner,
+            ),
+            self.timeout,
+        )?;
+        let why = out.stderr.trim();
+        match out.status {
+            0 => Ok(Undo::Undone),
+            3 => Err(HostError::Drift {
+                host: host.into(),
+                path: path.into(),
+                expected: expect_sha,
+                found: why.trim_start_matches("sha256 is ").into(),
+            }),
+            5 => Err(HostError::File {
+                host: host.into(),
+                path: path.into(),
+                reason: format!(
+                    "cannot be restored: its backup {} is missing; nothing was touched",
+                    s.backup
+                ),
+            }),
+            6 => Err(HostError::File {
+                host: host.into(),
+                path: path.into(),
+                reason: format!(
+                    "cannot be restored: its backup {} is damaged ({why}, not the original sha256 {}); nothing was touched",
+                    s.backup, s.sha256_before
+                ),
+            }),
+            st => Err(HostError::File {
+                host: host.into(),
+                path: path.into(),
+                reason: format!(
+                    "cannot be restored from its backup {} (exit {st}): {why}; the file was not replaced",
+                    s.backup
+                ),
+            }),
+        }
     }
 }
 
@@ -510,5 +598,13 @@ mod tests {
             staged_path("/etc/fstab", "r1"),
             "/etc/.fstab.bgswap-staged-r1"
         );
+        assert_eq!(
+            backup_path(
+                "/opt/invenio/var/instance/invenio.cfg",
+                "20260101T000000Z-7"
+            ),
+            "/opt/invenio/var/instance/.invenio.cfg.bgswap-orig-20260101T000000Z-7"
+        );
+        assert_eq!(backup_path("f", "r"), ".f.bgswap-orig-r");
     }
 }

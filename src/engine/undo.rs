@@ -148,7 +148,7 @@ pub fn undo_run(ctx: &Ctx, journal: &Mutex<Journal>, st: &RunState, cause: &str)
     for f in &st.files {
         if let Ok(h) = ctx.hosts.host(&f.host) {
             let _ = h.run(
-                &commands::remove(&staged_path(&f.path, ctx.hosts.run)),
+                &commands::remove(&staged_path(f.target(), ctx.hosts.run)),
                 ctx.hosts.timeout,
             );
         }
@@ -431,7 +431,10 @@ fn undo_one(
     let t = Instant::now();
     let result = match &step.action {
         // A reload is undone by reloading (the restored config).
-        Action::Reload { .. } => ctx.hosts.forward(&step.inverse).map(|_| Undo::Undone),
+        Action::Reload { .. } => ctx
+            .hosts
+            .forward(&step.inverse, &st.files)
+            .map(|_| Undo::Undone),
         a => match ctx.hosts.undo(a, &st.files, ctx.overwrite_changed) {
             // A write that failed its compare-and-swap never wrote: a file
             // changed by someone else then is theirs, not ours to undo.

@@ -8,7 +8,9 @@
 //! prod on the old copy, which still runs.
 
 use super::commands;
+use super::journal::SavedFile;
 use super::run::{note, Ctx};
+use super::step::saved_of;
 use crate::model::colour::{Colour, Role};
 use crate::model::plan::Plan;
 use crate::transport::Host;
@@ -16,13 +18,18 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// The router files a plan writes, with the sha256 they will have.
-pub fn router_files(ctx: &Ctx, plan: &Plan) -> Vec<(String, String)> {
+/// The router files a plan writes (where they really are: a symlinked
+/// config is put back through its link), with the sha256 they will have.
+pub fn router_files(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Vec<(String, String)> {
     let router = &ctx.hosts.inv.router.host;
     plan.files
         .iter()
         .filter(|f| &f.host == router)
-        .map(|f| (f.path.clone(), f.sha256_after.clone()))
+        .map(|f| {
+            let target =
+                saved_of(saved, &f.host, &f.path).map_or(f.path.as_str(), SavedFile::target);
+            (target.to_string(), f.sha256_after.clone())
+        })
         .collect()
 }
 
@@ -31,9 +38,9 @@ fn dir(ctx: &Ctx) -> String {
 }
 
 /// Arms the watchdog; the router's files must still be the originals.
-pub fn arm(ctx: &Ctx, plan: &Plan, run: &str) -> Result<(), String> {
+pub fn arm(ctx: &Ctx, plan: &Plan, saved: &[SavedFile], run: &str) -> Result<(), String> {
     let inv = ctx.hosts.inv;
-    let files = router_files(ctx, plan);
+    let files = router_files(ctx, plan, saved);
     let secs = inv.router.watchdog_secs;
     ctx.hosts
         .ok(

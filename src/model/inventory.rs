@@ -31,6 +31,9 @@ pub struct Inventory {
     pub roles: BTreeMap<Role, RoleFacts>,
     /// `[web]`: the units that serve HTTP and their health check.
     pub web: Option<WebSpec>,
+    /// `[journal] keep`: how many runs' backups of the original files stay
+    /// on the hosts (older ones are removed after a verified end).
+    pub journal_keep: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -232,6 +235,33 @@ struct RawInventory {
     mounts: RawMounts,
     roles: RawRoles,
     web: Option<Spanned<RawWeb>>,
+    journal: Option<RawJournal>,
+}
+
+/// `[journal]`: retention of the originals kept on the hosts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    keep: Option<Spanned<u64>>,
+}
+
+/// The default of `[journal] keep`.
+pub const DEFAULT_JOURNAL_KEEP: usize = 3;
+
+/// `[journal] keep`: 1 to 100 runs (the run being ended is always one).
+fn journal_keep(raw: Option<&RawJournal>, ck: &Check) -> Result<usize, InventoryError> {
+    match raw.and_then(|j| j.keep.as_ref()) {
+        None => Ok(DEFAULT_JOURNAL_KEEP),
+        Some(k) if (1..=100).contains(k.get_ref()) => Ok(*k.get_ref() as usize),
+        Some(k) => Err(ck.err(
+            k.span(),
+            "journal.keep",
+            format!(
+                "{} is out of range: keep the backups of 1 to 100 runs (the last run's are needed to roll it back)",
+                k.get_ref()
+            ),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -586,6 +616,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         mounts,
         roles,
         web,
+        journal_keep: journal_keep(raw.journal.as_ref(), ck)?,
     })
 }
 
@@ -1474,5 +1505,23 @@ mod tests {
     fn ssh_timeouts_are_bounded() {
         let t = format!("{RUNBOOK}\n[ssh]\nconnect_timeout_secs = 0\n");
         assert!(err(&t).contains("every wait needs a bound"), "{}", err(&t));
+    }
+
+    #[test]
+    fn journal_keep_defaults_to_three_and_is_bounded() {
+        assert_eq!(
+            parse(RUNBOOK).expect("valid").journal_keep,
+            DEFAULT_JOURNAL_KEEP
+        );
+        let with = |v: &str| format!("{RUNBOOK}\n[journal]\nkeep = {v}\n");
+        assert_eq!(parse(&with("5")).expect("valid").journal_keep, 5);
+        let e = err(&with("0"));
+        assert!(
+            e.contains("journal.keep") && e.contains("0 is out of range"),
+            "{e}"
+        );
+        assert!(err(&with("101")).contains("journal.keep"));
+        let e = err(&format!("{RUNBOOK}\n[journal]\nkept = 2\n"));
+        assert!(e.contains("kept"), "{e}");
     }
 }

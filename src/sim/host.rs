@@ -35,6 +35,32 @@ impl SimHost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     Rm(String),
+    /// `commands::remove_all` with more than one path.
+    RmAll(Vec<String>),
+    /// `commands::resolve`: the simulation has no symlinks.
+    Resolve(String),
+    KeepOriginal {
+        target: String,
+        backup: String,
+        sha_before: String,
+    },
+    CopyAttributes {
+        from: String,
+        to: String,
+    },
+    RestoreBackup {
+        target: String,
+        backup: String,
+        tmp: String,
+        sha_before: String,
+        expected: String,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    },
+    ListAside {
+        dir: String,
+        name: String,
+    },
     Mkdir(String),
     HaproxyCheck(String),
     HaproxyCheckStdin,
@@ -92,6 +118,10 @@ impl Cmd {
     pub fn mutating(&self) -> bool {
         match self {
             Cmd::Rm(_)
+            | Cmd::RmAll(_)
+            | Cmd::KeepOriginal { .. }
+            | Cmd::CopyAttributes { .. }
+            | Cmd::RestoreBackup { .. }
             | Cmd::Mkdir(_)
             | Cmd::Commit { .. }
             | Cmd::RemoveIfHash { .. }
@@ -104,6 +134,8 @@ impl Cmd {
             | Cmd::WatchdogExtend(_) => true,
             Cmd::Systemctl { verb, .. } => verb != "is-active",
             Cmd::HaproxyCheck(_)
+            | Cmd::Resolve(_)
+            | Cmd::ListAside { .. }
             | Cmd::HaproxyCheckStdin
             | Cmd::PythonCheck(_)
             | Cmd::UnitsState(_)
@@ -140,6 +172,16 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
         let prefix = systemctl_of(inv, host);
         return match v.as_slice() {
             ["rm", "-f", "--", p] => Some(Cmd::Rm(p.to_string())),
+            ["rm", "-f", "--", ps @ ..] if ps.len() > 1 => {
+                Some(Cmd::RmAll(ps.iter().map(|p| p.to_string()).collect()))
+            }
+            ["readlink", "-f", "--", p] => Some(Cmd::Resolve(p.to_string())),
+            ["cp", "--attributes-only", "--preserve=mode,ownership,xattr", "--", f, t] => {
+                Some(Cmd::CopyAttributes {
+                    from: f.to_string(),
+                    to: t.to_string(),
+                })
+            }
             ["mkdir", "-p", "-m", "0700", "--", d] => Some(Cmd::Mkdir(d.to_string())),
             ["haproxy", "-c", "-q", "-f", p] => Some(Cmd::HaproxyCheck(p.to_string())),
             ["haproxy", "-c", "-f", "/dev/stdin"] => Some(Cmd::HaproxyCheckStdin),
@@ -194,6 +236,67 @@ pub fn parse(inv: &Inventory, host: &str, cmd: &str) -> Option<Cmd> {
     if is_router && cmd.starts_with("for s in armed firing fired failed; do ") {
         let dir = v.iter().find_map(|x| x.strip_suffix("/$s"))?;
         return (commands::watchdog_state(dir) == cmd).then(|| Cmd::WatchdogState(dir.into()));
+    }
+    if cmd.starts_with("umask 077 && rm -f -- ") {
+        let backup = after(&w, &["rm", "-f", "--"])?;
+        let target = after(&w, &["cp", "--"])?;
+        let sha_before = after(&w, &["$found", "!="])?;
+        return (commands::keep_original(target, backup, sha_before) == cmd).then(|| {
+            Cmd::KeepOriginal {
+                target: target.into(),
+                backup: backup.into(),
+                sha_before: sha_before.into(),
+            }
+        });
+    }
+    if cmd.starts_with("if [ ! -f ") {
+        let backup = v.get(4)?;
+        let tmp = after(&w, &["rm", "-f", "--"])?;
+        let target = after(
+            &w,
+            &[
+                "cp",
+                "--attributes-only",
+                "--preserve=mode,ownership,xattr",
+                "--",
+            ],
+        )?;
+        let sha_before = after(&w, &["$b", "!="])?;
+        let expected = after(&w, &["$found", "="])?;
+        let owner = match after(&w, &["chown"]) {
+            Some(o) => {
+                let (u, g) = o.split_once(':')?;
+                Some((u.parse().ok()?, g.parse().ok()?))
+            }
+            None => None,
+        };
+        let mode = match after(&w, &["chmod"]) {
+            Some(m) => Some(u32::from_str_radix(m, 8).ok()?),
+            None => None,
+        };
+        let c = Cmd::RestoreBackup {
+            target: target.into(),
+            backup: backup.to_string(),
+            tmp: tmp.into(),
+            sha_before: sha_before.into(),
+            expected: expected.into(),
+            mode,
+            owner,
+        };
+        return (commands::restore_backup(target, backup, tmp, sha_before, expected, mode, owner)
+            == cmd)
+            .then_some(c);
+    }
+    if cmd.starts_with("cd -- ") {
+        let dir = after(&w, &["cd", "--"])?;
+        let name = v
+            .get(7)?
+            .strip_prefix('.')?
+            .strip_suffix(".bgswap-orig-*")?;
+        return (commands::list_aside(dir, name) == cmd).then(|| Cmd::ListAside {
+            dir: dir.into(),
+            name: name.into(),
+        });
     }
     if cmd.starts_with("staged=$(sha256sum < ") {
         let tmp = after(&w, &["<"])?;
@@ -348,6 +451,128 @@ impl Inner {
             Cmd::Rm(p) => {
                 self.host_mut(host).files.remove(p);
                 out(0, "", "")
+            }
+            Cmd::RmAll(ps) => {
+                let hs = self.host_mut(host);
+                for p in ps {
+                    hs.files.remove(p);
+                }
+                out(0, "", "")
+            }
+            Cmd::Resolve(p) => {
+                if self.file(host, p).is_some() || self.host_mut(host).dirs.contains(&parent_dir(p))
+                {
+                    out(0, format!("{p}\n"), "")
+                } else {
+                    out(1, "", "")
+                }
+            }
+            Cmd::KeepOriginal {
+                target,
+                backup,
+                sha_before,
+            } => {
+                let Some(f) = self.file(host, target).cloned() else {
+                    return out(
+                        1,
+                        "",
+                        format!("cp: cannot stat '{target}': No such file or directory\n"),
+                    );
+                };
+                let found = sha256_hex(&f.bytes);
+                let hs = self.host_mut(host);
+                if found != *sha_before {
+                    hs.files.remove(backup);
+                    return out(3, "", format!("sha256 is {found}\n"));
+                }
+                hs.files.insert(
+                    backup.clone(),
+                    File {
+                        bytes: f.bytes,
+                        mode: 0o600,
+                        owner: (0, 0),
+                    },
+                );
+                out(0, "", "")
+            }
+            Cmd::CopyAttributes { from, to } => {
+                let Some(src) = self.file(host, from).cloned() else {
+                    return out(
+                        1,
+                        "",
+                        format!("cp: cannot stat '{from}': No such file or directory\n"),
+                    );
+                };
+                match self.host_mut(host).files.get_mut(to) {
+                    Some(dst) => {
+                        dst.mode = src.mode;
+                        dst.owner = src.owner;
+                        out(0, "", "")
+                    }
+                    None => out(
+                        1,
+                        "",
+                        format!("cp: cannot stat '{to}': No such file or directory\n"),
+                    ),
+                }
+            }
+            Cmd::RestoreBackup {
+                target,
+                backup,
+                tmp,
+                sha_before,
+                expected,
+                mode,
+                owner,
+            } => {
+                let Some(b) = self.file(host, backup).cloned() else {
+                    return out(5, "", "backup missing\n");
+                };
+                let bs = sha256_hex(&b.bytes);
+                if bs != *sha_before {
+                    return out(6, "", format!("backup sha256 is {bs}\n"));
+                }
+                let Some(now) = self.file(host, target).cloned() else {
+                    return out(
+                        7,
+                        "",
+                        format!("cp: cannot stat '{target}': No such file or directory\n"),
+                    );
+                };
+                let found = sha256_hex(&now.bytes);
+                let hs = self.host_mut(host);
+                hs.files.remove(tmp);
+                if found != *expected {
+                    return out(3, "", format!("sha256 is {found}\n"));
+                }
+                hs.files.insert(
+                    target.clone(),
+                    File {
+                        bytes: b.bytes,
+                        mode: mode.unwrap_or(now.mode),
+                        owner: owner.unwrap_or(now.owner),
+                    },
+                );
+                out(0, "", "")
+            }
+            Cmd::ListAside { dir, name } => {
+                let (o, st) = (
+                    format!("{dir}/.{name}.bgswap-orig-"),
+                    format!("{dir}/.{name}.bgswap-staged-"),
+                );
+                let hs = self.host_mut(host);
+                if !hs.dirs.contains(dir) {
+                    return out(2, "", format!("sh: 1: cd: can't cd to {dir}\n"));
+                }
+                let mut names: Vec<String> = hs
+                    .files
+                    .keys()
+                    .filter(|p| p.starts_with(&o))
+                    .chain(hs.files.keys().filter(|p| p.starts_with(&st)))
+                    .filter_map(|p| p.rsplit_once('/').map(|(_, n)| format!("{n}\n")))
+                    .collect();
+                names.dedup();
+                out(0, names.concat(), "")
             }
             Cmd::Mkdir(d) => {
                 self.mkdir_p(host, d);

@@ -133,7 +133,7 @@ pub fn prepare<'h>(
     let obs = crate::transport::observe(inv, hosts, Duration::from_secs(5))
         .map_err(|e| format!("observe: {e}"))?;
     let plan = Plan::make(inv, &obs, "simulation").map_err(|e| format!("plan: {e}"))?;
-    let saved = run::saved_files(&plan, &obs);
+    let saved = run::saved_files(&plan, &obs, RUN);
     let router = hosts
         .get(&inv.router.host)
         .map(|h| h.as_ref())

@@ -1,6 +1,7 @@
 use super::host::{parse, Cmd};
 use super::*;
 use crate::engine::commands;
+use crate::engine::journal;
 use crate::model::colour::Colour;
 use crate::transport::command;
 use crate::transport::Expect;
@@ -166,6 +167,59 @@ fn the_interpreter_reads_back_every_builder() {
     assert_eq!(
         p(ROUTER, &commands::watchdog_state("/w")),
         Some(Cmd::WatchdogState("/w".into()))
+    );
+    assert_eq!(
+        p(
+            UI_GREEN,
+            &commands::remove_all(&["/a".into(), "/b c".into()])
+        ),
+        Some(Cmd::RmAll(vec!["/a".into(), "/b c".into()]))
+    );
+    assert_eq!(
+        p(UI_GREEN, &commands::resolve("/o/i.cfg")),
+        Some(Cmd::Resolve("/o/i.cfg".into()))
+    );
+    assert_eq!(
+        p(
+            UI_GREEN,
+            &commands::keep_original("/o/it's", "/o/.it's.b", "ab")
+        ),
+        Some(Cmd::KeepOriginal {
+            target: "/o/it's".into(),
+            backup: "/o/.it's.b".into(),
+            sha_before: "ab".into()
+        })
+    );
+    assert_eq!(
+        p(UI_GREEN, &commands::copy_attributes("/o/a", "/o/.a s")),
+        Some(Cmd::CopyAttributes {
+            from: "/o/a".into(),
+            to: "/o/.a s".into()
+        })
+    );
+    for (mode, owner) in [(Some(0o640), Some((0, 998))), (None, None)] {
+        assert_eq!(
+            p(
+                UI_GREEN,
+                &commands::restore_backup("/o/a b", "/o/.b", "/o/.t", "aa", "bb", mode, owner)
+            ),
+            Some(Cmd::RestoreBackup {
+                target: "/o/a b".into(),
+                backup: "/o/.b".into(),
+                tmp: "/o/.t".into(),
+                sha_before: "aa".into(),
+                expected: "bb".into(),
+                mode,
+                owner
+            })
+        );
+    }
+    assert_eq!(
+        p(UI_GREEN, &commands::list_aside("/o x", "it's.cfg")),
+        Some(Cmd::ListAside {
+            dir: "/o x".into(),
+            name: "it's.cfg".into()
+        })
     );
     // Near misses are not recognised.
     assert_eq!(p(UI_GREEN, "rm -rf -- /"), None);
@@ -497,4 +551,150 @@ fn fault_points_name_the_same_command_in_every_run() {
         b.world.mutations().iter().map(Mutation::point).collect();
     assert_eq!(pa, pb);
     assert_eq!(pa.len(), a.world.mutation_count(), "every point is unique");
+}
+
+/// DESIGN §4.12: each original stays on its host (0600, beside the file,
+/// named by run); neither the local journal nor the router's copy holds a
+/// byte of it; the undo restores from those backups, byte for byte.
+#[test]
+fn the_originals_stay_on_their_hosts_and_the_journal_holds_no_content() {
+    let sim = Sim::imperial();
+    let (o, plan) = sim.execute();
+    assert_eq!(o, Outcome::Switched, "{}", sim.event_lines());
+    let st = sim.run_state();
+    assert_eq!(st.files.len(), plan.files.len());
+    for (f, p) in st.files.iter().zip(&plan.files) {
+        assert_eq!(f.backup, crate::engine::step::backup_path(&f.path, RUN));
+        let b = sim
+            .world
+            .file(&f.host, &f.backup)
+            .unwrap_or_else(|| panic!("no backup of {}:{}", f.host, f.path));
+        assert_eq!(
+            (&f.host, &f.path),
+            (&p.host, &p.path),
+            "in the plan's order"
+        );
+        assert!(b.bytes == p.before.as_bytes(), "{}:{}", f.host, f.path);
+        assert_eq!(b.mode, 0o600);
+    }
+    let local = std::fs::read_to_string(journal::local_path(
+        sim.state_dir.path(),
+        &sim.inv.deployment,
+    ))
+    .expect("local journal");
+    let copy = sim
+        .world
+        .file(ROUTER, "/var/lib/bgswap/imperial-ae/journal.jsonl")
+        .expect("router copy")
+        .text();
+    // The fixture's SECRET_KEY, and any long line of an original file.
+    let secret = "f3b1c9e0d7a24c55b8e6a1d2c4f70b9e";
+    assert!(plan.files.iter().any(|f| f.before.contains(secret)));
+    for (name, text) in [("local journal", &local), ("router copy", &copy)] {
+        assert!(!text.contains(secret), "{name} holds the SECRET_KEY");
+        assert!(!text.contains("\"before\""), "{name} holds original bytes");
+        for f in &plan.files {
+            for l in f.before.lines().filter(|l| l.trim().len() > 24) {
+                assert!(!text.contains(l.trim()), "{name} holds {l:?}");
+            }
+        }
+    }
+    let o = sim.rollback();
+    assert!(matches!(o, Outcome::RolledBack(_)), "{}", sim.event_lines());
+    no_violations(&sim);
+    same(&sim.world.state(), &sim.start, "after rollback");
+    // Kept: the newest runs' backups (this one among them).
+    assert!(st
+        .files
+        .iter()
+        .all(|f| sim.world.file(&f.host, &f.backup).is_some()));
+}
+
+/// A backup that is missing or damaged when the undo needs it: the file is
+/// not touched, the error names the backup; once it is back, rollback ends.
+#[test]
+fn a_missing_or_damaged_backup_touches_nothing_and_is_named() {
+    let sim = Sim::imperial();
+    let (o, _) = sim.execute();
+    assert_eq!(o, Outcome::Switched, "{}", sim.event_lines());
+    let st = sim.run_state();
+    let f = st
+        .files
+        .iter()
+        .find(|f| f.host == UI_GREEN)
+        .expect("a file on ui-green")
+        .clone();
+    let original = sim.world.file(&f.host, &f.backup).expect("backup");
+    for damage in [None, Some(b"damaged".as_slice())] {
+        match damage {
+            None => sim.world.tamper_remove(&f.host, &f.backup),
+            Some(b) => sim.world.tamper_file(&f.host, &f.backup, b),
+        }
+        let o = sim.rollback();
+        let text = format!("{o:?}\n{}", sim.event_lines());
+        assert!(!matches!(o, Outcome::RolledBack(_)), "{text}");
+        let why = if damage.is_none() {
+            "is missing"
+        } else {
+            "is damaged"
+        };
+        assert!(
+            text.contains(&format!("its backup {} {why}", f.backup)),
+            "{text}"
+        );
+        let now = sim.world.file(&f.host, &f.path).expect("file");
+        assert_eq!(
+            crate::model::observation::sha256_hex(&now.bytes),
+            f.sha256_after,
+            "not touched"
+        );
+        no_violations(&sim);
+    }
+    sim.world.tamper_file(&f.host, &f.backup, &original.bytes);
+    let o = sim.rollback();
+    assert!(matches!(o, Outcome::RolledBack(_)), "{}", sim.event_lines());
+    same(&sim.world.state(), &sim.start, "after rollback");
+}
+
+/// Retention after a verified end: the backups of all but the newest
+/// `[journal] keep` runs (3) and staged copies of older runs are removed
+/// beside the files the run touched; nothing else is.
+#[test]
+fn retention_removes_only_older_runs_backups_and_staged_copies() {
+    let sim = Sim::imperial();
+    let cfg = "/opt/invenio/var/instance";
+    let planted = |n: &str| format!("{cfg}/{n}");
+    let old: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|r| planted(&format!(".invenio.cfg.bgswap-orig-20200101T000000Z-{r}")))
+        .collect();
+    let staged_old = planted(".invenio.cfg.bgswap-staged-20200101T000000Z-1");
+    let others = [
+        planted(".other.cfg.bgswap-orig-20200101T000000Z-1"),
+        planted("invenio.cfg.bak"),
+    ];
+    for p in old.iter().chain([&staged_old]).chain(&others) {
+        sim.world.tamper_file(UI_GREEN, p, b"x");
+    }
+    let (o, _) = sim.execute();
+    assert_eq!(o, Outcome::Switched, "{}", sim.event_lines());
+    assert_eq!(sim.inv.journal_keep, 3);
+    // Kept: this run's and the two newest before it.
+    assert!(
+        sim.world.file(UI_GREEN, &old[0]).is_none(),
+        "oldest removed"
+    );
+    assert!(sim.world.file(UI_GREEN, &old[1]).is_some());
+    assert!(sim.world.file(UI_GREEN, &old[2]).is_some());
+    assert!(sim.world.file(UI_GREEN, &staged_old).is_none());
+    for p in &others {
+        assert!(sim.world.file(UI_GREEN, p).is_some(), "{p} is not bgswap's");
+    }
+    assert!(sim
+        .world
+        .file(
+            UI_GREEN,
+            &crate::engine::step::backup_path(&format!("{cfg}/invenio.cfg"), RUN)
+        )
+        .is_some());
 }

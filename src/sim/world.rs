@@ -293,6 +293,10 @@ impl State {
 /// left out of [`World::state`].
 pub const BGSWAP_DIR: &str = "/var/lib/bgswap/";
 
+/// What names the backups of original files bgswap keeps beside them on
+/// their hosts: left out of [`World::state`] too (checked on their own).
+pub const BACKUP_MARK: &str = ".bgswap-orig-";
+
 pub(crate) struct Inner {
     pub(crate) inv: Arc<Inventory>,
     pub(crate) hosts: BTreeMap<String, HostState>,
@@ -654,10 +658,12 @@ impl World {
     // ---- state ----
 
     /// The deployment's state, without bgswap's own files under
-    /// [`BGSWAP_DIR`] (journal copy, lock).
+    /// [`BGSWAP_DIR`] (journal copy, lock) and the backups of originals
+    /// ([`BACKUP_MARK`]).
     pub fn state(&self) -> State {
         let mut s = self.state_all();
-        s.files.retain(|(_, p), _| !p.starts_with(BGSWAP_DIR));
+        s.files
+            .retain(|(_, p), _| !p.starts_with(BGSWAP_DIR) && !p.contains(BACKUP_MARK));
         s
     }
 
@@ -735,6 +741,15 @@ impl World {
             );
         }
         g.check_after(0, host, &format!("tampered with {path}"));
+    }
+
+    /// Someone else removes a file.
+    pub fn tamper_remove(&self, host: &str, path: &str) {
+        let mut g = self.lock();
+        if let Some(hs) = g.hosts.get_mut(host) {
+            hs.files.remove(path);
+        }
+        g.check_after(0, host, &format!("removed {path}"));
     }
 
     /// Someone else changes a mount source.
