@@ -263,10 +263,11 @@ fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
         &["-vv", "plan", "--format", "json"][..],
         &["-vv", "plan"][..],
     ] {
-        let r = bgswap(args.iter().map(OsStr::new).chain([
-            OsStr::new("--config"),
-            l.config.as_os_str(),
-        ]));
+        let r = bgswap(
+            args.iter()
+                .map(OsStr::new)
+                .chain([OsStr::new("--config"), l.config.as_os_str()]),
+        );
         assert_eq!(r.code, 0, "{args:?}: {}", r.all());
     }
     assert_eq!(snap("after"), before, "probe changed nothing");
