@@ -52,7 +52,7 @@ fn dry_run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             serde_json::to_string_pretty(&plan)
                 .map_err(|e| Failure::failed(format!("cannot write JSON: {e}")))?
         ),
-        Format::Text => print!("{}", plan.text()),
+        Format::Text => print!("{}", crate::mask::mask_text(&plan.text())),
     }
     Ok(Outcome::Ok)
 }
@@ -200,7 +200,7 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             crate::engine::state::router_files(&s.hosts, &st),
         );
         let undo = plan.steps();
-        eprint!("{}", plan.text());
+        eprint!("{}", crate::mask::mask_text(&plan.text()));
         let summary = format!(
             "bgswap rollback: {}: run {} ({}), ended {}; {undo} steps to inspect and undo (the plan above). {} will hold prod again.",
             s.inv.deployment,
