@@ -400,7 +400,7 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
     assert!(r.stderr.contains("+++ rdm-invenio-api-green:/opt/invenio/var/instance/invenio.cfg (as before the switchover)"), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("-MAIL_SUPPRESS_SEND = True  # hotfix after the switchover"),
+            .contains("-MAIL_SUPPRESS_SEND = True  # **** **** **** ****"),
         "{}",
         r.stderr
     );
