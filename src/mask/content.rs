@@ -108,6 +108,15 @@ pub fn classify(s: &str, allowed: &[String], o: &Opts) -> Vec<St> {
         for b in &mut st[w.clone()] {
             *b = v;
         }
+        // The dots ending a shown word's sentence are shown with it.
+        if v == St::Show {
+            let dots = s[w.end..].len() - s[w.end..].trim_start_matches('.').len();
+            for b in &mut st[w.end..w.end + dots] {
+                if *b == St::Unknown {
+                    *b = St::Show;
+                }
+            }
+        }
     }
     st
 }
@@ -142,7 +151,14 @@ pub fn words(s: &str) -> Vec<std::ops::Range<usize>> {
     if let Some(b) = start {
         out.push(b..s.len());
     }
-    out
+    // A dot ending a word ends the sentence (`… of rdm-invenio-ui-green.`),
+    // it is not part of the word.
+    out.into_iter()
+        .filter_map(|r| {
+            let end = r.start + s[r.clone()].trim_end_matches('.').len();
+            (end > r.start).then_some(r.start..end)
+        })
+        .collect()
 }
 
 pub fn is_identifier(w: &str) -> bool {

@@ -74,7 +74,9 @@ fn remember(runs: Vec<String>) {
             new.push(r.to_string());
         }
         for w in r.split_whitespace() {
-            let w = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | ')' | '('));
+            let w = w
+                .trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | ')' | '(' | '*'))
+                .trim_end_matches(['.', ':', '!', '?', ')', ',']);
             if w != r && secret_shaped(w) {
                 new.push(w.to_string());
             }
@@ -83,6 +85,12 @@ fn remember(runs: Vec<String>) {
     if new.is_empty() {
         return;
     }
+    // A role token is never a secret, whatever surrounded it.
+    let allowed = allowed();
+    new.retain(|w| {
+        let bare = w.trim_matches(|c: char| !c.is_alphanumeric());
+        !allowed.iter().any(|a| a == w || a == bare)
+    });
     if let Ok(mut s) = STATE.write() {
         s.learned.extend(new);
         s.learned
@@ -92,7 +100,8 @@ fn remember(runs: Vec<String>) {
 }
 
 /// What free text masks when it sees it again: four characters or more,
-/// with a digit, a symbol or an inner capital, or twelve and more letters.
+/// with a digit, a symbol or an inner capital (in a mixed-case word), or
+/// twelve and more letters.
 /// Plain words and names (`invenio.cfg`, `data-node`) are left alone in
 /// free text: they are bgswap's own words, and its messages name files.
 fn secret_shaped(w: &str) -> bool {
@@ -100,11 +109,18 @@ fn secret_shaped(w: &str) -> bool {
     if n < 4 || w == MASK {
         return false;
     }
+    // Capitals and underscores only: a name (`SQLALCHEMY_DATABASE_URI`).
+    if w.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        return false;
+    }
     let digit = w.chars().any(|c| c.is_ascii_digit());
     let symbol = w
         .chars()
         .any(|c| !c.is_alphanumeric() && !matches!(c, '-' | '_' | '.' | '/'));
-    let inner_cap = w.chars().skip(1).any(|c| c.is_uppercase());
+    // An inner capital in a mixed-case word (`hunter2Go`); an all-capitals
+    // word is a name (`INVENIO_`, `SQLALCHEMY_DATABASE_URI`), not a secret.
+    let inner_cap =
+        w.chars().any(|c| c.is_lowercase()) && w.chars().skip(1).any(|c| c.is_uppercase());
     digit || symbol || inner_cap || n >= 12
 }
 
@@ -234,6 +250,32 @@ mod tests {
         ] {
             assert!(!is_secret_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn names_and_sentence_words_are_not_learned_as_secrets() {
+        // An all-capitals name quoted in a comment (`INVENIO_*`) and a word
+        // ending a sentence are not remembered: bgswap's own messages name
+        // `INVENIO_SQLALCHEMY_DATABASE_URI` and must still read whole.
+        for w in ["INVENIO_", "SQLALCHEMY_DATABASE_URI", "file", "ABCD"] {
+            assert!(!secret_shaped(w), "{w}");
+        }
+        for w in ["hunter2", "pAssword", "s3cr3t!", "sunshinelollipop"] {
+            assert!(secret_shaped(w), "{w}");
+        }
+    }
+
+    #[test]
+    fn role_tokens_in_comments_are_shown_and_never_learned() {
+        set_roles(["rdm-test-ui-green".to_string()]);
+        let out = mask_python("# configuration of rdm-test-ui-green.\nX = 1\n");
+        assert!(out.contains("rdm-test-ui-green."), "{out}");
+        remember(vec![
+            "rdm-test-ui-green.".to_string(),
+            "(rdm-test-ui-green)".to_string(),
+        ]);
+        let t = mask_text("rdm-test-ui-green redis: failed");
+        assert_eq!(t, "rdm-test-ui-green redis: failed");
     }
 
     #[test]
