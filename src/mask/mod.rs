@@ -27,6 +27,7 @@ mod vocab;
 
 pub use lines::Kind;
 
+#[cfg(not(test))]
 use std::sync::RwLock;
 
 pub const MASK: &str = "****";
@@ -38,10 +39,32 @@ struct State {
     learned: Vec<String>,
 }
 
+/// One per process. Unit tests run in parallel threads of one process, so
+/// there each test thread has its own: what one test teaches cannot change
+/// what another prints.
+#[cfg(not(test))]
 static STATE: RwLock<State> = RwLock::new(State {
     allowed: Vec::new(),
     learned: Vec::new(),
 });
+
+#[cfg(not(test))]
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.write().ok().map(|mut s| f(&mut s))
+}
+
+#[cfg(test)]
+thread_local! {
+    static STATE: std::cell::RefCell<State> = const { std::cell::RefCell::new(State {
+        allowed: Vec::new(),
+        learned: Vec::new(),
+    }) };
+}
+
+#[cfg(test)]
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.with(|s| Some(f(&mut s.borrow_mut())))
+}
 
 /// Installs the role tokens the allow-list shows.
 pub fn set_roles(tokens: impl IntoIterator<Item = String>) {
@@ -51,13 +74,11 @@ pub fn set_roles(tokens: impl IntoIterator<Item = String>) {
         .collect();
     v.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     v.dedup();
-    if let Ok(mut s) = STATE.write() {
-        s.allowed = v;
-    }
+    with_state(|s| s.allowed = v);
 }
 
 fn allowed() -> Vec<String> {
-    STATE.read().map(|s| s.allowed.clone()).unwrap_or_default()
+    with_state(|s| s.allowed.clone()).unwrap_or_default()
 }
 
 /// Remembers the secret-looking values of a file read from a host, so that
@@ -67,6 +88,22 @@ pub fn learn(path: &str, text: &str, python: bool) {
 }
 
 fn remember(runs: Vec<String>) {
+    let new = worth_remembering(runs, &allowed());
+    if new.is_empty() {
+        return;
+    }
+    with_state(|s| {
+        s.learned.extend(new);
+        s.learned
+            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        s.learned.dedup();
+    });
+}
+
+/// The masked runs (and their words) that free text masks when it sees
+/// them again: secret-shaped, and never a role token, whatever surrounded
+/// it in the file (`… of rdm-invenio-ui-green.`).
+fn worth_remembering(runs: Vec<String>, allowed: &[String]) -> Vec<String> {
     let mut new: Vec<String> = Vec::new();
     for r in runs {
         let r = r.trim();
@@ -82,21 +119,11 @@ fn remember(runs: Vec<String>) {
             }
         }
     }
-    if new.is_empty() {
-        return;
-    }
-    // A role token is never a secret, whatever surrounded it.
-    let allowed = allowed();
     new.retain(|w| {
         let bare = w.trim_matches(|c: char| !c.is_alphanumeric());
         !allowed.iter().any(|a| a == w || a == bare)
     });
-    if let Ok(mut s) = STATE.write() {
-        s.learned.extend(new);
-        s.learned
-            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-        s.learned.dedup();
-    }
+    new
 }
 
 /// What free text masks when it sees it again: four characters or more,
@@ -158,7 +185,7 @@ pub fn mask_config(path: &str, text: &str) -> String {
 
 /// Free text: see the module's documentation.
 pub fn mask_text(text: &str) -> String {
-    let learned = STATE.read().map(|s| s.learned.clone()).unwrap_or_default();
+    let learned = with_state(|s| s.learned.clone()).unwrap_or_default();
     escape_controls(&free::mask(text, &learned))
 }
 
@@ -266,16 +293,15 @@ mod tests {
     }
 
     #[test]
-    fn role_tokens_in_comments_are_shown_and_never_learned() {
-        set_roles(["rdm-test-ui-green".to_string()]);
-        let out = mask_python("# configuration of rdm-test-ui-green.\nX = 1\n");
-        assert!(out.contains("rdm-test-ui-green."), "{out}");
-        remember(vec![
+    fn role_tokens_are_never_learned() {
+        let allowed = vec!["rdm-test-ui-green".to_string()];
+        let runs = vec![
             "rdm-test-ui-green.".to_string(),
             "(rdm-test-ui-green)".to_string(),
-        ]);
-        let t = mask_text("rdm-test-ui-green redis: failed");
-        assert_eq!(t, "rdm-test-ui-green redis: failed");
+            "hunter2 rdm-test-ui-green".to_string(),
+        ];
+        let got = worth_remembering(runs, &allowed);
+        assert_eq!(got, vec!["hunter2 rdm-test-ui-green", "hunter2"]);
     }
 
     #[test]

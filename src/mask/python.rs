@@ -206,6 +206,19 @@ mod tests {
     }
 
     #[test]
+    fn a_role_token_ending_a_sentence_is_shown_with_its_dot() {
+        assert_eq!(
+            m(
+                "# configuration of rdm-ui-green.\nX = 1\n",
+                &["rdm-ui-green"]
+            ),
+            "# **** **** rdm-ui-green.\nX = 1\n"
+        );
+        // A masked word keeps its dot inside the mask.
+        assert_eq!(m("# was hunter2.\n", &[]), "# **** ****\n");
+    }
+
+    #[test]
     fn code_is_shown_literals_and_comments_are_not() {
         let t = "SECRET_KEY = \"f3b1c9e0\"\nCACHE_REDIS_URL = \"redis://rdm-redis:6379/0\"  # was hunter2\nWSGI_PROXIES = 2\n";
         assert_eq!(
