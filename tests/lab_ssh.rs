@@ -403,15 +403,55 @@ fn a_stopped_sshd_is_named() {
     );
 }
 
+/// The same compare-and-swap writes over SFTP (rdm-invenio-ui-blue) and
+/// over the command channel on a host whose sshd has no SFTP subsystem
+/// (rdm-invenio-api-green; the lab's sshd there really refuses it).
 #[test]
 fn compare_and_swap_writes_and_odd_paths_over_ssh() {
     let Some((l, _guard)) = lab() else { return };
     reset();
-    let h = SshHost::connect(
-        &target(l, "rdm-invenio-ui-blue", "127.0.10.11"),
-        NewKeys::Refuse,
-    )
-    .expect("connects");
+    let sftp = |host: &str| {
+        std::process::Command::new("ssh")
+            .arg("-F")
+            .arg(l.dir.join("client/ssh_config"))
+            .args(["-s", host, "sftp"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("ssh")
+    };
+    let refused = sftp("rdm-invenio-api-green");
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("subsystem request failed"),
+        "{refused:?}"
+    );
+    let offered = sftp("rdm-invenio-ui-blue");
+    assert!(
+        !String::from_utf8_lossy(&offered.stderr).contains("subsystem request failed"),
+        "{offered:?}"
+    );
+    cas_round(l, "rdm-invenio-ui-blue", "127.0.10.11");
+    cas_round(l, "rdm-invenio-api-green", "127.0.10.22");
+    restored();
+}
+
+fn cas_round(l: &Lab, name: &str, address: &str) {
+    let h = SshHost::connect(&target(l, name, address), NewKeys::Refuse).expect("connects");
+    // Binary-safe: bytes that are not a text file's travel unchanged.
+    let bin = "/opt/invenio/var/instance/bgswap-test-bytes";
+    h.write_file(bin, Expect::Absent, b"a\r\n\0b\n", Some(0o600), None)
+        .expect("create");
+    let out = h
+        .run(
+            &format!("od -An -c {bin}; rm -- {bin}"),
+            Duration::from_secs(10),
+        )
+        .expect("od");
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["a", "\\r", "\\n", "\\0", "b", "\\n"],
+        "{name}"
+    );
     let odd = "/opt/invenio/var/instance/it's a \"quoted\" file $(x).txt";
     assert!(h.read_file(odd).expect("read").is_none());
     h.write_file(odd, Expect::Absent, b"first\n", Some(0o640), None)
@@ -438,9 +478,9 @@ fn compare_and_swap_writes_and_odd_paths_over_ssh() {
         .expect_err("drift");
     let msg = e.to_string();
     assert!(
-        msg.contains(
-            "rdm-invenio-ui-blue:/opt/invenio/var/instance/invenio.cfg: changed since it was read"
-        ),
+        msg.contains(&format!(
+            "{name}:/opt/invenio/var/instance/invenio.cfg: changed since it was read"
+        )),
         "{msg}"
     );
     assert!(
@@ -493,8 +533,15 @@ fn compare_and_swap_writes_and_odd_paths_over_ssh() {
     )
     .expect("put the config back");
     assert_eq!(h.read_file(cfg).expect("read").expect("exists"), before);
-    drop(h);
-    restored();
+    // A FIFO is refused without being opened, over either channel.
+    let fifo = "/opt/invenio/var/instance/bgswap-test-fifo";
+    let mk = h
+        .run(&format!("mkfifo {fifo}"), Duration::from_secs(10))
+        .expect("mkfifo");
+    assert_eq!(mk.status, 0, "{}", mk.stderr);
+    let e = h.read_file(fifo).expect_err("a FIFO is refused");
+    assert!(matches!(e, HostError::BadFile { .. }), "{name}: {e}");
+    let _ = h.run(&format!("rm -- {fifo}"), Duration::from_secs(10));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! SSH or touches remote files; the core never sees how files were read.
 
 pub mod command;
+pub mod exec_files;
 pub mod fleet;
 pub mod host;
 pub mod http;

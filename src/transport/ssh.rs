@@ -7,6 +7,7 @@
 //! by a temporary file plus `mv -f` (SFTP rename cannot overwrite on OpenSSH).
 
 use super::command::{self, quote};
+use super::exec_files;
 use super::host::{
     not_regular, utf8_text, Expect, FileKind, Host, HostError, HostKey, Output, Peer,
 };
@@ -117,7 +118,13 @@ pub struct SshHost {
     /// timeout, so that an undo facing a lost host reaches its report in
     /// seconds. A fresh connection (`reconnect`) starts clean.
     lost: std::sync::Mutex<Option<String>>,
+    /// Set when the server refused the SFTP subsystem (see `sftp`).
+    no_sftp: std::sync::atomic::AtomicBool,
 }
+
+/// LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: the server said no to the
+/// subsystem request.
+const SFTP_REFUSED: ssh2::ErrorCode = ssh2::ErrorCode::Session(-22);
 
 fn key_type_name(t: HostKeyType) -> &'static str {
     match t {
@@ -146,6 +153,7 @@ impl SshHost {
             tunnel: std::sync::Mutex::new(None),
             tag: std::sync::Mutex::new(command::tag("-")),
             lost: std::sync::Mutex::new(None),
+            no_sftp: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -157,11 +165,32 @@ impl SshHost {
         }
     }
 
-    fn sftp(&self) -> Result<ssh2::Sftp, HostError> {
-        self.session.sftp().map_err(|e| HostError::Other {
-            host: self.target.name.clone(),
-            reason: format!("cannot start SFTP: {}", e.message()),
-        })
+    /// The SFTP subsystem, or None when the server refuses it (no
+    /// `Subsystem sftp` in its sshd_config): files then travel over the
+    /// command channel (`exec_files`) for the rest of the session.
+    fn sftp(&self) -> Result<Option<ssh2::Sftp>, HostError> {
+        if self.no_sftp.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match self.session.sftp() {
+            Ok(s) => Ok(Some(s)),
+            Err(e)
+                if e.code() == SFTP_REFUSED || e.message().contains("Unable to request SFTP") =>
+            {
+                self.no_sftp
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                log::info(format!(
+                    "{}: the SSH server offers no SFTP ({}); files are read and written over the command channel",
+                    self.target.name,
+                    e.message()
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(HostError::Other {
+                host: self.target.name.clone(),
+                reason: format!("cannot start SFTP: {}", e.message()),
+            }),
+        }
     }
 }
 
@@ -443,6 +472,21 @@ impl SshHost {
     }
 
     fn run_inner(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
+        let (status, out, stderr) = self.run_raw(cmd, input, timeout)?;
+        Ok(Output {
+            status,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr,
+        })
+    }
+
+    /// Runs a command; its exit status, stdout as bytes, stderr as text.
+    fn run_raw(
+        &self,
+        cmd: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<(i32, Vec<u8>, String), HostError> {
         let host = self.target.name.clone();
         log::debug(format!("{host}: run {cmd}"));
         let brief = command::brief(cmd);
@@ -553,24 +597,21 @@ impl SshHost {
                 secs: timeout.as_secs().max(1),
             });
         }
-        let stdout = String::from_utf8_lossy(&out).into_owned();
         log::debug(format!("{}: exit {status}", self.target.name));
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
+        Ok((status, out, stderr))
     }
 
     fn read_inner(&self, path: &str) -> Result<Option<FileObs>, HostError> {
         log::debug(format!("{}: read {path}", self.target.name));
-        let sftp = self.sftp()?;
-        let p = Path::new(path);
         let bad = |reason: String| HostError::BadFile {
             host: self.target.name.clone(),
             path: path.into(),
             reason,
         };
+        let Some(sftp) = self.sftp()? else {
+            return self.read_by_exec(path);
+        };
+        let p = Path::new(path);
         // Stat first, and open only a regular file: SFTP has no
         // non-blocking open, and a FIFO would hold the server's read (and
         // this session) until someone wrote to it.
@@ -638,7 +679,83 @@ impl SshHost {
             .unwrap_or(0o600);
         let owner = owner.or(current.as_ref().and_then(|f| f.owner));
         let tmp = temp_path(path);
-        let sftp = self.sftp()?;
+        match self.sftp()? {
+            Some(sftp) => self.stage_by_sftp(&sftp, path, &tmp, content, mode, owner)?,
+            None => self.stage_by_exec(path, &tmp, content, mode, owner)?,
+        }
+        self.move_into_place(path, &tmp, expect)
+    }
+
+    /// Reads a file over the command channel (no SFTP on this host).
+    fn read_by_exec(&self, path: &str) -> Result<Option<FileObs>, HostError> {
+        let bad = |reason: String| HostError::BadFile {
+            host: self.target.name.clone(),
+            path: path.into(),
+            reason,
+        };
+        let (status, out, err) = self.run_raw(
+            &exec_files::read_command(path),
+            &[],
+            self.target.command_timeout,
+        )?;
+        match exec_files::parse_read(status, &out, &err).map_err(|r| self.err_file(path, r))? {
+            exec_files::Read::Absent => Ok(None),
+            exec_files::Read::Loop => Err(bad(
+                "is a symbolic link that cannot be resolved (a loop?)".into(),
+            )),
+            exec_files::Read::Other(kind) => Err(bad(format!(
+                "{}: refused without reading it",
+                not_regular(kind).unwrap_or("is not a regular file")
+            ))),
+            exec_files::Read::Regular { mode, owner, bytes } => {
+                let text = utf8_text(bytes).map_err(bad)?;
+                let mut obs = FileObs::new(&self.target.name, path, text);
+                obs.mode = Some(mode);
+                obs.owner = Some(owner);
+                Ok(Some(obs))
+            }
+        }
+    }
+
+    /// Creates the temporary file `tmp` over the command channel.
+    fn stage_by_exec(
+        &self,
+        path: &str,
+        tmp: &str,
+        content: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        let out = self.run_inner(
+            &exec_files::write_command(tmp, mode, owner),
+            content,
+            self.target.command_timeout,
+        )?;
+        if out.status != 0 {
+            return Err(self.err_file(
+                path,
+                format!(
+                    "cannot write {} (exit {}): {}",
+                    quote(tmp),
+                    out.status,
+                    out.stderr.trim()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates the temporary file `tmp` over SFTP.
+    fn stage_by_sftp(
+        &self,
+        sftp: &ssh2::Sftp,
+        path: &str,
+        tmp: &str,
+        content: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        let tmp = tmp.to_string();
         {
             let mut f = sftp
                 .open_mode(
@@ -678,9 +795,15 @@ impl SshHost {
                 format!("cannot set mode/owner of {tmp}: {}", e.message()),
             ));
         }
+        Ok(())
+    }
+
+    /// Moves the staged `tmp` over `path` if `path` is still as expected.
+    fn move_into_place(&self, path: &str, tmp: &str, expect: Expect<'_>) -> Result<(), HostError> {
+        let host = self.target.name.clone();
         let cmd = match expect {
-            Expect::Sha256(want) => command::replace_if_hash(path, &tmp, want),
-            Expect::Absent => command::create_if_absent(path, &tmp),
+            Expect::Sha256(want) => command::replace_if_hash(path, tmp, want),
+            Expect::Absent => command::create_if_absent(path, tmp),
         };
         let out = self.run_inner(&cmd, &[], self.target.command_timeout)?;
         match out.status {
@@ -700,7 +823,7 @@ impl SshHost {
             }),
             s => {
                 let _ = self.run_inner(
-                    &command::line(&["rm", "-f", "--", &tmp]),
+                    &command::line(&["rm", "-f", "--", tmp]),
                     &[],
                     self.target.command_timeout,
                 );
@@ -708,7 +831,7 @@ impl SshHost {
                     path,
                     format!(
                         "cannot move {} into place (exit {s}): {}",
-                        quote(&tmp),
+                        quote(tmp),
                         out.stderr.trim()
                     ),
                 ))
