@@ -251,7 +251,13 @@ fn every_probe_passes_on_the_healthy_lab_and_changes_nothing() {
             (true, false) => "200 from ui_green (green)",
             (true, true) => "200 from api_green (green)",
         };
-        assert_eq!(*evidence, want, "{target}: {all}");
+        // Where it was asked is said: the lab frontend's bind line.
+        assert!(
+            evidence.starts_with(&format!(
+                "{want} (asked at http://127.0.10.2:80: bind line "
+            )) && evidence.ends_with(" of frontend inner)"),
+            "{target}: {all}"
+        );
     }
     // The lab's configs carry the corpus of fixtures/secrets in both colours
     // and the router: at the highest verbosity, in text and JSON, no read-only
@@ -519,16 +525,17 @@ fn a_shadowing_variable_or_a_misrouting_router_fails_its_probe_and_refuses_the_s
     assert_eq!(f[0]["kind"], "router");
     assert_eq!(
         f[0]["target"],
-        "http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> ui_blue (blue)"
+        "http://127.0.10.2:80/ping Host data.ae.ic.ac.uk -> ui_blue (blue)"
     );
     // Green does not allow the prod hostname: 400, and the wrong colour.
-    assert_eq!(
-        f[0]["evidence"], "answered 400 from ui_green (green), not from ui_blue (blue)",
+    assert!(
+        f[0]["evidence"].as_str().is_some_and(|e| e
+            .starts_with("answered 400 from ui_green (green), not from ui_blue (blue) (asked at")),
         "{all}"
     );
     assert_eq!(r.code, 3, "preflight refuses: {}", r.all());
     assert!(
-        r.stderr.contains("haproxy-inner router http://haproxy-inner:80/ping Host data.ae.ic.ac.uk -> ui_blue (blue): answered 400 from ui_green (green)"),
+        r.stderr.contains("haproxy-inner router http://127.0.10.2:80/ping Host data.ae.ic.ac.uk -> ui_blue (blue): answered 400 from ui_green (green)"),
         "{}",
         r.stderr
     );
@@ -542,6 +549,73 @@ fn a_shadowing_variable_or_a_misrouting_router_fails_its_probe_and_refuses_the_s
         "no value is shown: {}",
         r.all()
     );
+    heal(l);
+}
+
+/// A frontend bound to another address and port is asked there (found
+/// from its `bind` line), and `[router] probe_url` overrides it: pointed
+/// at the old address, the router probes fail and name the setting.
+#[test]
+fn the_router_is_asked_where_its_frontend_listens() {
+    let Some((l, _g)) = lab() else { return };
+    settled_reset(l);
+    let cfg = l
+        .dir
+        .join("hosts/haproxy-inner/fs/etc-haproxy/site/haproxy.cfg");
+    let moved = Edited::new(cfg, |text| {
+        assert!(text.contains("\tbind 127.0.10.2:80\n"), "{text}");
+        text.replacen("\tbind 127.0.10.2:80\n", "\tbind 127.0.10.5:8081\n", 1)
+    });
+    systemctl(l, "haproxy-inner", &["reload", "haproxy.service"]);
+    let (code, results, all) = probe(l);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let text = std::fs::read_to_string(&l.config).expect("inventory");
+    let told = tmp.path().join("bgswap.toml");
+    std::fs::write(
+        &told,
+        text.replacen(
+            "[router]\n",
+            "[router]\nprobe_url = \"http://127.0.10.2:80\"\n",
+            1,
+        ),
+    )
+    .expect("write");
+    let r = bgswap([
+        OsStr::new("probe"),
+        OsStr::new("--format"),
+        OsStr::new("json"),
+        OsStr::new("--config"),
+        told.as_os_str(),
+    ]);
+    drop(moved);
+    systemctl(l, "haproxy-inner", &["reload", "haproxy.service"]);
+    assert_eq!(code, 0, "every probe passes at the new address: {all}");
+    let routed: Vec<&Value> = results.iter().filter(|r| r["kind"] == "router").collect();
+    assert_eq!(routed.len(), 8, "{all}");
+    for p in &routed {
+        let (t, e) = (
+            p["target"].as_str().unwrap_or(""),
+            p["evidence"].as_str().unwrap_or(""),
+        );
+        assert!(t.starts_with("http://127.0.10.5:8081/"), "{t}: {all}");
+        assert!(
+            e.contains("(asked at http://127.0.10.5:8081: bind line ")
+                && e.ends_with(" of frontend inner)"),
+            "{e}"
+        );
+    }
+    assert_eq!(r.code, 1, "{}", r.all());
+    let v: Vec<Value> = serde_json::from_str(&r.stdout).expect("probe JSON");
+    let f = failing(&v);
+    assert_eq!(f.len(), 8, "only the router probes fail: {}", r.all());
+    for p in &f {
+        assert_eq!(p["kind"], "router");
+        let e = p["evidence"].as_str().unwrap_or("");
+        assert!(
+            e.ends_with("(asked at http://127.0.10.2:80: [router] probe_url)"),
+            "{e}"
+        );
+    }
     heal(l);
 }
 

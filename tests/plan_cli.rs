@@ -571,12 +571,12 @@ fn plan_lists_the_preflight_probes() {
     assert!(has(
         "haproxy-inner",
         "router",
-        "http://haproxy-inner:80/ping Host store-dev.ae.ic.ac.uk -> ui_green (green)"
+        "http://127.0.0.1:80/ping Host store-dev.ae.ic.ac.uk -> ui_green (green)"
     ));
     assert!(has(
         "haproxy-inner",
         "router",
-        "http://haproxy-inner:80/api/ping Host data.ae.ic.ac.uk -> api_blue (blue)"
+        "http://127.0.0.1:80/api/ping Host data.ae.ic.ac.uk -> api_blue (blue)"
     ));
     // The Celery workers, each on the broker of its own config.
     assert!(has(

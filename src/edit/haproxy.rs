@@ -46,6 +46,7 @@ pub struct HaproxyCfg {
     rules: Vec<BackendRule>,
     check_hosts: Vec<CheckHost>,
     stats_sockets: Vec<StatsSocket>,
+    binds: Vec<super::bind::Bind>,
     unsupported: Vec<String>,
     /// Per section: the defaults section it takes settings from.
     inherits: Vec<Option<usize>>,
@@ -935,6 +936,7 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
         rules: Vec::new(),
         check_hosts: Vec::new(),
         stats_sockets: Vec::new(),
+        binds: Vec::new(),
         unsupported: Vec::new(),
         inherits: Vec::new(),
     };
@@ -1092,6 +1094,10 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
                     dynamic: name.value.contains("%["),
                 });
             }
+            "bind" if matches!(sec_kind, "frontend" | "listen") => {
+                let words: Vec<&str> = toks[1..].iter().map(|t| t.value.as_str()).collect();
+                cfg.binds.extend(super::bind::parse(&words, si, line));
+            }
             "stats" if sec_kind == "global" && toks.get(1).is_some_and(|t| t.value == "socket") => {
                 if let Some(sock) = toks.get(2).and_then(|t| StatsSocket::parse(&t.value)) {
                     cfg.stats_sockets.push(sock);
@@ -1189,6 +1195,24 @@ impl HaproxyCfg {
     /// The runtime API's sockets (`stats socket` in `global`), in file order.
     pub fn stats_sockets(&self) -> &[StatsSocket] {
         &self.stats_sockets
+    }
+
+    /// The TCP listeners of the frontends and listen sections.
+    pub fn binds(&self) -> &[super::bind::Bind] {
+        &self.binds
+    }
+
+    /// The listeners of the frontend (or listen section) named `name`.
+    pub fn binds_of(&self, name: &str) -> Vec<&super::bind::Bind> {
+        self.binds
+            .iter()
+            .filter(|b| {
+                self.sections.get(b.section).is_some_and(|s| {
+                    matches!(s.kind.as_str(), "frontend" | "listen")
+                        && s.name.as_deref() == Some(name)
+                })
+            })
+            .collect()
     }
 
     /// What [`route`](Self::route) cannot evaluate, one message per cause,

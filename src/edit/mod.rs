@@ -4,6 +4,7 @@
 //! fixture. Editors know nothing of colours or roles: the swap decides *what*
 //! to replace, an editor only says *where* things are.
 
+pub mod bind;
 pub mod fstab;
 pub mod hamap;
 pub mod haproxy;

@@ -91,6 +91,81 @@ pub struct RouterSpec {
     pub watchdog_secs: u64,
     /// Per colour: backend key (`ui`, `api`, …) → backend name.
     pub backends: BTreeMap<Colour, BTreeMap<String, String>>,
+    /// Where the router probe dials, when the operator says so; otherwise
+    /// it is found from the routing frontend's `bind` lines.
+    pub probe_url: Option<ProbeUrl>,
+}
+
+/// `[router] probe_url`: `http://address[:port]` or `https://…` (TLS, the
+/// probed hostname as SNI), dialled from the router host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeUrl {
+    pub tls: bool,
+    pub address: String,
+    pub port: u16,
+}
+
+impl ProbeUrl {
+    /// Reads a probe URL; Err says what is wrong with it.
+    pub fn parse(url: &str) -> Result<ProbeUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(format!("{url:?} is not an http:// or https:// URL"));
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#']) {
+            return Err(format!(
+                "{url:?} has a path or query: give only the scheme, address and port (the probe asks each hostname's paths itself)"
+            ));
+        }
+        if authority.contains('@') {
+            return Err(format!(
+                "{url:?} has user information: the probe sends none"
+            ));
+        }
+        let (address, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (a, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: an IPv6 address without its closing ]"))?;
+            (a.to_string(), after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((a, p)) => (a.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        if address.is_empty() || address.starts_with('-') || address.contains(char::is_whitespace) {
+            return Err(format!("{url:?} has no usable address"));
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{url:?}: {p:?} is not a port"))?,
+        };
+        Ok(ProbeUrl { tls, address, port })
+    }
+
+    /// As the evidence names it.
+    pub fn show(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.address.contains(':') {
+            format!("{scheme}://[{}]:{}", self.address, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.address, self.port)
+        }
+    }
 }
 
 impl RouterSpec {
@@ -306,6 +381,7 @@ struct RawRouter {
     map: Option<Spanned<String>>,
     reload: Option<Spanned<Vec<String>>>,
     watchdog_secs: Option<Spanned<u64>>,
+    probe_url: Option<Spanned<String>>,
     backends: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
 }
 
@@ -779,6 +855,13 @@ fn build_router(
         Some(w) => *w.get_ref(),
         None => DEFAULT_WATCHDOG_SECS,
     };
+    let probe_url = raw
+        .probe_url
+        .as_ref()
+        .map(|u| {
+            ProbeUrl::parse(u.get_ref()).map_err(|why| ck.err(u.span(), "router.probe_url", why))
+        })
+        .transpose()?;
     Ok(RouterSpec {
         host,
         ssh,
@@ -788,6 +871,7 @@ fn build_router(
         reload,
         watchdog_secs,
         backends,
+        probe_url,
     })
 }
 

@@ -240,13 +240,15 @@ pub fn probes(
                         (None, Some(c)) => format!(" -> {c}"),
                         _ => String::new(),
                     };
+                    let dial = super::dial::router_dial(inv, router, hn, path);
                     out.push(p(
                         &r.host,
                         Kind::Router,
-                        format!("http://{}:80{path} Host {hn}{by}", r.host),
+                        format!("{}{path} Host {hn}{by}", dial.url()),
                         Check::Router {
                             host_header: hn.clone(),
                             path: path.clone(),
+                            dial,
                             api: api.clone(),
                             expect,
                             backend,

@@ -11,6 +11,7 @@
 //! `router.rs`, `workers.rs`, `effective.rs` hold the probes that need more
 //! than one exchange, each with its pure verdict.
 
+pub mod dial;
 mod effective;
 mod list;
 mod router;
@@ -90,6 +91,8 @@ enum Check {
     Router {
         host_header: String,
         path: String,
+        /// Where it is asked, from the router host.
+        dial: dial::Dial,
         api: Option<StatsSocket>,
         expect: Option<Colour>,
         /// The backend the router's config sends this request to, when it

@@ -1,6 +1,7 @@
 //! The router probe: a request through HAProxy, and the runtime API's
 //! `show stat` around it to tell which backend answered.
 
+use super::dial::Dial;
 use crate::edit::haproxy::StatsSocket;
 use crate::model::colour::Colour;
 use crate::model::inventory::Inventory;
@@ -16,22 +17,49 @@ const ROUTER_SAMPLES: usize = 3;
 pub(super) fn router(
     inv: &Inventory,
     h: &dyn Host,
-    (host_header, path): (&str, &str),
+    (host_header, path, dial): (&str, &str, &Dial),
+    api: Option<&StatsSocket>,
+    (expect, backend): (Option<Colour>, Option<&str>),
+    timeout: Duration,
+) -> Result<String, String> {
+    let asked = format!(" (asked at {}: {})", dial.url(), dial.from);
+    router_sampled(
+        inv,
+        h,
+        (host_header, path, dial),
+        api,
+        (expect, backend),
+        timeout,
+    )
+    .map(|ok| format!("{ok}{asked}"))
+    .map_err(|e| format!("{e}{asked}"))
+}
+
+fn router_sampled(
+    inv: &Inventory,
+    h: &dyn Host,
+    (host_header, path, dial): (&str, &str, &Dial),
     api: Option<&StatsSocket>,
     (expect, backend): (Option<Colour>, Option<&str>),
     timeout: Duration,
 ) -> Result<String, String> {
     let err = |e: crate::transport::HostError| e.to_string();
-    let address = inv.router.host.as_str();
     let ask = || -> Result<Option<u16>, String> {
-        let reply = h
-            .exchange(
-                Peer::Tcp(address, 80),
-                &http::get(path, host_header),
+        let request = http::get(path, host_header);
+        let reply = if dial.tls {
+            h.run_input(&dial.tls_command(host_header), &request, timeout)
+                .map_err(err)?
+                .stdout
+                .into_bytes()
+        } else {
+            h.exchange(
+                Peer::Tcp(&dial.address, dial.port),
+                &request,
                 &http::status_line_complete,
                 timeout,
             )
-            .map_err(err)?;
+            .map_err(err)?
+        };
         Ok(http::status(&reply))
     };
     let (Some(api), Some(expect)) = (api, expect) else {

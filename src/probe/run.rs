@@ -122,13 +122,14 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
         Check::Router {
             host_header,
             path,
+            dial,
             api,
             expect,
             backend,
         } => router(
             inv,
             h,
-            (host_header, path),
+            (host_header, path, dial),
             api.as_ref(),
             (*expect, backend.as_deref()),
             timeout,
