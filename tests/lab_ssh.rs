@@ -544,6 +544,68 @@ fn cas_round(l: &Lab, name: &str, address: &str) {
     let _ = h.run(&format!("rm -- {fifo}"), Duration::from_secs(10));
 }
 
+/// A connection cut under bgswap (the kernel aborts its TCP socket, as a
+/// firewall losing its state would) is re-established with the same host
+/// key, and reads, compare-and-swap writes and commands that never started
+/// carry on over the new one.
+#[test]
+fn a_dropped_connection_is_reestablished_and_safe_operations_go_on() {
+    let Some((l, _guard)) = lab() else { return };
+    reset();
+    let h = SshHost::connect(
+        &target(l, "rdm-invenio-api-green", "127.0.10.22"),
+        NewKeys::Refuse,
+    )
+    .expect("connects");
+    let cfg = "/opt/invenio/var/instance/invenio.cfg";
+    let before = h.read_file(cfg).expect("read").expect("exists");
+    let cut = || {
+        let out = std::process::Command::new("ss")
+            .args(["-K", "dst", "127.0.10.22", "dport", "=", "2222"])
+            .output()
+            .expect("ss");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("127.0.10.22:2222"),
+            "ss killed bgswap's connection: {out:?}"
+        );
+    };
+    cut();
+    assert_eq!(
+        h.read_file(cfg).expect("read after a cut"),
+        Some(before.clone())
+    );
+    cut();
+    let out = h
+        .run("hostname", Duration::from_secs(10))
+        .expect("a command after a cut");
+    assert_eq!(out.stdout.trim(), "rdm-invenio-api-green");
+    cut();
+    let new = format!("{}# written after a cut\n", before.text);
+    h.write_file(
+        cfg,
+        Expect::Sha256(&before.sha256),
+        new.as_bytes(),
+        None,
+        None,
+    )
+    .expect("a write after a cut");
+    let after = h.read_file(cfg).expect("read").expect("exists");
+    assert_eq!(
+        (after.text.as_str(), after.mode, after.owner),
+        (new.as_str(), before.mode, before.owner)
+    );
+    h.write_file(
+        cfg,
+        Expect::Sha256(&after.sha256),
+        before.text.as_bytes(),
+        None,
+        None,
+    )
+    .expect("put back");
+    drop(h);
+    restored();
+}
+
 #[test]
 fn all_hosts_are_connected_in_parallel() {
     let Some((l, _guard)) = lab() else { return };

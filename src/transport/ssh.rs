@@ -11,7 +11,9 @@ use super::exec_files;
 use super::host::{
     not_regular, utf8_text, Expect, FileKind, Host, HostError, HostKey, Output, Peer,
 };
+use super::keepalive;
 use super::known_hosts;
+use super::retry;
 use super::ssh_config;
 use crate::log;
 use crate::model::inventory::{Destination, SshSettings};
@@ -20,6 +22,7 @@ use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, OpenFlags, O
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How to reach one host, resolved from the inventory, ~/.ssh/config and defaults.
@@ -98,10 +101,15 @@ pub enum NewKeys {
 pub struct SshHost {
     /// libssh2's blocking mode is per session: one operation at a time, so a
     /// non-blocking read loop never meets another thread's blocking call.
-    op: std::sync::Mutex<()>,
+    op: Arc<Mutex<()>>,
     target: Target,
     new_keys: NewKeys,
-    session: Session,
+    /// Replaced in place when a dropped connection is re-established.
+    session: Arc<Mutex<Session>>,
+    /// The host key the first connection saw: a reconnection must see it again.
+    host_key: Vec<u8>,
+    /// Ends the keepalive thread when the host is dropped.
+    stop: Arc<std::sync::atomic::AtomicBool>,
     /// A second session for `exchange` streams, opened when first needed and
     /// dropped after a stream that failed other than by a refusal. A
     /// direct-tcpip open whose connection attempt gets no answer (a port a
@@ -145,11 +153,21 @@ fn millis(d: Duration) -> u32 {
 impl SshHost {
     pub fn connect(t: &Target, new_keys: NewKeys) -> Result<SshHost, HostError> {
         let session = open_session(t, new_keys, "")?;
+        let host_key = session
+            .host_key()
+            .map(|(k, _)| k.to_vec())
+            .unwrap_or_default();
+        let op = Arc::new(Mutex::new(()));
+        let session = Arc::new(Mutex::new(session));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        keepalive::spawn(&t.name, op.clone(), session.clone(), stop.clone());
         Ok(SshHost {
-            op: std::sync::Mutex::new(()),
+            op,
             target: t.clone(),
             new_keys,
             session,
+            host_key,
+            stop,
             tunnel: std::sync::Mutex::new(None),
             tag: std::sync::Mutex::new(command::tag("-")),
             lost: std::sync::Mutex::new(None),
@@ -172,7 +190,7 @@ impl SshHost {
         if self.no_sftp.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(None);
         }
-        match self.session.sftp() {
+        match self.session().sftp() {
             Ok(s) => Ok(Some(s)),
             Err(e)
                 if e.code() == SFTP_REFUSED || e.message().contains("Unable to request SFTP") =>
@@ -392,12 +410,22 @@ impl Host for SshHost {
 
     fn run_input(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.unless_lost(|| self.run_inner(cmd, input, timeout))
+        match self.unless_lost(|| self.run_inner(cmd, input, timeout)) {
+            // A command that never started is run on the new connection; one
+            // that was cut may have run, and its failure stands.
+            Err(e) if self.resumed(&e) && retry::never_started(&e) => {
+                self.unless_lost(|| self.run_inner(cmd, input, timeout))
+            }
+            r => r,
+        }
     }
 
     fn read_file(&self, path: &str) -> Result<Option<FileObs>, HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.unless_lost(|| self.read_inner(path))
+        match self.unless_lost(|| self.read_inner(path)) {
+            Err(e) if self.resumed(&e) => self.unless_lost(|| self.read_inner(path)),
+            r => r,
+        }
     }
 
     fn write_file(
@@ -409,7 +437,22 @@ impl Host for SshHost {
         owner: Option<(u32, u32)>,
     ) -> Result<(), HostError> {
         let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
-        self.unless_lost(|| self.write_inner(path, expect, content, mode, owner))
+        match self.unless_lost(|| self.write_inner(path, expect, content, mode, owner)) {
+            Err(e) if self.resumed(&e) => {
+                // The cut may have come after the move: then the file holds
+                // exactly `content`, and writing again would see drift.
+                let now = self.unless_lost(|| self.read_inner(path))?;
+                if now.is_some_and(|f| f.sha256 == digest(content)) {
+                    log::notice(format!(
+                        "{}: {path} was written before the connection dropped",
+                        self.target.name
+                    ));
+                    return Ok(());
+                }
+                self.unless_lost(|| self.write_inner(path, expect, content, mode, owner))
+            }
+            r => r,
+        }
     }
 
     fn exchange(
@@ -439,7 +482,7 @@ impl Host for SshHost {
     }
 }
 
-const NO_ANSWER: &str = " (no answer from the host)";
+pub(crate) const NO_ANSWER: &str = " (no answer from the host)";
 
 /// Whether an error means the host stopped answering (not that a command
 /// ran too long: the host's own `timeout` ending it, exit 124, is an answer).
@@ -450,7 +493,67 @@ fn is_lost(e: &HostError) -> bool {
     }
 }
 
+impl Drop for SshHost {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl SshHost {
+    /// The session operations use now.
+    fn session(&self) -> Session {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After an operation failed with `e`: if the connection dropped,
+    /// re-establishes it in place (bounded attempts, the same host key) and
+    /// says whether the caller may try again. A host that cannot be reached
+    /// again counts as lost for the rest of the run, as before.
+    fn resumed(&self, e: &HostError) -> bool {
+        if !retry::is_dropped(e) {
+            return false;
+        }
+        let why = command::brief(&e.to_string());
+        for attempt in 1..=retry::RECONNECT_ATTEMPTS {
+            log::notice(format!(
+                "{}: the connection dropped ({why}); reconnecting (attempt {attempt} of {})",
+                self.target.name,
+                retry::RECONNECT_ATTEMPTS
+            ));
+            match open_session(&self.target, NewKeys::Refuse, " again") {
+                Ok(new) => {
+                    let key = new.host_key().map(|(k, _)| k.to_vec()).unwrap_or_default();
+                    if key != self.host_key {
+                        log::notice(format!(
+                            "{}: a reconnection offered another host key; not used",
+                            self.target.name
+                        ));
+                        break;
+                    }
+                    *self.session.lock().unwrap_or_else(|p| p.into_inner()) = new;
+                    if let Ok(mut l) = self.lost.lock() {
+                        *l = None;
+                    }
+                    log::notice(format!("{}: reconnected", self.target.name));
+                    return true;
+                }
+                Err(err) => {
+                    log::debug(format!("{}: reconnecting: {err}", self.target.name));
+                    if attempt < retry::RECONNECT_ATTEMPTS {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+        }
+        if let Ok(mut l) = self.lost.lock() {
+            *l = Some(why);
+        }
+        false
+    }
+
     fn unless_lost<T>(&self, op: impl FnOnce() -> Result<T, HostError>) -> Result<T, HostError> {
         if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(HostError::Other {
@@ -490,19 +593,20 @@ impl SshHost {
         let host = self.target.name.clone();
         log::debug(format!("{host}: run {cmd}"));
         let brief = command::brief(cmd);
-        let other = |e: ssh2::Error| HostError::Other {
+        let session = self.session();
+        let not_started = |e: ssh2::Error| HostError::Other {
             host: host.clone(),
-            reason: format!("running `{brief}`: {}", e.message()),
+            reason: format!("{}`{brief}`: {}", retry::NOT_STARTED, e.message()),
         };
-        let mut ch = self.session.channel_session().map_err(other)?;
+        let mut ch = session.channel_session().map_err(not_started)?;
         let tag = self.tag.lock().map(|t| t.clone()).unwrap_or_default();
         ch.exec(&command::bounded(cmd, timeout.as_secs().max(1), &tag))
-            .map_err(other)?;
+            .map_err(not_started)?;
         let deadline = Instant::now() + timeout + Duration::from_secs(8);
         let (mut out, mut err) = (Vec::new(), Vec::new());
         // Non-blocking reads of both streams, so that a full stderr window can
         // never block stdout (or the other way round), and the deadline holds.
-        self.session.set_blocking(false);
+        session.set_blocking(false);
         let mut buf = [0u8; 16384];
         let mut last_keepalive = Instant::now();
         let (mut fed, mut eof_sent) = (0, false);
@@ -561,14 +665,14 @@ impl SshHost {
                 });
             }
             if last_keepalive.elapsed() > Duration::from_secs(10) {
-                let _ = self.session.keepalive_send();
+                let _ = session.keepalive_send();
                 last_keepalive = Instant::now();
             }
             if !progressed {
                 std::thread::sleep(Duration::from_millis(2));
             }
         };
-        self.session.set_blocking(true);
+        session.set_blocking(true);
         if let Err(e) = result {
             let _ = ch.close();
             return Err(e);
