@@ -5,7 +5,7 @@
 mod common;
 
 use bgswap::transport::fleet;
-use bgswap::transport::ssh::{NewKeys, SshHost, Target};
+use bgswap::transport::ssh::{Jump, NewKeys, SshHost, Target};
 use bgswap::transport::{command, Expect, Host, HostError, Peer};
 use common::lab::{lab, reset, restored, unchanged, Lab};
 use common::*;
@@ -32,6 +32,7 @@ fn target(l: &Lab, name: &str, address: &str) -> Target {
         known_hosts: l.dir.join("client/known_hosts"),
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(20),
+        jump: Jump::Direct,
     }
 }
 
@@ -757,5 +758,179 @@ fn ssh_agent_identities_are_all_tried_and_ssh_config_aliases_honoured() {
     assert!(
         stderr.contains("rdm-invenio-ui-blue: connecting to root@127.0.10.11:2222"),
         "the alias resolved: {stderr}"
+    );
+}
+
+/// A jump host of the test's own: a real sshd on 127.0.10.50, logging at
+/// DEBUG1 so that every direct-tcpip it opens is in its log. Ends on drop.
+struct JumpSshd {
+    child: std::process::Child,
+    log: PathBuf,
+    key_line: String,
+}
+
+impl JumpSshd {
+    fn start(l: &Lab, dir: &Path) -> JumpSshd {
+        let key = dir.join("jump_host_key");
+        keygen(&key);
+        let log = dir.join("jump-sshd.log");
+        let cfg = dir.join("jump-sshd_config");
+        fs::write(
+            &cfg,
+            format!(
+                "ListenAddress 127.0.10.50:2222\nHostKey {}\nPidFile {}\n\
+                 AuthorizedKeysFile {}\nUsePAM no\nStrictModes no\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUseDNS no\n\
+                 AllowTcpForwarding yes\nLogLevel DEBUG1\n",
+                key.display(),
+                dir.join("jump-sshd.pid").display(),
+                l.dir.join("client/authorized_keys").display(),
+            ),
+        )
+        .expect("jump sshd config");
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&cfg)
+            .arg("-E")
+            .arg(&log)
+            .spawn()
+            .expect("sshd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect("127.0.10.50:2222").is_err() {
+            assert!(Instant::now() < deadline, "the jump sshd did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let public = fs::read_to_string(dir.join("jump_host_key.pub")).expect("pub");
+        let mut words = public.split_whitespace();
+        let key_line = format!(
+            "[127.0.10.50]:2222 {} {}\n",
+            words.next().expect("type"),
+            words.next().expect("key")
+        );
+        JumpSshd {
+            child,
+            log,
+            key_line,
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for JumpSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two containers reached only through a jump host: one by the inventory's
+/// `jump`, one by `ProxyJump` in ~/.ssh/config. The jump host's own key is
+/// checked against known_hosts, its log shows each connection it carried,
+/// and with it gone those hosts cannot be reached.
+#[test]
+fn hosts_behind_a_jump_host_are_reached_through_it() {
+    let Some((l, _guard)) = lab() else { return };
+    unchanged();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let jump = JumpSshd::start(l, tmp.path());
+    let kh = tmp.path().join("known_hosts");
+    let lab_kh = fs::read_to_string(l.dir.join("client/known_hosts")).expect("lab known_hosts");
+    fs::write(&kh, &lab_kh).expect("known_hosts without the jump host");
+    let home = tmp.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+    fs::write(
+        home.join(".ssh/config"),
+        "Host 127.0.10.22\n    ProxyJump root@127.0.10.50:2222\n",
+    )
+    .expect("ssh config");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            &l.dir.join("client/known_hosts").display().to_string(),
+            &kh.display().to_string(),
+        )
+        .replace(
+            "ssh = \"127.0.10.11:2222\"",
+            "ssh = \"127.0.10.11:2222\"\njump = \"root@127.0.10.50:2222\"",
+        )
+    });
+    assert!(fs::read_to_string(&cfg).expect("cfg").contains("jump = "));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bgswap"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("HOME", &home)
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .expect("runs");
+        checked(out)
+    };
+
+    // The jump host's key is not known yet: both hosts behind it refuse.
+    let r = run(&["status"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("could not connect to 2 of 6 hosts"),
+        "{}",
+        r.stderr
+    );
+    for h in ["rdm-invenio-ui-blue", "rdm-invenio-api-green"] {
+        assert!(
+            r.stderr.contains(&format!(
+                "{h}: the host key of [127.0.10.50]:2222 (ssh-ed25519"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+
+    // Known: plan and status read every host, two of them through the jump.
+    fs::write(&kh, format!("{lab_kh}{}", jump.key_line)).expect("known_hosts");
+    let r = run(&["-v", "status"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("rdm-invenio-ui-blue: connecting to jump host root@127.0.10.50:2222"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "rdm-invenio-api-green: connected (root@127.0.10.22:2222 via root@127.0.10.50:2222)"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["plan"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let log = jump.log();
+    for target in ["127.0.10.11", "127.0.10.22"] {
+        assert!(
+            log.contains(&format!("target {target} port 2222")),
+            "the jump host carried {target}: {log}"
+        );
+    }
+    assert!(!log.contains("target 127.0.10.12 "), "{log}");
+
+    // Without the jump host, the hosts behind it cannot be reached.
+    drop(jump);
+    let r = run(&["status"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "rdm-invenio-ui-blue: cannot connect to jump host 127.0.10.50:2222: Connection refused"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("could not connect to 2 of 6 hosts"),
+        "{}",
+        r.stderr
     );
 }

@@ -51,6 +51,10 @@ pub struct Destination {
     pub user: Option<String>,
     pub address: String,
     pub port: Option<u16>,
+    /// The inventory's `jump`: the hosts to go through, first to last
+    /// (`Some(vec![])` for `jump = "none"`); `None` leaves it to
+    /// `ProxyJump` in ~/.ssh/config.
+    pub jump: Option<Vec<Destination>>,
 }
 
 /// One container of one colour.
@@ -364,6 +368,7 @@ struct RawSsh {
 struct RawHost {
     name: Spanned<String>,
     ssh: Option<Spanned<String>>,
+    jump: Option<Spanned<String>>,
     colour: Spanned<String>,
     tier: Spanned<String>,
     #[serde(default)]
@@ -376,6 +381,7 @@ struct RawHost {
 struct RawRouter {
     host: Spanned<String>,
     ssh: Option<Spanned<String>>,
+    jump: Option<Spanned<String>>,
     driver: Spanned<String>,
     config: Spanned<String>,
     map: Option<Spanned<String>>,
@@ -391,6 +397,7 @@ struct RawMounts {
     driver: Spanned<String>,
     host: Option<Spanned<String>>,
     ssh: Option<Spanned<String>>,
+    jump: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
     devices: Spanned<Vec<RawDevice>>,
     get: Option<Spanned<Vec<String>>>,
@@ -598,7 +605,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
             }
             units.push(u.get_ref().clone());
         }
-        let ssh_dest = destination(ck, h.ssh.as_ref(), &name, "hosts.ssh")?;
+        let ssh_dest = destination(ck, h.ssh.as_ref(), h.jump.as_ref(), &name, "hosts")?;
         let systemctl = match &h.systemctl {
             Some(s) if s.get_ref().is_empty() || s.get_ref().iter().any(|w| w.is_empty()) => {
                 return Err(ck.err(
@@ -840,7 +847,7 @@ fn build_router(
             "blue and green list different backend keys: the swap pairs them key by key",
         ));
     }
-    let ssh = destination(ck, raw.ssh.as_ref(), &host, "router.ssh")?;
+    let ssh = destination(ck, raw.ssh.as_ref(), raw.jump.as_ref(), &host, "router")?;
     let watchdog_secs = match &raw.watchdog_secs {
         Some(w) if !(5..=3600).contains(w.get_ref()) => {
             return Err(ck.err(
@@ -923,7 +930,13 @@ fn build_mounts(
             (None, MountDriver::Fstab) => None,
         };
     let ssh = match (&host, &raw.ssh) {
-        (Some(name), s) => Some(destination(ck, s.as_ref(), name, "mounts.ssh")?),
+        (Some(name), s) => Some(destination(
+            ck,
+            s.as_ref(),
+            raw.jump.as_ref(),
+            name,
+            "mounts",
+        )?),
         (None, Some(s)) => {
             return Err(ck.err(
                 s.span(),
@@ -1212,20 +1225,31 @@ fn host_name(ck: &Check, v: &Spanned<String>, field: &str) -> Result<String, Inv
     Ok(n.clone())
 }
 
+/// A section's `ssh` and `jump` (`section` is `hosts`, `router` or `mounts`).
 fn destination(
     ck: &Check,
     v: Option<&Spanned<String>>,
+    jump: Option<&Spanned<String>>,
     default: &str,
-    field: &str,
+    section: &str,
 ) -> Result<Destination, InventoryError> {
-    match v {
-        None => Ok(Destination {
+    let mut d = match v {
+        None => Destination {
             user: None,
             address: default.to_string(),
             port: None,
-        }),
-        Some(s) => Destination::parse(s.get_ref()).map_err(|p| ck.err(s.span(), field, p)),
+            jump: None,
+        },
+        Some(s) => Destination::parse(s.get_ref())
+            .map_err(|p| ck.err(s.span(), &format!("{section}.ssh"), p))?,
+    };
+    if let Some(j) = jump {
+        d.jump = Some(
+            Destination::parse_jumps(j.get_ref())
+                .map_err(|p| ck.err(j.span(), &format!("{section}.jump"), p))?,
+        );
     }
+    Ok(d)
 }
 
 impl Destination {
@@ -1277,7 +1301,30 @@ impl Destination {
             user,
             address,
             port,
+            jump: None,
         })
+    }
+
+    /// Parses a jump list as OpenSSH's `-J` / `ProxyJump` take it:
+    /// `[user@]host[:port]` (or `ssh://…`), comma-separated, first hop
+    /// first; `none` for no jump host.
+    pub fn parse_jumps(s: &str) -> Result<Vec<Destination>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Vec::new());
+        }
+        s.split(',')
+            .map(|hop| {
+                let hop = hop.trim();
+                let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
+                if hop.is_empty() {
+                    return Err(format!(
+                        "{s:?}: an empty hop; write [user@]host[:port], comma-separated, or none"
+                    ));
+                }
+                Destination::parse(hop)
+            })
+            .collect()
     }
 }
 
@@ -1583,6 +1630,44 @@ mod tests {
         assert!(!e.contains("Hunter2Secret"), "{e}");
         assert!(Destination::parse("host:0").is_err());
         assert!(Destination::parse("host:ssh").is_err());
+    }
+
+    #[test]
+    fn jump_hosts() {
+        let j = Destination::parse_jumps("ops@incus-host:2200, ssh://bastion").expect("valid");
+        assert_eq!(j.len(), 2);
+        assert_eq!(
+            (j[0].user.as_deref(), j[0].address.as_str(), j[0].port),
+            (Some("ops"), "incus-host", Some(2200))
+        );
+        assert_eq!((j[1].address.as_str(), j[1].port), ("bastion", None));
+        assert_eq!(Destination::parse_jumps("none"), Ok(Vec::new()));
+        assert!(Destination::parse_jumps("a,,b").is_err());
+        let with = RUNBOOK.replacen(
+            "name = \"rdm-invenio-ui-blue\"\n",
+            "name = \"rdm-invenio-ui-blue\"\njump = \"root@incus-host:22\"\n",
+            1,
+        );
+        let inv = parse(&with).expect("valid");
+        let h = inv.host("rdm-invenio-ui-blue").expect("host");
+        let hops = h.ssh.jump.as_ref().expect("a jump");
+        assert_eq!(hops[0].address, "incus-host");
+        assert_eq!(
+            inv.host("rdm-invenio-api-blue").map(|h| &h.ssh.jump),
+            Some(&None)
+        );
+        // A bad jump names its line and key, and never echoes a password.
+        let bad = RUNBOOK.replacen(
+            "name = \"rdm-invenio-ui-blue\"\n",
+            "name = \"rdm-invenio-ui-blue\"\njump = \"root:Pw9secret@incus-host\"\n",
+            1,
+        );
+        let e = err(&bad);
+        assert!(
+            e.contains("hosts.jump") && e.contains("bgswap.toml:"),
+            "{e}"
+        );
+        assert!(!e.contains("Pw9secret"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod exec_files;
 pub mod fleet;
 pub mod host;
 pub mod http;
+pub mod jump;
 pub mod keepalive;
 pub mod known_hosts;
 pub mod local;

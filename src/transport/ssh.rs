@@ -11,6 +11,7 @@ use super::exec_files;
 use super::host::{
     not_regular, utf8_text, Expect, FileKind, Host, HostError, HostKey, Output, Peer,
 };
+use super::jump;
 use super::keepalive;
 use super::known_hosts;
 use super::retry;
@@ -21,6 +22,7 @@ use crate::model::observation::{sha256_hex, FileObs};
 use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, OpenFlags, OpenType, Session};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,17 +38,47 @@ pub struct Target {
     pub known_hosts: PathBuf,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// Whether the connection goes through a jump host.
+    pub jump: Jump,
 }
+
+/// How the TCP connection to a host is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jump {
+    Direct,
+    /// Through this host's SSH session (a direct-tcpip channel): the last
+    /// hop of the chain; it may have a jump host of its own. Its `name` is
+    /// the host it serves, so its errors name the host the operator knows.
+    Via(Box<Target>),
+    /// A jump that cannot be used, and why: connecting refuses with this.
+    Unusable(String),
+}
+
+/// How deep jump hosts may nest (ProxyJump of a ProxyJump …) before the
+/// chain is taken for a loop.
+const MAX_JUMPS: usize = 8;
 
 impl Target {
     /// Precedence: the inventory's destination, then ~/.ssh/config for the
     /// address as an alias, then the inventory's [ssh] defaults, then root@…:22.
+    /// Jump hosts: the inventory's `jump`, else `ProxyJump` from ~/.ssh/config.
     pub fn resolve(
         name: &str,
         dest: &Destination,
         s: &SshSettings,
         ssh_config_text: Option<&str>,
         home: Option<&Path>,
+    ) -> Target {
+        Self::resolve_at(name, dest, s, ssh_config_text, home, 0)
+    }
+
+    fn resolve_at(
+        name: &str,
+        dest: &Destination,
+        s: &SshSettings,
+        ssh_config_text: Option<&str>,
+        home: Option<&Path>,
+        depth: usize,
     ) -> Target {
         let cfg = ssh_config_text
             .map(|t| ssh_config::resolve(t, &dest.address, home))
@@ -60,6 +92,40 @@ impl Target {
                 }
             }
         }
+        let hops = match (&dest.jump, &cfg.proxy_jump, &cfg.proxy_command) {
+            (Some(j), _, _) => Ok(j.clone()),
+            (None, Some(pj), _) => Destination::parse_jumps(pj)
+                .map_err(|e| format!("ProxyJump for {} in ~/.ssh/config: {e}", dest.address)),
+            (None, None, Some(pc)) if !pc.eq_ignore_ascii_case("none") => Err(format!(
+                "~/.ssh/config gives {} a ProxyCommand, which bgswap does not run; \
+                 use ProxyJump there or `jump` in the inventory",
+                dest.address
+            )),
+            _ => Ok(Vec::new()),
+        };
+        let jump = match hops {
+            Err(why) => Jump::Unusable(why),
+            Ok(h) if h.is_empty() => Jump::Direct,
+            Ok(_) if depth >= MAX_JUMPS => Jump::Unusable(format!(
+                "more than {MAX_JUMPS} jump hosts in a row to reach {}: is ProxyJump a loop?",
+                dest.address
+            )),
+            Ok(mut h) => {
+                // The last hop connects to this host; the hops before it
+                // are its own chain (the first hop's jump, if any, from
+                // ~/.ssh/config, as OpenSSH does).
+                let mut last = h.pop().unwrap_or_else(|| dest.clone());
+                last.jump = if h.is_empty() { None } else { Some(h) };
+                Jump::Via(Box::new(Self::resolve_at(
+                    name,
+                    &last,
+                    s,
+                    ssh_config_text,
+                    home,
+                    depth + 1,
+                )))
+            }
+        };
         Target {
             name: name.to_string(),
             address: cfg.hostname.clone().unwrap_or_else(|| dest.address.clone()),
@@ -78,6 +144,7 @@ impl Target {
                 .unwrap_or_else(|| PathBuf::from("/root/.ssh/known_hosts")),
             connect_timeout: Duration::from_secs(s.connect_timeout_secs.max(1)),
             command_timeout: Duration::from_secs(s.command_timeout_secs.max(1)),
+            jump,
         }
     }
 
@@ -87,6 +154,22 @@ impl Target {
         } else {
             format!("{}:{}", self.address, self.port)
         }
+    }
+
+    /// The address as messages show it: `address:port`, and the jump
+    /// hosts it is reached through (`… via root@j1:22, j2:22`).
+    pub fn shown_addr(&self) -> String {
+        let mut hops = Vec::new();
+        let mut j = &self.jump;
+        while let Jump::Via(t) = j {
+            hops.push(format!("{}@{}", t.user, t.addr()));
+            j = &t.jump;
+        }
+        if hops.is_empty() {
+            return self.addr();
+        }
+        hops.reverse();
+        format!("{} via {}", self.addr(), hops.join(", "))
     }
 }
 
@@ -152,7 +235,7 @@ fn millis(d: Duration) -> u32 {
 
 impl SshHost {
     pub fn connect(t: &Target, new_keys: NewKeys) -> Result<SshHost, HostError> {
-        let session = open_session(t, new_keys, "")?;
+        let session = open_session(t, new_keys, " to")?;
         let host_key = session
             .host_key()
             .map(|(k, _)| k.to_vec())
@@ -212,12 +295,10 @@ impl SshHost {
     }
 }
 
-/// One SSH session to `t`: TCP connect, handshake, host key, authentication,
-/// each bounded. `what` names it in the log ("" for the host's own session).
-fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, HostError> {
+/// The TCP connection to a host reached directly.
+fn tcp_connect(t: &Target) -> Result<TcpStream, HostError> {
     let host = t.name.clone();
-    let addr = t.addr();
-    log::info(format!("{host}: connecting{what} to {}@{addr}", t.user));
+    let addr = t.shown_addr();
     let sock = (t.address.as_str(), t.port)
         .to_socket_addrs()
         .map_err(|e| HostError::Connect {
@@ -231,21 +312,87 @@ fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, Ho
             addr: addr.clone(),
             reason: "no address".into(),
         })?;
-    let tcp =
-        TcpStream::connect_timeout(&sock, t.connect_timeout).map_err(|e| HostError::Connect {
-            host: host.clone(),
-            addr: addr.clone(),
-            reason: if e.kind() == ErrorKind::TimedOut {
-                format!("no answer within {} s", t.connect_timeout.as_secs())
-            } else {
-                e.to_string()
-            },
+    TcpStream::connect_timeout(&sock, t.connect_timeout).map_err(|e| HostError::Connect {
+        host,
+        addr,
+        reason: if e.kind() == ErrorKind::TimedOut {
+            format!("no answer within {} s", t.connect_timeout.as_secs())
+        } else {
+            e.to_string()
+        },
+    })
+}
+
+/// The connection to `t` through its jump host `j`: a session to `j`
+/// (its own host key checked against known_hosts like any other), and a
+/// direct-tcpip channel from there to `t`'s address and port, which the
+/// jump host resolves and connects (bounded by the connect timeout).
+fn through(j: &Target, t: &Target, new_keys: NewKeys) -> Result<UnixStream, HostError> {
+    let js = open_session(j, new_keys, " to jump host").map_err(|e| match e {
+        HostError::Connect { host, addr, reason } => HostError::Connect {
+            host,
+            addr: format!("jump host {addr}"),
+            reason,
+        },
+        HostError::HandshakeTimeout { host, addr, secs } => HostError::HandshakeTimeout {
+            host,
+            addr: format!("jump host {addr}"),
+            secs,
+        },
+        HostError::Handshake { host, addr, reason } => HostError::Handshake {
+            host,
+            addr: format!("jump host {addr}"),
+            reason,
+        },
+        HostError::Auth { host, user, tried } => HostError::Auth {
+            host,
+            user: format!("{user} on jump host {}", j.shown_addr()),
+            tried,
+        },
+        other => other,
+    })?;
+    js.set_timeout(millis(t.connect_timeout));
+    let ch = js
+        .channel_direct_tcpip(&t.address, t.port, None)
+        .map_err(|e| HostError::Connect {
+            host: t.name.clone(),
+            addr: t.shown_addr(),
+            reason: format!(
+                "the jump host would not open a connection there: {}",
+                e.message()
+            ),
         })?;
+    jump::splice(js, ch, &t.name).map_err(|e| HostError::Other {
+        host: t.name.clone(),
+        reason: format!(
+            "cannot splice the connection through {}: {e}",
+            j.shown_addr()
+        ),
+    })
+}
+
+/// One SSH session to `t`: TCP connect (or a channel through its jump
+/// host), handshake, host key, authentication, each bounded. `what` names
+/// it in the log ("" for the host's own session).
+fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, HostError> {
+    let host = t.name.clone();
+    let addr = t.shown_addr();
+    log::info(format!("{host}: connecting{what} {}@{addr}", t.user));
     let mut session = Session::new().map_err(|e| HostError::Other {
         host: host.clone(),
         reason: e.to_string(),
     })?;
-    session.set_tcp_stream(tcp);
+    match &t.jump {
+        Jump::Direct => session.set_tcp_stream(tcp_connect(t)?),
+        Jump::Via(j) => session.set_tcp_stream(through(j, t, new_keys)?),
+        Jump::Unusable(why) => {
+            return Err(HostError::Connect {
+                host,
+                addr,
+                reason: why.clone(),
+            })
+        }
+    }
     session.set_timeout(millis(t.connect_timeout));
     let name = known_hosts::entry_name(&t.address, t.port);
     let kh_text = std::fs::read_to_string(&t.known_hosts).unwrap_or_default();
@@ -277,6 +424,7 @@ fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, Ho
     authenticate(&session, t)?;
     session.set_keepalive(true, 15);
     session.set_timeout(millis(t.command_timeout));
+    let what = what.strip_suffix(" to").unwrap_or(what);
     log::info(format!("{host}: connected{what} ({}@{addr})", t.user));
     Ok(session)
 }
@@ -466,7 +614,7 @@ impl Host for SshHost {
         let mut slot = self.tunnel.lock().unwrap_or_else(|p| p.into_inner());
         let session = match slot.take() {
             Some(s) => s,
-            None => open_session(&self.target, self.new_keys, " a stream session")?,
+            None => open_session(&self.target, self.new_keys, " a stream session to")?,
         };
         let result = exchange_on(&session, &self.target.name, peer, send, done, timeout);
         match &result {
@@ -523,7 +671,7 @@ impl SshHost {
                 self.target.name,
                 retry::RECONNECT_ATTEMPTS
             ));
-            match open_session(&self.target, NewKeys::Refuse, " again") {
+            match open_session(&self.target, NewKeys::Refuse, " again to") {
                 Ok(new) => {
                     let key = new.host_key().map(|(k, _)| k.to_vec()).unwrap_or_default();
                     if key != self.host_key {
@@ -1063,4 +1211,102 @@ pub fn temp_path(path: &str) -> String {
 /// A sha256 of bytes, for callers that check what they wrote.
 pub fn digest(bytes: &[u8]) -> String {
     sha256_hex(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> SshSettings {
+        SshSettings {
+            user: None,
+            known_hosts: Some(PathBuf::from("/kh")),
+            identity_files: vec![PathBuf::from("/id")],
+            connect_timeout_secs: 5,
+            command_timeout_secs: 20,
+        }
+    }
+
+    fn dest(s: &str) -> Destination {
+        Destination::parse(s).expect("valid")
+    }
+
+    fn via(t: &Target) -> &Target {
+        match &t.jump {
+            Jump::Via(j) => j,
+            other => panic!("expected a jump host, got {other:?}"),
+        }
+    }
+
+    const CONFIG: &str = "\
+Host rdm-*
+    ProxyJump ops@incus:2200
+Host incus
+    HostName 10.0.0.1
+    ProxyJump bastion
+Host loop
+    ProxyJump loop
+Host legacy
+    ProxyCommand nc %h %p
+";
+
+    #[test]
+    fn jump_hosts_from_ssh_config_chain_as_openssh_does() {
+        let t = Target::resolve("ui", &dest("rdm-ui"), &settings(), Some(CONFIG), None);
+        let incus = via(&t);
+        assert_eq!(
+            (incus.address.as_str(), incus.port, incus.user.as_str()),
+            ("10.0.0.1", 2200, "ops")
+        );
+        // The jump host's errors name the host the operator knows.
+        assert_eq!(incus.name, "ui");
+        let bastion = via(incus);
+        assert_eq!((bastion.address.as_str(), bastion.port), ("bastion", 22));
+        assert_eq!(bastion.jump, Jump::Direct);
+        assert_eq!(
+            t.shown_addr(),
+            "rdm-ui:22 via root@bastion:22, ops@10.0.0.1:2200"
+        );
+    }
+
+    #[test]
+    fn the_inventory_jump_wins_and_none_goes_direct() {
+        let mut d = dest("rdm-ui");
+        d.jump = Some(Destination::parse_jumps("a:1,b:2").expect("valid"));
+        let t = Target::resolve("ui", &d, &settings(), Some(CONFIG), None);
+        let b = via(&t);
+        assert_eq!(b.address, "b");
+        let a = via(b);
+        assert_eq!(a.address, "a");
+        // The first hop has no ProxyJump of its own here.
+        assert_eq!(a.jump, Jump::Direct);
+        d.jump = Some(Vec::new());
+        let t = Target::resolve("ui", &d, &settings(), Some(CONFIG), None);
+        assert_eq!(t.jump, Jump::Direct);
+    }
+
+    #[test]
+    fn loops_and_proxy_commands_are_refused_by_name() {
+        let t = Target::resolve("x", &dest("loop"), &settings(), Some(CONFIG), None);
+        let mut j = &t;
+        let mut depth = 0;
+        while let Jump::Via(next) = &j.jump {
+            j = next;
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_JUMPS);
+        assert!(
+            matches!(&j.jump, Jump::Unusable(w) if w.contains("loop")),
+            "{:?}",
+            j.jump
+        );
+        let t = Target::resolve("x", &dest("legacy"), &settings(), Some(CONFIG), None);
+        assert!(
+            matches!(&t.jump, Jump::Unusable(w) if w.contains("ProxyCommand")),
+            "{:?}",
+            t.jump
+        );
+        let t = Target::resolve("x", &dest("plain"), &settings(), Some(CONFIG), None);
+        assert_eq!(t.jump, Jump::Direct);
+    }
 }

@@ -1,5 +1,6 @@
 //! The part of `~/.ssh/config` bgswap honours: `Host` blocks (with `*`, `?`
-//! and `!` patterns) and their `HostName`, `User`, `Port` and `IdentityFile`.
+//! and `!` patterns) and their `HostName`, `User`, `Port`, `IdentityFile`,
+//! `ProxyJump` (and `ProxyCommand`, which bgswap cannot run: it is reported).
 //! As in OpenSSH, the first value found for a keyword wins.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ pub struct Resolved {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_files: Vec<PathBuf>,
+    pub proxy_jump: Option<String>,
+    pub proxy_command: Option<String>,
 }
 
 /// Looks `alias` up in the text of an ssh config file. `home` expands `~`.
@@ -41,6 +44,13 @@ pub fn resolve(text: &str, alias: &str, home: Option<&Path>) -> Resolved {
             "user" if out.user.is_none() => out.user = Some(value.to_string()),
             "port" if out.port.is_none() => out.port = value.parse().ok(),
             "identityfile" => out.identity_files.push(expand(value, home)),
+            // OpenSSH: whichever of the two comes first is used.
+            "proxyjump" if out.proxy_jump.is_none() && out.proxy_command.is_none() => {
+                out.proxy_jump = Some(value.to_string())
+            }
+            "proxycommand" if out.proxy_jump.is_none() && out.proxy_command.is_none() => {
+                out.proxy_command = Some(value.to_string())
+            }
             _ => {}
         }
     }
@@ -153,6 +163,28 @@ Host *
         let other = resolve(CONFIG, "haproxy-inner", None);
         assert_eq!(other.hostname, None);
         assert_eq!(other.user.as_deref(), Some("nobody"));
+    }
+
+    #[test]
+    fn proxy_jump_and_proxy_command_first_one_wins() {
+        let text = "\
+Host rdm-*
+    ProxyJump ops@incus-host:2200,bastion
+    ProxyCommand ssh -W %h:%p other
+Host legacy
+    ProxyCommand nc -X connect %h %p
+    ProxyJump ignored
+Host *
+    ProxyJump never-reached
+";
+        let r = resolve(text, "rdm-invenio-ui-blue", None);
+        assert_eq!(r.proxy_jump.as_deref(), Some("ops@incus-host:2200,bastion"));
+        assert_eq!(r.proxy_command, None);
+        let l = resolve(text, "legacy", None);
+        assert_eq!(l.proxy_jump, None);
+        assert_eq!(l.proxy_command.as_deref(), Some("nc -X connect %h %p"));
+        let o = resolve(text, "haproxy-inner", None);
+        assert_eq!(o.proxy_jump.as_deref(), Some("never-reached"));
     }
 
     #[test]
