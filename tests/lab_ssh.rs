@@ -33,6 +33,7 @@ fn target(l: &Lab, name: &str, address: &str) -> Target {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(20),
         jump: Jump::Direct,
+        sudo: false,
     }
 }
 
@@ -431,13 +432,21 @@ fn compare_and_swap_writes_and_odd_paths_over_ssh() {
         !String::from_utf8_lossy(&offered.stderr).contains("subsystem request failed"),
         "{offered:?}"
     );
-    cas_round(l, "rdm-invenio-ui-blue", "127.0.10.11");
-    cas_round(l, "rdm-invenio-api-green", "127.0.10.22");
+    cas_round(&target(l, "rdm-invenio-ui-blue", "127.0.10.11"));
+    cas_round(&target(l, "rdm-invenio-api-green", "127.0.10.22"));
+    // As a non-root user through `sudo -n`: the same, as root.
+    let op = Target {
+        user: "bgswap-op".into(),
+        sudo: true,
+        ..target(l, "rdm-invenio-api-blue", "127.0.10.12")
+    };
+    cas_round(&op);
     restored();
 }
 
-fn cas_round(l: &Lab, name: &str, address: &str) {
-    let h = SshHost::connect(&target(l, name, address), NewKeys::Refuse).expect("connects");
+fn cas_round(t: &Target) {
+    let name = &t.name;
+    let h = SshHost::connect(t, NewKeys::Refuse).expect("connects");
     // Binary-safe: bytes that are not a text file's travel unchanged.
     let bin = "/opt/invenio/var/instance/bgswap-test-bytes";
     h.write_file(bin, Expect::Absent, b"a\r\n\0b\n", Some(0o600), None)
@@ -930,6 +939,65 @@ fn hosts_behind_a_jump_host_are_reached_through_it() {
     );
     assert!(
         r.stderr.contains("could not connect to 2 of 6 hosts"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A host reached as a non-root user: with `sudo = true` its commands run as
+/// root through `sudo -n`; without, as the user; and a user whom sudo asks
+/// for a password is refused before anything is read, with the reason.
+#[test]
+fn a_non_root_user_works_through_sudo_and_a_password_prompt_is_refused() {
+    let Some((l, _guard)) = lab() else { return };
+    unchanged();
+    let as_user = |user: &str, sudo: bool| Target {
+        user: user.into(),
+        sudo,
+        ..target(l, "rdm-invenio-api-blue", "127.0.10.12")
+    };
+    let id = |t: &Target| {
+        let h = SshHost::connect(t, NewKeys::Refuse).expect("connects");
+        let out = h.run("id -un", Duration::from_secs(10)).expect("runs");
+        assert_eq!(out.status, 0, "{out:?}");
+        out.stdout.trim().to_string()
+    };
+    assert_eq!(id(&as_user("bgswap-op", true)), "root");
+    assert_eq!(id(&as_user("bgswap-op", false)), "bgswap-op");
+    match SshHost::connect(&as_user("bgswap-pw", true), NewKeys::Refuse) {
+        Ok(_) => panic!("sudo wants a password from bgswap-pw: the host must be refused"),
+        Err(e) => {
+            let m = e.to_string();
+            assert!(
+                m.contains(
+                    "rdm-invenio-api-blue: sudo -n refused bgswap-pw: sudo wants a prompt answered"
+                ) && m.contains("NOPASSWD"),
+                "{m}"
+            );
+        }
+    }
+
+    // The same through the CLI: nothing is read, the host is named.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(
+            "ssh = \"bgswap-op@127.0.10.12:2222\"",
+            "ssh = \"bgswap-pw@127.0.10.12:2222\"",
+        )
+    });
+    assert!(fs::read_to_string(&cfg)
+        .expect("cfg")
+        .contains("bgswap-pw@"));
+    let r = bgswap(["plan".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("could not connect to 1 of 6 hosts; nothing was read or changed"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("rdm-invenio-api-blue: sudo -n refused bgswap-pw: sudo wants a prompt answered for it here"),
         "{}",
         r.stderr
     );

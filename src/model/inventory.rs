@@ -43,6 +43,9 @@ pub struct SshSettings {
     pub identity_files: Vec<PathBuf>,
     pub connect_timeout_secs: u64,
     pub command_timeout_secs: u64,
+    /// `[ssh] sudo`: every host's commands run under `sudo -n` unless its
+    /// own section says otherwise.
+    pub sudo: bool,
 }
 
 /// Where to reach a host: `[user@]address[:port]`, parsed.
@@ -55,6 +58,9 @@ pub struct Destination {
     /// (`Some(vec![])` for `jump = "none"`); `None` leaves it to
     /// `ProxyJump` in ~/.ssh/config.
     pub jump: Option<Vec<Destination>>,
+    /// The section's `sudo`: run this host's commands (and so its file
+    /// reads and writes) under `sudo -n`; `None` takes `[ssh] sudo`.
+    pub sudo: Option<bool>,
 }
 
 /// One container of one colour.
@@ -361,6 +367,7 @@ struct RawSsh {
     identity_files: Vec<String>,
     connect_timeout_secs: Option<Spanned<u64>>,
     command_timeout_secs: Option<Spanned<u64>>,
+    sudo: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +376,7 @@ struct RawHost {
     name: Spanned<String>,
     ssh: Option<Spanned<String>>,
     jump: Option<Spanned<String>>,
+    sudo: Option<bool>,
     colour: Spanned<String>,
     tier: Spanned<String>,
     #[serde(default)]
@@ -382,6 +390,7 @@ struct RawRouter {
     host: Spanned<String>,
     ssh: Option<Spanned<String>>,
     jump: Option<Spanned<String>>,
+    sudo: Option<bool>,
     driver: Spanned<String>,
     config: Spanned<String>,
     map: Option<Spanned<String>>,
@@ -398,6 +407,7 @@ struct RawMounts {
     host: Option<Spanned<String>>,
     ssh: Option<Spanned<String>>,
     jump: Option<Spanned<String>>,
+    sudo: Option<bool>,
     group: Option<Spanned<String>>,
     devices: Spanned<Vec<RawDevice>>,
     get: Option<Spanned<Vec<String>>>,
@@ -606,6 +616,10 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
             units.push(u.get_ref().clone());
         }
         let ssh_dest = destination(ck, h.ssh.as_ref(), h.jump.as_ref(), &name, "hosts")?;
+        let ssh_dest = Destination {
+            sudo: h.sudo,
+            ..ssh_dest
+        };
         let systemctl = match &h.systemctl {
             Some(s) if s.get_ref().is_empty() || s.get_ref().iter().any(|w| w.is_empty()) => {
                 return Err(ck.err(
@@ -735,6 +749,7 @@ fn build_ssh(raw: Option<RawSsh>, ck: &Check) -> Result<SshSettings, InventoryEr
         identity_files: raw.identity_files.into_iter().map(PathBuf::from).collect(),
         connect_timeout_secs: timeout(&raw.connect_timeout_secs, "ssh.connect_timeout_secs", 10)?,
         command_timeout_secs: timeout(&raw.command_timeout_secs, "ssh.command_timeout_secs", 120)?,
+        sudo: raw.sudo.unwrap_or(false),
     })
 }
 
@@ -847,7 +862,10 @@ fn build_router(
             "blue and green list different backend keys: the swap pairs them key by key",
         ));
     }
-    let ssh = destination(ck, raw.ssh.as_ref(), raw.jump.as_ref(), &host, "router")?;
+    let ssh = Destination {
+        sudo: raw.sudo,
+        ..destination(ck, raw.ssh.as_ref(), raw.jump.as_ref(), &host, "router")?
+    };
     let watchdog_secs = match &raw.watchdog_secs {
         Some(w) if !(5..=3600).contains(w.get_ref()) => {
             return Err(ck.err(
@@ -930,13 +948,10 @@ fn build_mounts(
             (None, MountDriver::Fstab) => None,
         };
     let ssh = match (&host, &raw.ssh) {
-        (Some(name), s) => Some(destination(
-            ck,
-            s.as_ref(),
-            raw.jump.as_ref(),
-            name,
-            "mounts",
-        )?),
+        (Some(name), s) => Some(Destination {
+            sudo: raw.sudo,
+            ..destination(ck, s.as_ref(), raw.jump.as_ref(), name, "mounts")?
+        }),
         (None, Some(s)) => {
             return Err(ck.err(
                 s.span(),
@@ -1239,6 +1254,7 @@ fn destination(
             address: default.to_string(),
             port: None,
             jump: None,
+            sudo: None,
         },
         Some(s) => Destination::parse(s.get_ref())
             .map_err(|p| ck.err(s.span(), &format!("{section}.ssh"), p))?,
@@ -1302,6 +1318,7 @@ impl Destination {
             address,
             port,
             jump: None,
+            sudo: None,
         })
     }
 

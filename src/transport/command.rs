@@ -125,6 +125,53 @@ pub fn bounded(cmd: &str, secs: u64, tag: &str) -> String {
     ))
 }
 
+/// [`bounded`], run as root through `sudo -n` (never a password prompt:
+/// a sudo that wants one fails at once, and [`sudo_refusal`] says so).
+pub fn bounded_sudo(cmd: &str, secs: u64, tag: &str) -> String {
+    with_status_marker(&format!(
+        "sudo -n -- timeout -k 5 {secs} sh -c {} {}",
+        quote(cmd),
+        quote(tag)
+    ))
+}
+
+/// When a command run under `sudo -n` failed because sudo itself refused
+/// (it wants a password, or the user may not run it), what to tell the
+/// operator. Pure.
+pub fn sudo_refusal(user: &str, status: i32, stderr: &str) -> Option<String> {
+    if status == 127 && stderr.contains("sudo: not found")
+        || stderr.contains("sudo: command not found")
+    {
+        return Some(
+            "the inventory says sudo, but this host has no `sudo` command: install it, or connect as root"
+                .to_string(),
+        );
+    }
+    if status != 1 {
+        return None;
+    }
+    let line = stderr.lines().find(|l| l.starts_with("sudo: "))?;
+    let wants_password = line.contains("password is required")
+        || line.contains("a terminal is required")
+        || line.contains("askpass");
+    let not_allowed = line.contains("not in the sudoers") || line.contains("is not allowed");
+    if wants_password {
+        // Sudo's own words are not quoted: masking would hide the word after
+        // "password" in them.
+        Some(format!(
+            "sudo -n refused {user}: sudo wants a prompt answered for it here, and bgswap \
+             never answers one; allow {user} passwordless sudo (NOPASSWD) for bgswap's \
+             commands, or connect as root"
+        ))
+    } else if not_allowed {
+        Some(format!(
+            "{user} may not use sudo here ({line}): give {user} passwordless sudo, or connect as root"
+        ))
+    } else {
+        None
+    }
+}
+
 /// This process's part of a command tag: unique per bgswap process.
 pub fn process_nonce() -> &'static str {
     static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -188,6 +235,32 @@ pub fn split_status(stderr: &str) -> (String, Option<i32>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sudo_refusals_are_told_from_command_failures() {
+        let pw = sudo_refusal("ops", 1, "sudo: a password is required\n").expect("refused");
+        assert!(pw.contains("ops") && pw.contains("NOPASSWD"), "{pw}");
+        let no = sudo_refusal(
+            "ops",
+            1,
+            "ops is not in the sudoers file.\nsudo: ops is not allowed to run sudo on h.\n",
+        );
+        assert!(no.is_some_and(|m| m.contains("may not use sudo")));
+        assert!(sudo_refusal("ops", 127, "sh: 1: sudo: not found\n")
+            .is_some_and(|m| m.contains("no `sudo` command")));
+        // The command's own failure, even one that mentions sudo, is not sudo's.
+        assert_eq!(sudo_refusal("ops", 1, "grep: x: No such file\n"), None);
+        assert_eq!(
+            sudo_refusal("ops", 3, "sudo: a password is required\n"),
+            None
+        );
+        let line = bounded_sudo("cat /etc/x", 5, "bgswap-cmd=r/1");
+        assert!(
+            line.contains("sudo -n -- timeout -k 5 5 sh -c 'cat /etc/x' bgswap-cmd=r/1"),
+            "{line}"
+        );
+    }
+
     use super::*;
 
     #[test]

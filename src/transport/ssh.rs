@@ -40,6 +40,9 @@ pub struct Target {
     pub command_timeout: Duration,
     /// Whether the connection goes through a jump host.
     pub jump: Jump,
+    /// Commands (and so file reads and writes, over the command channel)
+    /// run as root through `sudo -n`.
+    pub sudo: bool,
 }
 
 /// How the TCP connection to a host is made.
@@ -145,6 +148,7 @@ impl Target {
             connect_timeout: Duration::from_secs(s.connect_timeout_secs.max(1)),
             command_timeout: Duration::from_secs(s.command_timeout_secs.max(1)),
             jump,
+            sudo: dest.sudo.unwrap_or(s.sudo),
         }
     }
 
@@ -244,7 +248,7 @@ impl SshHost {
         let session = Arc::new(Mutex::new(session));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         keepalive::spawn(&t.name, op.clone(), session.clone(), stop.clone());
-        Ok(SshHost {
+        let host = SshHost {
             op,
             target: t.clone(),
             new_keys,
@@ -254,8 +258,17 @@ impl SshHost {
             tunnel: std::sync::Mutex::new(None),
             tag: std::sync::Mutex::new(command::tag("-")),
             lost: std::sync::Mutex::new(None),
-            no_sftp: std::sync::atomic::AtomicBool::new(false),
-        })
+            // SFTP would act as the login user: under sudo, files travel
+            // over the command channel, as root.
+            no_sftp: std::sync::atomic::AtomicBool::new(t.sudo),
+        };
+        if t.sudo {
+            // Before anything is read: a sudo that wants a password refuses
+            // the host now, and nothing else is touched.
+            host.run_raw("true", &[], t.connect_timeout.max(Duration::from_secs(5)))?;
+            log::info(format!("{}: sudo -n works for {}", t.name, t.user));
+        }
+        Ok(host)
     }
 
     fn err_file(&self, path: &str, reason: impl Into<String>) -> HostError {
@@ -748,8 +761,13 @@ impl SshHost {
         };
         let mut ch = session.channel_session().map_err(not_started)?;
         let tag = self.tag.lock().map(|t| t.clone()).unwrap_or_default();
-        ch.exec(&command::bounded(cmd, timeout.as_secs().max(1), &tag))
-            .map_err(not_started)?;
+        let secs = timeout.as_secs().max(1);
+        let line = if self.target.sudo {
+            command::bounded_sudo(cmd, secs, &tag)
+        } else {
+            command::bounded(cmd, secs, &tag)
+        };
+        ch.exec(&line).map_err(not_started)?;
         let deadline = Instant::now() + timeout + Duration::from_secs(8);
         let (mut out, mut err) = (Vec::new(), Vec::new());
         // Non-blocking reads of both streams, so that a full stderr window can
@@ -850,6 +868,11 @@ impl SshHost {
             });
         }
         log::debug(format!("{}: exit {status}", self.target.name));
+        if self.target.sudo {
+            if let Some(reason) = command::sudo_refusal(&self.target.user, status, &stderr) {
+                return Err(HostError::Other { host, reason });
+            }
+        }
         Ok((status, out, stderr))
     }
 
@@ -1224,6 +1247,7 @@ mod tests {
             identity_files: vec![PathBuf::from("/id")],
             connect_timeout_secs: 5,
             command_timeout_secs: 20,
+            sudo: false,
         }
     }
 
