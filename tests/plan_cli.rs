@@ -596,3 +596,81 @@ fn plan_lists_the_preflight_probes() {
         "{text}"
     );
 }
+
+/// fixtures/imperial-ae as an invenio-app 2.x deployment: every
+/// `APP_ALLOWED_HOSTS` of invenio.cfg renamed `TRUSTED_HOSTS`; planned with
+/// the runbook whose swap_keys has `TRUSTED_HOSTS` in its place (`swapped`)
+/// or lacks it.
+fn plan_trusted_hosts(swapped: bool) -> Run {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_tree(&fixture("imperial-ae"), &snap);
+    for h in [
+        "rdm-invenio-ui-blue",
+        "rdm-invenio-api-blue",
+        "rdm-invenio-ui-green",
+        "rdm-invenio-api-green",
+    ] {
+        let p = snap.join(h).join("opt/invenio/var/instance/invenio.cfg");
+        let t = fs::read_to_string(&p).expect("read");
+        assert!(t.contains("APP_ALLOWED_HOSTS = "), "{h}");
+        fs::write(&p, t.replace("APP_ALLOWED_HOSTS", "TRUSTED_HOSTS")).expect("write");
+    }
+    let runbook = fs::read_to_string(runbook()).expect("runbook");
+    let line = "    \"APP_ALLOWED_HOSTS\",\n";
+    assert!(runbook.contains(line));
+    let runbook = runbook.replace(
+        line,
+        if swapped {
+            "    \"TRUSTED_HOSTS\",\n"
+        } else {
+            ""
+        },
+    );
+    let config = tmp.path().join("bgswap.toml");
+    fs::write(&config, runbook).expect("write the inventory");
+    bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+    ])
+}
+
+#[test]
+fn trusted_hosts_in_swap_keys_is_swapped_like_app_allowed_hosts() {
+    let r = plan_trusted_hosts(true);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let o = &r.stdout;
+    assert!(
+        o.contains("\n-TRUSTED_HOSTS = ['data.ae.ic.ac.uk', 'store.ae.ic.ac.uk', 'localhost', '127.0.0.1']\n+TRUSTED_HOSTS = ['data-dev.ae.ic.ac.uk', 'store-dev.ae.ic.ac.uk', 'localhost', '127.0.0.1']\n"),
+        "{o}"
+    );
+    assert!(
+        o.contains("\n-TRUSTED_HOSTS = ['data-dev.ae.ic.ac.uk', 'store-dev.ae.ic.ac.uk', 'localhost', '127.0.0.1']\n+TRUSTED_HOSTS = ['data.ae.ic.ac.uk', 'store.ae.ic.ac.uk', 'localhost', '127.0.0.1']\n"),
+        "{o}"
+    );
+    assert!(
+        o.contains("\n+    'data-dev.ae.ic.ac.uk',\n"),
+        "the api's list too\n{o}"
+    );
+    assert!(!o.contains("TRUSTED_HOSTS differs"), "{o}");
+    assert!(!o.contains("APP_ALLOWED_HOSTS"), "{o}");
+}
+
+#[test]
+fn trusted_hosts_left_out_of_swap_keys_is_a_loud_warning() {
+    let r = plan_trusted_hosts(false);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let o = &r.stdout;
+    assert!(
+        o.contains("! TRUSTED_HOSTS differs between the colours (rdm-invenio-ui-blue / rdm-invenio-ui-green; rdm-invenio-api-blue / rdm-invenio-api-green) and names role-specific hosts ("),
+        "{o}"
+    );
+    assert!(
+        o.contains("but is not swapped: the new prod would keep the old dev's value, and answer prod's hostnames with 400 Bad Request where it does not list them. Add it to swap_keys"),
+        "{o}"
+    );
+    assert!(!o.contains("-TRUSTED_HOSTS"), "not swapped\n{o}");
+}

@@ -4,6 +4,7 @@
 
 use super::commands;
 use super::journal::SavedFile;
+use crate::model::allowed_hosts;
 use crate::model::inventory::Inventory;
 use crate::model::plan::{Action, MountVia, Ready};
 use crate::transport::http;
@@ -163,7 +164,7 @@ impl<'a> Hosts<'a> {
             ) {
                 Ok(reply) => match http::status(&reply) {
                     Some(200) => return Ok(()),
-                    Some(code) => last = format!("answered {code}"),
+                    Some(code) => last = allowed_hosts::answered(code),
                     None if reply.is_empty() => last = "closed without an answer".into(),
                     None => last = "answered something that is not HTTP".into(),
                 },

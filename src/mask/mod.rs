@@ -274,8 +274,9 @@ mod tests {
             "PASSAGE",
             "SITE_UI_URL",
             "APP_ALLOWED_HOSTS",
+            "TRUSTED_HOSTS",
         ] {
-            assert!(!is_secret_key(k), "{k}");
+            assert!(!is_secret_key(k) && !masked_by_name(k), "{k}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! Nothing in here does I/O, except [`inventory::Inventory::load`] reading the
 //! inventory file it is given; everything else is a pure function of its inputs.
 
+pub mod allowed_hosts;
 pub mod colour;
 pub mod inventory;
 pub mod observation;

@@ -3,6 +3,7 @@
 //! backends. Nothing is invented, so no secret is ever needed, and a swap
 //! applied twice gives the input back byte for byte.
 
+use super::allowed_hosts::is_allowed_hosts_key;
 use super::colour::{Colour, Tier};
 use super::inventory::{Inventory, MountDriver};
 use super::observation::sha256_hex;
@@ -526,7 +527,8 @@ impl Swap {
                 named.sort();
                 named.dedup();
                 let entry = found.entry(key.to_string()).or_default();
-                entry.0 |= !named.is_empty();
+                // Which hosts a copy answers differs: always loud.
+                entry.0 |= !named.is_empty() || is_allowed_hosts_key(key);
                 entry.1.push(format!("{} / {}", b.name, g.name));
                 for n in named {
                     if !entry.2.contains(&n) {
@@ -536,29 +538,45 @@ impl Swap {
             }
         }
         for (key, (danger, pairs, named)) in found {
-            let where_ = pairs.join("; ");
-            let message = if danger {
-                format!(
-                    "{key} differs between the colours ({where_}) and names role-specific hosts ({}), but is not swapped: the new prod would keep the old dev's value. Add it to swap_keys",
-                    named.join(", ")
-                )
-            } else if is_secret_key(&key) {
-                format!(
-                    "{key} differs between the colours ({where_}) and is not swapped: whatever the old prod signed or encrypted with it (sessions, tokens, stored secrets) will be unreadable by the new prod"
-                )
-            } else {
-                format!("{key} differs between the colours ({where_}) and is not swapped")
-            };
-            self.warnings.push(Warning {
-                level: if danger || is_secret_key(&key) {
-                    Level::Danger
-                } else {
-                    Level::Notice
-                },
-                message,
-            });
+            self.warnings
+                .push(unswapped_warning(&key, &pairs.join("; "), danger, &named));
         }
         self.warnings.sort_by_key(|w| std::cmp::Reverse(w.level));
+    }
+}
+
+/// The warning for `key`, which differs between the colours (on the host
+/// pairs `where_`) but is not swapped. `danger`: it names role-specific
+/// hosts (`named`) or is an allowed-hosts key.
+fn unswapped_warning(key: &str, where_: &str, danger: bool, named: &[String]) -> Warning {
+    let message = if danger {
+        let names = if named.is_empty() {
+            String::new()
+        } else {
+            format!(" and names role-specific hosts ({})", named.join(", "))
+        };
+        let answers = if is_allowed_hosts_key(key) {
+            ", and answer prod's hostnames with 400 Bad Request where it does not list them"
+        } else {
+            ""
+        };
+        format!(
+            "{key} differs between the colours ({where_}){names}, but is not swapped: the new prod would keep the old dev's value{answers}. Add it to swap_keys"
+        )
+    } else if is_secret_key(key) {
+        format!(
+            "{key} differs between the colours ({where_}) and is not swapped: whatever the old prod signed or encrypted with it (sessions, tokens, stored secrets) will be unreadable by the new prod"
+        )
+    } else {
+        format!("{key} differs between the colours ({where_}) and is not swapped")
+    };
+    Warning {
+        level: if danger || is_secret_key(key) {
+            Level::Danger
+        } else {
+            Level::Notice
+        },
+        message,
     }
 }
 
@@ -575,4 +593,39 @@ fn join_lines(lines: &[usize]) -> String {
         .map(|l| l.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unswapped_allowed_hosts_key_is_always_loud() {
+        let named = vec![
+            "data-dev.ae.ic.ac.uk".to_string(),
+            "data.ae.ic.ac.uk".to_string(),
+        ];
+        for key in ["APP_ALLOWED_HOSTS", "TRUSTED_HOSTS"] {
+            let w = unswapped_warning(key, "ui-blue / ui-green", true, &named);
+            assert_eq!(w.level, Level::Danger);
+            assert_eq!(
+                w.message,
+                format!("{key} differs between the colours (ui-blue / ui-green) and names role-specific hosts (data-dev.ae.ic.ac.uk, data.ae.ic.ac.uk), but is not swapped: the new prod would keep the old dev's value, and answer prod's hostnames with 400 Bad Request where it does not list them. Add it to swap_keys")
+            );
+            // Naming no role's hostname (a wildcard entry): still loud.
+            let w = unswapped_warning(key, "ui-blue / ui-green", true, &[]);
+            assert_eq!(w.level, Level::Danger);
+            assert!(
+                w.message.starts_with(&format!(
+                    "{key} differs between the colours (ui-blue / ui-green), but is not swapped"
+                )),
+                "{}",
+                w.message
+            );
+        }
+        let w = unswapped_warning("CACHE_URL", "a / b", true, &["rdm-redis".into()]);
+        assert_eq!(w.message, "CACHE_URL differs between the colours (a / b) and names role-specific hosts (rdm-redis), but is not swapped: the new prod would keep the old dev's value. Add it to swap_keys");
+        let w = unswapped_warning("THEME_LOGO", "a / b", false, &[]);
+        assert_eq!(w.level, Level::Notice);
+    }
 }

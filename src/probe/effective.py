@@ -3,10 +3,12 @@
 # environment the units give it (Environment= and EnvironmentFile=, read with
 # `systemctl show`), then the INVENIO_* overrides, and prints JSON saying, for
 # each swapped key, which role's names appear in the value in effect, and
-# which keys an INVENIO_* variable shadows. It never prints a value.
+# which keys an INVENIO_* variable shadows. It prints no value but the
+# allowed-hosts lists (host names, never secrets).
 # argv[1]: base64 of JSON {cfg_path, candidate (true: the text to evaluate is
 # on standard input, never in the command line; false: read cfg_path), units,
-# systemctl, keys, roles: {prod: [names], dev: [names]}}.
+# systemctl, keys, allowed_keys (the allowed-hosts keys), roles: {prod: [names],
+# dev: [names]}}.
 import base64, json, os, re, shlex, subprocess, sys
 
 a = json.loads(base64.b64decode(sys.argv[1]))
@@ -81,6 +83,14 @@ for k in a["keys"]:
         continue
     text = flat(config[k])
     keys[k] = {r: any(has(text, n) for n in names) for r, names in a["roles"].items()}
-allowed = config.get("APP_ALLOWED_HOSTS")
-print(json.dumps({"shadowed": sorted(shadowed), "keys": keys,
-                  "allowed_hosts": [str(h) for h in allowed] if isinstance(allowed, (list, tuple)) else None}))
+# Each allowed-hosts key in effect (APP_ALLOWED_HOSTS, TRUSTED_HOSTS) with its
+# list; a key unset, None or of another type is left out (nothing checked).
+# A string is one entry, as werkzeug takes it.
+allowed = {}
+for k in a["allowed_keys"]:
+    v = config.get(k)
+    if isinstance(v, str):
+        v = [v]
+    if isinstance(v, (list, tuple, set, frozenset)):
+        allowed[k] = [str(h) for h in v]
+print(json.dumps({"shadowed": sorted(shadowed), "keys": keys, "allowed_hosts": allowed}))

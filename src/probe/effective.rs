@@ -1,6 +1,7 @@
 //! The effective-configuration probe: invenio.cfg evaluated on its
 //! container ([`super::Check::Effective`]).
 
+use crate::model::allowed_hosts::{entry_admits, ALLOWED_HOSTS_KEYS};
 use crate::model::colour::Role;
 use crate::model::inventory::Inventory;
 use crate::transport::{command, Host};
@@ -35,6 +36,7 @@ pub(super) fn effective(
         "units": spec.units,
         "systemctl": spec.systemctl,
         "keys": inv.swap_keys,
+        "allowed_keys": ALLOWED_HOSTS_KEYS,
         "roles": {"prod": names(Role::Prod), "dev": names(Role::Dev)},
     });
     let cmd = command::line(&[
@@ -61,8 +63,8 @@ pub(super) fn effective(
 }
 
 /// Judges the evaluation's answer: shadowed swapped keys, keys in effect
-/// naming only the other role, prod's (or dev's) hostnames missing from
-/// APP_ALLOWED_HOSTS. Pure.
+/// naming only the other role, prod's (or dev's) hostnames missing from an
+/// allowed-hosts key in effect (`APP_ALLOWED_HOSTS`, `TRUSTED_HOSTS`). Pure.
 pub fn effective_verdict(
     inv: &Inventory,
     v: &serde_json::Value,
@@ -92,13 +94,11 @@ pub fn effective_verdict(
             ));
         }
     }
-    if let Some(allowed) = v["allowed_hosts"].as_array() {
-        for hn in &inv.role(role).hostnames {
-            if !allowed.iter().any(|a| a.as_str() == Some(hn)) {
-                problems.push(format!("APP_ALLOWED_HOSTS in effect does not list {hn}: {role} would answer it with 400"));
-            }
-        }
-    }
+    problems.extend(unlisted_hostnames(
+        &v["allowed_hosts"],
+        &inv.role(role).hostnames,
+        role,
+    ));
     if problems.is_empty() {
         Ok(format!(
             "{judged} swapped keys in effect belong to {role}; none shadowed"
@@ -106,6 +106,44 @@ pub fn effective_verdict(
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// The role's hostnames that an allowed-hosts key in effect does not admit,
+/// one problem each. `allowed` maps each key set to a list to that list; a
+/// key not set checks nothing. Where both keys are set, each must admit the
+/// hostnames: which one an invenio-app release honours is not assumed.
+fn unlisted_hostnames(
+    allowed: &serde_json::Value,
+    hostnames: &[String],
+    role: Role,
+) -> Vec<String> {
+    let set: Vec<(&str, &Vec<serde_json::Value>)> = ALLOWED_HOSTS_KEYS
+        .iter()
+        .filter_map(|k| allowed[*k].as_array().map(|l| (*k, l)))
+        .collect();
+    let both = if set.len() > 1 {
+        format!(
+            " (both {} are set; bgswap requires each to list the role's hostnames, whichever this invenio-app honours)",
+            ALLOWED_HOSTS_KEYS.join(" and ")
+        )
+    } else {
+        String::new()
+    };
+    let mut out = Vec::new();
+    for (key, list) in set {
+        for hn in hostnames {
+            let admitted = list
+                .iter()
+                .filter_map(|e| e.as_str())
+                .any(|e| entry_admits(e, hn));
+            if !admitted {
+                out.push(format!(
+                    "{key} in effect does not list {hn}: {role} would answer it with 400{both}"
+                ));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -122,7 +160,7 @@ mod tests {
         let ok = serde_json::json!({
             "shadowed": [],
             "keys": {"SQLALCHEMY_DATABASE_URI": {"prod": true, "dev": false}, "THEME_FRONTPAGE_TITLE": {"prod": false, "dev": false}},
-            "allowed_hosts": ["data.ae.ic.ac.uk", "store.ae.ic.ac.uk", "localhost"],
+            "allowed_hosts": {"APP_ALLOWED_HOSTS": ["data.ae.ic.ac.uk", "store.ae.ic.ac.uk", "localhost"]},
         });
         assert_eq!(
             effective_verdict(&inv, &ok, Role::Prod),
@@ -133,13 +171,138 @@ mod tests {
             e.contains("SQLALCHEMY_DATABASE_URI in effect names prod's services"),
             "{e}"
         );
-        assert!(e.contains("does not list data-dev.ae.ic.ac.uk"), "{e}");
+        assert!(
+            e.contains("APP_ALLOWED_HOSTS in effect does not list data-dev.ae.ic.ac.uk: dev would answer it with 400"),
+            "{e}"
+        );
         let shadow =
-            serde_json::json!({"shadowed": ["BROKER_URL"], "keys": {}, "allowed_hosts": null});
+            serde_json::json!({"shadowed": ["BROKER_URL"], "keys": {}, "allowed_hosts": {}});
         let e = effective_verdict(&inv, &shadow, Role::Prod).expect_err("shadowed");
         assert!(
             e.starts_with("INVENIO_BROKER_URL in the units' environment shadows BROKER_URL"),
             "{e}"
         );
+    }
+
+    fn imperial() -> Inventory {
+        Inventory::parse(
+            std::path::Path::new("bgswap.toml"),
+            include_str!("../../runbooks/imperial-ae.toml"),
+        )
+        .expect("runbook")
+    }
+
+    fn answer(allowed: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"shadowed": [], "keys": {}, "allowed_hosts": allowed})
+    }
+
+    const PROD: [&str; 2] = ["data.ae.ic.ac.uk", "store.ae.ic.ac.uk"];
+    const DEV: [&str; 2] = ["data-dev.ae.ic.ac.uk", "store-dev.ae.ic.ac.uk"];
+
+    #[test]
+    fn trusted_hosts_alone_is_checked_and_named() {
+        let inv = imperial();
+        let v = answer(serde_json::json!({"TRUSTED_HOSTS": PROD}));
+        assert!(effective_verdict(&inv, &v, Role::Prod).is_ok());
+        let e = effective_verdict(&inv, &v, Role::Dev).expect_err("prod's list for dev");
+        assert_eq!(
+            e,
+            "TRUSTED_HOSTS in effect does not list data-dev.ae.ic.ac.uk: dev would answer it with 400; \
+             TRUSTED_HOSTS in effect does not list store-dev.ae.ic.ac.uk: dev would answer it with 400"
+        );
+        // A leading dot admits the domain's names, as werkzeug does.
+        let v = answer(serde_json::json!({"TRUSTED_HOSTS": [".ae.ic.ac.uk"]}));
+        assert!(effective_verdict(&inv, &v, Role::Dev).is_ok());
+    }
+
+    #[test]
+    fn with_both_keys_set_each_must_list_the_hostnames() {
+        let inv = imperial();
+        let both = answer(serde_json::json!({"APP_ALLOWED_HOSTS": DEV, "TRUSTED_HOSTS": DEV}));
+        assert!(effective_verdict(&inv, &both, Role::Dev).is_ok());
+        // The old key swapped, the new one not: the key at fault is named.
+        let v = answer(serde_json::json!({"APP_ALLOWED_HOSTS": DEV, "TRUSTED_HOSTS": PROD}));
+        let e = effective_verdict(&inv, &v, Role::Dev).expect_err("TRUSTED_HOSTS is prod's");
+        assert!(
+            e.starts_with("TRUSTED_HOSTS in effect does not list data-dev.ae.ic.ac.uk: dev would answer it with 400 (both APP_ALLOWED_HOSTS and TRUSTED_HOSTS are set; bgswap requires each to list the role's hostnames"),
+            "{e}"
+        );
+        assert!(!e.contains("APP_ALLOWED_HOSTS in effect"), "{e}");
+        let v = answer(serde_json::json!({"APP_ALLOWED_HOSTS": PROD, "TRUSTED_HOSTS": DEV}));
+        let e = effective_verdict(&inv, &v, Role::Dev).expect_err("APP_ALLOWED_HOSTS is prod's");
+        assert!(
+            e.starts_with("APP_ALLOWED_HOSTS in effect does not list data-dev.ae.ic.ac.uk"),
+            "{e}"
+        );
+        assert!(!e.contains("TRUSTED_HOSTS in effect"), "{e}");
+    }
+
+    #[test]
+    fn with_neither_key_set_nothing_is_checked() {
+        let inv = imperial();
+        for v in [
+            answer(serde_json::json!({})),
+            answer(serde_json::Value::Null),
+            serde_json::json!({"shadowed": [], "keys": {}}),
+            // an entry that is not a list: not a list in effect
+            answer(serde_json::json!({"TRUSTED_HOSTS": null})),
+        ] {
+            assert_eq!(
+                effective_verdict(&inv, &v, Role::Dev),
+                Ok("0 swapped keys in effect belong to dev; none shadowed".into()),
+                "{v}"
+            );
+        }
+    }
+
+    /// effective.py itself, run by this machine's python3 on a candidate
+    /// text (no unit: `systemctl` is `true`, so the environment is empty).
+    fn evaluated(cfg: &str, role: Role) -> Result<String, String> {
+        let mut inv = imperial();
+        for h in &mut inv.hosts {
+            h.systemctl = vec!["true".into()];
+        }
+        let local = crate::transport::local::LocalHost::new("here");
+        effective(
+            &inv,
+            &local,
+            "rdm-invenio-ui-green",
+            Some(cfg),
+            role,
+            Duration::from_secs(30),
+        )
+    }
+
+    #[test]
+    fn effective_py_reports_each_allowed_hosts_key_it_finds() {
+        let trusted =
+            "TRUSTED_HOSTS = ['data-dev.ae.ic.ac.uk', 'store-dev.ae.ic.ac.uk', 'localhost']\n";
+        assert!(evaluated(trusted, Role::Dev).is_ok());
+        let e = evaluated(trusted, Role::Prod).expect_err("dev's list for prod");
+        assert!(
+            e.starts_with("TRUSTED_HOSTS in effect does not list data.ae.ic.ac.uk: prod would answer it with 400;"),
+            "{e}"
+        );
+        let both =
+            format!("APP_ALLOWED_HOSTS = ['data.ae.ic.ac.uk', 'store.ae.ic.ac.uk']\n{trusted}");
+        let e = evaluated(&both, Role::Prod).expect_err("TRUSTED_HOSTS is dev's");
+        assert!(
+            e.contains("(both APP_ALLOWED_HOSTS and TRUSTED_HOSTS are set;"),
+            "{e}"
+        );
+        assert!(!e.contains("APP_ALLOWED_HOSTS in effect"), "{e}");
+        let e = evaluated(&both, Role::Dev).expect_err("APP_ALLOWED_HOSTS is prod's");
+        assert!(
+            e.contains("APP_ALLOWED_HOSTS in effect does not list data-dev.ae.ic.ac.uk"),
+            "{e}"
+        );
+        // A string is one entry, as werkzeug takes it; None is not a list.
+        let e =
+            evaluated("TRUSTED_HOSTS = 'data.ae.ic.ac.uk'\n", Role::Prod).expect_err("one entry");
+        assert!(
+            e.starts_with("TRUSTED_HOSTS in effect does not list store.ae.ic.ac.uk"),
+            "{e}"
+        );
+        assert!(evaluated("TRUSTED_HOSTS = None\nX = 1\n", Role::Prod).is_ok());
     }
 }

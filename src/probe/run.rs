@@ -253,7 +253,7 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 Kind::UwsgiStats => wire::uwsgi_stats_verdict(&reply),
                 _ => match http::status(&reply) {
                     Some(200) => Ok("200".into()),
-                    Some(c) => Err(format!("answered {c}")),
+                    Some(c) => Err(crate::model::allowed_hosts::answered(c)),
                     None => Err("no HTTP answer".into()),
                 },
             }

@@ -698,3 +698,133 @@ fn retention_removes_only_older_runs_backups_and_staged_copies() {
         )
         .is_some());
 }
+
+/// fixtures/imperial-ae as an invenio-app 2.x deployment: every
+/// `APP_ALLOWED_HOSTS` of invenio.cfg renamed `TRUSTED_HOSTS`, and the
+/// runbook's swap_keys with `TRUSTED_HOSTS` in its place (`swapped`) or
+/// without it.
+fn trusted_hosts_sim(swapped: bool) -> Sim {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_renamed(&repo("fixtures/imperial-ae"), &snap);
+    let runbook = std::fs::read_to_string(repo("runbooks/imperial-ae.toml")).expect("runbook");
+    let line = "    \"APP_ALLOWED_HOSTS\",\n";
+    assert!(runbook.contains(line));
+    let runbook = runbook.replace(
+        line,
+        if swapped {
+            "    \"TRUSTED_HOSTS\",\n"
+        } else {
+            ""
+        },
+    );
+    let inv_path = tmp.path().join("bgswap.toml");
+    std::fs::write(&inv_path, runbook).expect("write the inventory");
+    // The world reads the snapshot when it is made: the directory may go.
+    let (inv, world, hosts) = from_fixture(&inv_path, &snap);
+    Sim::new(inv, world, hosts)
+}
+
+/// Copies a tree, renaming `APP_ALLOWED_HOSTS` in every invenio.cfg.
+fn copy_renamed(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("listable").flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_renamed(&src, &dst);
+        } else if e.file_name() == "invenio.cfg" {
+            let t = std::fs::read_to_string(&src).expect("read");
+            assert!(t.contains("APP_ALLOWED_HOSTS"), "{}", src.display());
+            std::fs::write(&dst, t.replace("APP_ALLOWED_HOSTS", "TRUSTED_HOSTS")).expect("write");
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn trusted_hosts_answer_as_app_allowed_hosts_did() {
+    let sim = trusted_hosts_sim(true);
+    assert!(
+        sim.world.problems().is_empty(),
+        "{:?}",
+        sim.world.problems()
+    );
+    let cfg = sim
+        .world
+        .file(UI_GREEN, "/opt/invenio/var/instance/invenio.cfg")
+        .expect("cfg");
+    let cfg = cfg.text();
+    assert!(cfg.contains("TRUSTED_HOSTS") && !cfg.contains("APP_ALLOWED_HOSTS"));
+    assert!(world::allows(&cfg, "data-dev.ae.ic.ac.uk"));
+    assert!(!world::allows(&cfg, "data.ae.ic.ac.uk"));
+    // Both keys set: either one refusing is a 400.
+    let both = format!("{cfg}\nAPP_ALLOWED_HOSTS = ['data.ae.ic.ac.uk']\n");
+    assert!(!world::allows(&both, "data.ae.ic.ac.uk"));
+    assert!(!world::allows(&both, "data-dev.ae.ic.ac.uk"));
+    let both = format!("{cfg}\nAPP_ALLOWED_HOSTS = ['data-dev.ae.ic.ac.uk']\n");
+    assert!(world::allows(&both, "data-dev.ae.ic.ac.uk"));
+}
+
+#[test]
+fn a_swapped_trusted_hosts_switches_and_rolls_back() {
+    let sim = trusted_hosts_sim(true);
+    let (o, plan) = sim.execute();
+    assert_eq!(o, Outcome::Switched, "{}", sim.event_lines());
+    assert!(
+        !plan
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("TRUSTED_HOSTS")),
+        "{:?}",
+        plan.warnings
+    );
+    no_violations(&sim);
+    same(
+        &sim.world.state(),
+        &sim.start.target(&sim.inv, &plan),
+        "the plan's target",
+    );
+    let o = sim.rollback();
+    assert!(matches!(o, Outcome::RolledBack(_)), "{o:?}");
+    no_violations(&sim);
+    same(
+        &sim.world.state(),
+        &sim.start,
+        "after rollback, the state is the start",
+    );
+}
+
+#[test]
+fn an_unswapped_trusted_hosts_is_a_loud_warning_and_prod_stays_served() {
+    let sim = trusted_hosts_sim(false);
+    let plan = sim.plan();
+    let w = plan
+        .warnings
+        .iter()
+        .find(|w| {
+            w.message
+                .starts_with("TRUSTED_HOSTS differs between the colours")
+        })
+        .unwrap_or_else(|| panic!("a warning for TRUSTED_HOSTS: {:?}", plan.warnings));
+    assert_eq!(w.level, crate::model::swap::Level::Danger);
+    assert!(
+        w.message.contains("400 Bad Request") && w.message.ends_with("Add it to swap_keys"),
+        "{}",
+        w.message
+    );
+    // The new prod answers prod's hostnames with 400: the router never moves.
+    let (o, _) = sim.execute();
+    assert!(!matches!(o, Outcome::Switched), "{o:?}");
+    no_violations(&sim);
+    assert!(
+        sim.world.problems().is_empty(),
+        "{:?}",
+        sim.world.problems()
+    );
+    let lines = sim.event_lines();
+    assert!(
+        lines.contains("answered 400 (Bad Request: Invenio's answer to a Host its APP_ALLOWED_HOSTS or TRUSTED_HOSTS in effect does not list)"),
+        "{lines}"
+    );
+}

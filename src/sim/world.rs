@@ -16,6 +16,7 @@
 //! would differ from run to run; this name does not.
 
 use crate::edit::haproxy;
+use crate::model::allowed_hosts::ALLOWED_HOSTS_KEYS;
 use crate::model::colour::{Colour, Role, Tier};
 use crate::model::inventory::Inventory;
 use crate::model::observation::{sha256_hex, FileObs};
@@ -347,9 +348,12 @@ fn parents(path: &str) -> Vec<String> {
 }
 
 /// Whether a loaded invenio.cfg lets Invenio answer for `hostname`: a whole
-/// token of its `APP_ALLOWED_HOSTS` value (the whole text where that is not
-/// assigned once at top level: the fixture's dev configs name the prod
-/// hostname in `JSONSCHEMAS_HOST`, so the whole text would say yes).
+/// token of the value of every allowed-hosts key it assigns
+/// (`APP_ALLOWED_HOSTS`, `TRUSTED_HOSTS`: where both are, either one
+/// refusing is a 400, as bgswap does not assume which one invenio-app
+/// honours); the whole text where a key is not assigned once at top level,
+/// or neither is assigned (the fixture's dev configs name the prod hostname
+/// in `JSONSCHEMAS_HOST`, so the whole text would say yes).
 pub fn allows(cfg: &str, hostname: &str) -> bool {
     if hostname.is_empty() {
         return false;
@@ -370,13 +374,22 @@ pub fn allows(cfg: &str, hostname: &str) -> bool {
 }
 
 fn allows_uncached(cfg: &str, hostname: &str) -> bool {
-    match crate::edit::pycfg::parse(cfg) {
-        Ok(py) => match py.lookup("APP_ALLOWED_HOSTS") {
-            crate::edit::pycfg::Lookup::One(a) => tokens::names(py.rhs_text(a), hostname),
-            _ => tokens::names(cfg, hostname),
-        },
-        Err(_) => tokens::names(cfg, hostname),
+    use crate::edit::pycfg::Lookup;
+    let Ok(py) = crate::edit::pycfg::parse(cfg) else {
+        return tokens::names(cfg, hostname);
+    };
+    let assigned: Vec<Lookup<'_>> = ALLOWED_HOSTS_KEYS
+        .iter()
+        .map(|k| py.lookup(k))
+        .filter(|l| !matches!(l, Lookup::Missing))
+        .collect();
+    if assigned.is_empty() {
+        return tokens::names(cfg, hostname);
     }
+    assigned.iter().all(|l| match l {
+        Lookup::One(a) => tokens::names(py.rhs_text(a), hostname),
+        _ => tokens::names(cfg, hostname),
+    })
 }
 
 pub(crate) fn parent_dir(path: &str) -> String {
