@@ -307,6 +307,127 @@ fn a_changed_host_key_is_refused_even_with_accept_new() {
     }
 }
 
+/// `text` as the known_hosts file `dir/name`, hashed in place by
+/// `ssh-keygen -H` as an operator with `HashKnownHosts yes` has it (the
+/// plain original it keeps as `name.old` is removed).
+fn hashed_known_hosts(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).expect("write");
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen -H: {out:?}");
+    let _ = fs::remove_file(dir.join(format!("{name}.old")));
+    let hashed = fs::read_to_string(&path).expect("read");
+    assert_eq!(hashed.lines().count(), text.lines().count(), "{hashed}");
+    for line in hashed.lines() {
+        assert!(
+            line.starts_with("|1|") && !line.contains("127.0.10."),
+            "no plain name left: {line}"
+        );
+    }
+    path
+}
+
+/// Hashed entries are matched by bgswap itself (libssh2 cannot read them):
+/// the hosts' real keys under their hashed `[address]:2222` names connect,
+/// and another key under a hashed name is a changed key, refused even with
+/// --accept-new-host-key.
+#[test]
+fn a_known_hosts_hashed_by_ssh_keygen_is_honoured() {
+    let Some((l, _guard)) = lab() else { return };
+    unchanged();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lab_kh_path = l.dir.join("client/known_hosts").display().to_string();
+    let lab_kh = fs::read_to_string(l.dir.join("client/known_hosts")).expect("lab known_hosts");
+
+    // One host, its own session: only its hashed entry in the file.
+    let entry = lab_kh
+        .lines()
+        .find(|line| line.starts_with("[127.0.10.11]:2222 "))
+        .expect("the lab's entry for rdm-invenio-ui-blue");
+    let one = hashed_known_hosts(tmp.path(), "known_hosts_one", &format!("{entry}\n"));
+    let mut blue = target(l, "rdm-invenio-ui-blue", "127.0.10.11");
+    blue.known_hosts = one;
+    let h =
+        SshHost::connect(&blue, NewKeys::Refuse).expect("the hashed entry holds the host's key");
+    let out = h.run("hostname", Duration::from_secs(10)).expect("runs");
+    assert_eq!(out.stdout.trim(), "rdm-invenio-ui-blue");
+    drop(h);
+
+    // Every host through the binary, the whole lab file hashed.
+    let all = hashed_known_hosts(tmp.path(), "known_hosts_all", &lab_kh);
+    let all_text = fs::read_to_string(&all).expect("read");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(&lab_kh_path, &all.display().to_string())
+    });
+    let r = bgswap(["status".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        !r.stderr.contains("is not in"),
+        "no unknown host key: {}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&all).expect("read"),
+        all_text,
+        "nothing was added"
+    );
+
+    // Another ed25519 key under the hashed name of rdm-invenio-api-green.
+    let other = tmp.path().join("other");
+    keygen(&other);
+    let pubkey = fs::read_to_string(other.with_extension("pub")).expect("pub");
+    let fake: Vec<&str> = pubkey.split_whitespace().take(2).collect();
+    let line = lab_kh
+        .lines()
+        .position(|line| line.starts_with("[127.0.10.22]:2222 "))
+        .expect("the lab's entry for rdm-invenio-api-green")
+        + 1;
+    let changed_plain: String = lab_kh
+        .lines()
+        .map(|kh_line| {
+            if kh_line.starts_with("[127.0.10.22]:2222 ") {
+                format!("[127.0.10.22]:2222 {} {}\n", fake[0], fake[1])
+            } else {
+                format!("{kh_line}\n")
+            }
+        })
+        .collect();
+    let changed = hashed_known_hosts(tmp.path(), "known_hosts_changed", &changed_plain);
+    let changed_text = fs::read_to_string(&changed).expect("read");
+    let cfg = config_with(l, tmp.path(), |t| {
+        t.replace(&lab_kh_path, &changed.display().to_string())
+    });
+    for extra in [None, Some("--accept-new-host-key")] {
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["status".as_ref(), "--config".as_ref(), cfg.as_os_str()];
+        args.extend(extra.map(std::ffi::OsStr::new));
+        let r = bgswap(args);
+        assert_eq!(r.code, 1, "{extra:?}: {}", r.all());
+        assert!(
+            r.stderr.contains("could not connect to 1 of 6 hosts"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("rdm-invenio-api-green: HOST KEY CHANGED: [127.0.10.22]:2222 offered ssh-ed25519 SHA256:"), "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("{} (line {line})", changed.display())),
+            "names the line: {}",
+            r.stderr
+        );
+        assert_eq!(
+            fs::read_to_string(&changed).expect("read"),
+            changed_text,
+            "known_hosts untouched"
+        );
+    }
+}
+
 #[test]
 fn a_wrong_client_key_is_refused() {
     let Some((l, _guard)) = lab() else { return };

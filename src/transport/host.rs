@@ -73,8 +73,22 @@ pub enum HostError {
     },
     #[error("{host}: the host key of {} ({} {}) is not in {}. Compare it with `ssh-keygen -lf` on the host, then rerun with --accept-new-host-key", .key.name, .key.key_type, .key.fingerprint, .key.known_hosts)]
     UnknownHostKey { host: String, key: Box<HostKey> },
-    #[error("{host}: HOST KEY CHANGED: {} offered {} {}, which does not match its entry in {}. This may be an attack or a reinstalled host: bgswap will not connect. If the change is expected, verify the new key, remove the old entry (ssh-keygen -R '{}' -f {}) and connect again", .key.name, .key.key_type, .key.fingerprint, .key.known_hosts, .key.name, .key.known_hosts)]
-    ChangedHostKey { host: String, key: Box<HostKey> },
+    #[error("{host}: HOST KEY CHANGED: {} offered {} {}, which does not match its entry in {} (line {line}). This may be an attack or a reinstalled host: bgswap will not connect. If the change is expected, verify the new key, remove the old entry (ssh-keygen -R '{}' -f {}) and connect again", .key.name, .key.key_type, .key.fingerprint, .key.known_hosts, .key.name, .key.known_hosts)]
+    ChangedHostKey {
+        host: String,
+        key: Box<HostKey>,
+        /// The known_hosts line (from 1) holding the other key.
+        line: usize,
+    },
+    /// The offered key is on an `@revoked` line that applies to the host.
+    /// Never accepted, not even with --accept-new-host-key: someone marked
+    /// it as compromised.
+    #[error("{host}: the host key of {} ({} {}) is REVOKED: line {line} of {} marks it @revoked. bgswap never connects to a host offering a revoked key, not even with --accept-new-host-key", .key.name, .key.key_type, .key.fingerprint, .key.known_hosts)]
+    RevokedHostKey {
+        host: String,
+        key: Box<HostKey>,
+        line: usize,
+    },
     #[error("{host}: authentication as {user} failed (tried {tried}); give the key with [ssh].identity_files, IdentityFile in ~/.ssh/config, or an ssh-agent")]
     Auth {
         host: String,
@@ -130,6 +144,7 @@ impl HostError {
             | HostError::Handshake { host, .. }
             | HostError::UnknownHostKey { host, .. }
             | HostError::ChangedHostKey { host, .. }
+            | HostError::RevokedHostKey { host, .. }
             | HostError::Auth { host, .. }
             | HostError::Timeout { host, .. }
             | HostError::NoStatus { host, .. }

@@ -1,10 +1,12 @@
 //! SSH hosts (ssh2). One session per host, used by one thread at a time.
 //! Designed around libssh2's sharp edges: TCP connect has its own timeout
 //! (`set_timeout` does not cover it); host keys are checked against
-//! known_hosts with the handshake limited to the stored key types; agent
-//! authentication tries every identity; a command's exit status comes from a
-//! marker it prints (libssh2 reports 0 when none arrived); files are replaced
-//! by a temporary file plus `mv -f` (SFTP rename cannot overwrite on OpenSSH).
+//! known_hosts by bgswap's own matcher (`known_hosts::check`: libssh2's
+//! cannot read hashed names), the handshake limited to the stored key types;
+//! agent authentication tries every identity; a command's exit status comes
+//! from a marker it prints (libssh2 reports 0 when none arrived); files are
+//! replaced by a temporary file plus `mv -f` (SFTP rename cannot overwrite on
+//! OpenSSH).
 
 use super::command::{self, quote};
 use super::exec_files;
@@ -19,7 +21,7 @@ use super::ssh_config;
 use crate::log;
 use crate::model::inventory::{Destination, SshSettings};
 use crate::model::observation::{sha256_hex, FileObs};
-use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, OpenFlags, OpenType, Session};
+use ssh2::{HostKeyType, MethodType, OpenFlags, OpenType, Session};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
@@ -408,11 +410,11 @@ fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, Ho
     }
     session.set_timeout(millis(t.connect_timeout));
     let name = known_hosts::entry_name(&t.address, t.port);
-    let kh_text = std::fs::read_to_string(&t.known_hosts).unwrap_or_default();
+    let kh_text = read_known_hosts(t)?;
     let types = known_hosts::key_types(&kh_text, &name);
     if !types.is_empty() {
-        // libssh2 compares the offered key with every entry of the name,
-        // whatever its type: ask the server for a type we have stored.
+        // Ask the server for a type we have stored, as ssh(1) orders its
+        // HostKeyAlgorithms: a key of another type could only be unknown.
         let _ = session.method_pref(MethodType::HostKey, &known_hosts::method_prefs(&types));
     }
     let started = Instant::now();
@@ -433,7 +435,7 @@ fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, Ho
             }
         }
     })?;
-    check_host_key(&session, t, &name, new_keys)?;
+    check_host_key(&session, t, &name, &kh_text, new_keys)?;
     authenticate(&session, t)?;
     session.set_keepalive(true, 15);
     session.set_timeout(millis(t.command_timeout));
@@ -442,10 +444,35 @@ fn open_session(t: &Target, new_keys: NewKeys, what: &str) -> Result<Session, Ho
     Ok(session)
 }
 
+/// The known_hosts text, or "" when the file does not exist yet (accepting
+/// a key creates it). Any other failure is an error naming the file: a check
+/// against a file that could not be read would call every key unknown. Only
+/// a regular file is read, so a FIFO put there cannot block the connection.
+fn read_known_hosts(t: &Target) -> Result<String, HostError> {
+    let path = &t.known_hosts;
+    let cannot = |why: String| HostError::Other {
+        host: t.name.clone(),
+        reason: format!("cannot read {}: {why}", path.display()),
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(cannot(e.to_string())),
+        Ok(m) if !m.is_file() => return Err(cannot("not a regular file".into())),
+        Ok(_) => {}
+    }
+    // known_hosts is ASCII; a stray byte spoils only its own line.
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| cannot(e.to_string()))
+}
+
+/// The offered host key against known_hosts (`kh_text`, read before the
+/// handshake), by bgswap's own matcher: libssh2's cannot read hashed names.
 fn check_host_key(
     session: &Session,
     t: &Target,
     name: &str,
+    kh_text: &str,
     new_keys: NewKeys,
 ) -> Result<(), HostError> {
     let (key, kind) = session.host_key().ok_or_else(|| HostError::Other {
@@ -453,19 +480,11 @@ fn check_host_key(
         reason: "the server sent no host key".into(),
     })?;
     let key = key.to_vec();
-    let key_type = key_type_name(kind).to_string();
+    // The type the blob names is what a known_hosts line stores beside it.
+    let key_type = known_hosts::blob_type(&key)
+        .unwrap_or(key_type_name(kind))
+        .to_string();
     let fingerprint = known_hosts::fingerprint(&key);
-    let mut kh = session.known_hosts().map_err(|e| HostError::Other {
-        host: t.name.clone(),
-        reason: e.to_string(),
-    })?;
-    if t.known_hosts.exists() {
-        kh.read_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
-            .map_err(|e| HostError::Other {
-                host: t.name.clone(),
-                reason: format!("cannot read {}: {}", t.known_hosts.display(), e.message()),
-            })?;
-    }
     let known_hosts = t.known_hosts.display().to_string();
     let offered = || {
         Box::new(HostKey {
@@ -476,32 +495,34 @@ fn check_host_key(
             blob: key.clone(),
         })
     };
-    match kh.check_port(&t.address, t.port, &key) {
-        CheckResult::Match => Ok(()),
-        CheckResult::Mismatch => Err(HostError::ChangedHostKey {
-            host: t.name.clone(),
+    let host = t.name.clone();
+    match known_hosts::check(kh_text, name, &key_type, &key) {
+        known_hosts::Verdict::Match { .. } => Ok(()),
+        known_hosts::Verdict::Revoked { line } => Err(HostError::RevokedHostKey {
+            host,
             key: offered(),
+            line,
         }),
-        CheckResult::NotFound if new_keys == NewKeys::Accept => {
+        known_hosts::Verdict::Mismatch { line } => Err(HostError::ChangedHostKey {
+            host,
+            key: offered(),
+            line,
+        }),
+        known_hosts::Verdict::NotFound if new_keys == NewKeys::Accept => {
             known_hosts::append(&t.known_hosts, name, &key_type, &key).map_err(|e| {
                 HostError::Other {
-                    host: t.name.clone(),
+                    host: host.clone(),
                     reason: format!("cannot add the host key to {known_hosts}: {e}"),
                 }
             })?;
             log::notice(format!(
-                "{}: added {name} {key_type} {fingerprint} to {known_hosts}",
-                t.name
+                "{host}: added {name} {key_type} {fingerprint} to {known_hosts}"
             ));
             Ok(())
         }
-        CheckResult::NotFound => Err(HostError::UnknownHostKey {
-            host: t.name.clone(),
+        known_hosts::Verdict::NotFound => Err(HostError::UnknownHostKey {
+            host,
             key: offered(),
-        }),
-        CheckResult::Failure => Err(HostError::Other {
-            host: t.name.clone(),
-            reason: format!("cannot check the host key against {known_hosts}"),
         }),
     }
 }
