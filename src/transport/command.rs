@@ -413,24 +413,29 @@ mod tests {
     #[test]
     fn a_dead_runs_commands_are_waited_for_and_our_own_are_not() {
         assert_eq!(wait_for_run("bad id;rm"), None);
+        // A run id of this test process alone: the count below is machine-wide,
+        // and another checkout's tests may run this test at the same time.
+        let run = format!("t{}", std::process::id());
         // Another process's command of run r1 (a tag with another nonce).
         let mut other = std::process::Command::new("sh")
             .arg("-c")
-            .arg("timeout -k 5 30 sh -c 'sleep 1.5' bgswap-cmd=r1/other-1")
+            .arg(format!(
+                "timeout -k 5 30 sh -c 'sleep 1.5' bgswap-cmd={run}/other-1"
+            ))
             .spawn()
             .expect("spawn");
         std::thread::sleep(std::time::Duration::from_millis(200));
         // Our own command of the same run, still running, is not waited for.
         let mut own = std::process::Command::new("sh")
             .arg("-c")
-            .arg(bounded("sleep 20", 30, &tag("r1")))
+            .arg(bounded("sleep 20", 30, &tag(&run)))
             .spawn()
             .expect("spawn");
         std::thread::sleep(std::time::Duration::from_millis(100));
         let started = std::time::Instant::now();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(bounded(&wait_for_run("r1").expect("valid"), 30, &tag("r1")))
+            .arg(bounded(&wait_for_run(&run).expect("valid"), 30, &tag(&run)))
             .output()
             .expect("sh");
         let waited = started.elapsed();
