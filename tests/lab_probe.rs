@@ -619,6 +619,70 @@ fn the_router_is_asked_where_its_frontend_listens() {
     heal(l);
 }
 
+/// A frontend that listens only for TLS: the probe speaks TLS from the
+/// router host, with the probed hostname as SNI. The frontend refuses (421)
+/// a TLS request whose SNI is not its Host, so a missing or wrong SNI fails.
+#[test]
+fn a_router_that_listens_only_for_tls_is_asked_over_tls_with_the_hostname_as_sni() {
+    let Some((l, _g)) = lab() else { return };
+    settled_reset(l);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (key, crt) = (tmp.path().join("key.pem"), tmp.path().join("crt.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=bgswap-lab-router"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let pem = tmp.path().join("router.pem");
+    let both = [
+        std::fs::read(&crt).expect("crt"),
+        std::fs::read(&key).expect("key"),
+    ]
+    .concat();
+    std::fs::write(&pem, both).expect("pem");
+    let cfg = l
+        .dir
+        .join("hosts/haproxy-inner/fs/etc-haproxy/site/haproxy.cfg");
+    let tls = Edited::new(cfg, |text| {
+        assert!(text.contains("\tbind 127.0.10.2:80\n"), "{text}");
+        text.replacen(
+            "\tbind 127.0.10.2:80\n",
+            &format!(
+                "\tbind 127.0.10.5:8443 ssl crt {}\n\
+                 \thttp-request set-var(txn.host) req.hdr(host),lower\n\
+                 \thttp-request deny deny_status 421 if {{ ssl_fc }} !{{ ssl_fc_sni,lower,strcmp(txn.host) eq 0 }}\n",
+                pem.display()
+            ),
+            1,
+        )
+    });
+    systemctl(l, "haproxy-inner", &["reload", "haproxy.service"]);
+    let (code, results, all) = probe(l);
+    drop(tls);
+    systemctl(l, "haproxy-inner", &["reload", "haproxy.service"]);
+    assert_eq!(code, 0, "every probe passes over TLS: {all}");
+    let routed: Vec<&Value> = results.iter().filter(|r| r["kind"] == "router").collect();
+    assert_eq!(routed.len(), 8, "{all}");
+    for p in &routed {
+        let (t, e) = (
+            p["target"].as_str().unwrap_or(""),
+            p["evidence"].as_str().unwrap_or(""),
+        );
+        assert!(t.starts_with("https://127.0.10.5:8443/"), "{t}: {all}");
+        assert!(
+            e.contains("(asked at https://127.0.10.5:8443: bind line ")
+                && e.ends_with(" of frontend inner)"),
+            "{e}"
+        );
+    }
+    heal(l);
+}
+
 #[test]
 fn a_port_a_firewall_drops_fails_its_probes_alone_within_their_bound() {
     let Some((l, _g)) = lab() else { return };
