@@ -629,7 +629,9 @@ fn a_router_that_listens_only_for_tls_is_asked_over_tls_with_the_hostname_as_sni
     let tmp = tempfile::tempdir().expect("tmp");
     let (key, crt) = (tmp.path().join("key.pem"), tmp.path().join("crt.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", "/CN=bgswap-lab-router"])
         .arg("-keyout")
         .arg(&key)

@@ -409,8 +409,8 @@ mod tests {
             |dir: &str| String::from_utf8_lossy(&sh(&watchdog_state(dir)).stdout).into_owned();
         // 0: fires; 1: disarmed first; 2: someone else changed the file:
         // nothing restored, nothing reloaded, `failed`; 3: the deadline is
-        // moved before it fires.
-        for case in 0..4 {
+        // moved before it fires. Each waits out a deadline: all at once.
+        let one = |case: u32| {
             let dir = format!("{base}/wd {case}");
             let cfg = format!("{base}/it's haproxy {case}.cfg");
             let marker = format!("{base}/reloaded-{case}");
@@ -472,7 +472,15 @@ mod tests {
                     assert!(sh(&watchdog_disarm(&dir)).status.success());
                 }
             }
-        }
+        };
+        std::thread::scope(|sc| {
+            let cases: Vec<_> = (0..4).map(|c| sc.spawn(move || one(c))).collect();
+            for c in cases {
+                if let Err(p) = c.join() {
+                    std::panic::resume_unwind(p);
+                }
+            }
+        });
         // Arming again ends a watchdog an earlier run left waiting.
         let dir = format!("{base}/wd again");
         let cfg = format!("{base}/again.cfg");
