@@ -450,7 +450,12 @@ pub fn execute(
                 })
                 .collect()
         });
-        let _ = jsync(&journal);
+        // A phase that went well is not synced on its own: the next phase's
+        // intents (or the final record) carry its `done` records to the
+        // router in the same write. A failure is synced at once.
+        if !errs.is_empty() {
+            let _ = jsync(&journal);
+        }
         if *phase == Phase::ReloadRouter {
             cutover = Some(pt.elapsed());
         }

@@ -225,6 +225,9 @@ pub fn default_state_dir() -> PathBuf {
     home.join(".local/state/bgswap")
 }
 
+/// The router's copy of a journal: host, path, sha256, bytes of `text` it holds.
+type RemoteCopy<'h> = (&'h dyn Host, String, Option<String>, Option<usize>);
+
 pub struct Journal<'h> {
     path: PathBuf,
     /// None until the first record is installed (atomically) by [`Journal::append`].
@@ -234,7 +237,10 @@ pub struct Journal<'h> {
     rewrite: bool,
     text: String,
     records: Vec<Record>,
-    remote: Option<(&'h dyn Host, String, Option<String>)>,
+    /// The router's copy: its host, path, the sha256 it holds as far as
+    /// this run knows, and how much of `text` that is (known once this run
+    /// wrote it: later syncs append only the rest).
+    remote: Option<RemoteCopy<'h>>,
     /// Set when the router copy could not be written: said once, not fatal.
     pub remote_error: Option<String>,
 }
@@ -283,7 +289,7 @@ impl<'h> Journal<'h> {
                     std::time::Duration::from_secs(30),
                 );
                 let existing = h.read_file(&rpath)?.map(|f| f.sha256);
-                Some((h, rpath, existing))
+                Some((h, rpath, existing, None))
             }
             None => None,
         };
@@ -363,7 +369,7 @@ impl<'h> Journal<'h> {
             Some(h) => {
                 let rpath = format!("{}/journal.jsonl", remote_dir(deployment));
                 let existing = h.read_file(&rpath)?.map(|f| f.sha256);
-                Some((h, rpath, existing))
+                Some((h, rpath, existing, None))
             }
             None => None,
         };
@@ -442,42 +448,51 @@ impl<'h> Journal<'h> {
     /// earlier state of this very journal (a write whose answer was lost), it
     /// realigns and writes again.
     pub fn sync_remote(&mut self) -> Result<(), JournalError> {
-        let Some((h, rpath, last)) = &mut self.remote else {
+        let Some((h, rpath, last, synced)) = &mut self.remote else {
             return Ok(());
         };
-        let now = crate::model::observation::sha256_hex(self.text.as_bytes());
+        let text = self.text.as_str();
+        let now = crate::model::observation::sha256_hex(text.as_bytes());
         if last.as_deref() == Some(now.as_str()) {
             return Ok(());
         }
-        let attempt = |last: &Option<String>| {
-            let expect = match last.as_deref() {
-                Some(sha) => Expect::Sha256(sha),
-                None => Expect::Absent,
-            };
-            h.write_file(rpath, expect, self.text.as_bytes(), Some(0o600), None)
-        };
-        match attempt(last) {
-            Ok(()) => {
-                *last = Some(now);
-                Ok(())
+        // The copy holds the first `n` bytes of this journal: append the rest
+        // (one round trip), else write it whole.
+        let attempt = |last: &Option<String>, synced: Option<usize>| match (last, synced) {
+            (Some(sha), Some(n)) if n <= text.len() => {
+                h.append_file(rpath, sha, &text.as_bytes()[n..])
             }
+            _ => {
+                let expect = match last.as_deref() {
+                    Some(sha) => Expect::Sha256(sha),
+                    None => Expect::Absent,
+                };
+                h.write_file(rpath, expect, text.as_bytes(), Some(0o600), None)
+            }
+        };
+        match attempt(last, *synced) {
+            Ok(()) => {}
             Err(HostError::Drift { .. }) => {
-                let there = h.read_file(rpath)?;
-                match there {
-                    Some(f) if self.text.starts_with(&f.text) => {
-                        *last = Some(f.sha256);
-                        attempt(last)?;
-                        *last = Some(now);
-                        Ok(())
+                // An earlier write whose answer was lost may have landed:
+                // a copy that is a prefix of this journal is realigned.
+                match h.read_file(rpath)? {
+                    Some(f) if f.text == text => {}
+                    Some(f) if text.starts_with(&f.text) => {
+                        attempt(&Some(f.sha256), Some(f.text.len()))?;
                     }
-                    _ => Err(JournalError::Remote(HostError::Other {
-                        host: h.name().into(),
-                        reason: format!("{rpath} was changed by someone else during the run"),
-                    })),
+                    _ => {
+                        return Err(JournalError::Remote(HostError::Other {
+                            host: h.name().into(),
+                            reason: format!("{rpath} was changed by someone else during the run"),
+                        }))
+                    }
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        *last = Some(now);
+        *synced = Some(text.len());
+        Ok(())
     }
 }
 

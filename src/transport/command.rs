@@ -125,6 +125,17 @@ pub fn bounded(cmd: &str, secs: u64, tag: &str) -> String {
     ))
 }
 
+/// Appends standard input to `path` if the file's sha256 is still
+/// `expect` (exit 3, nothing written, the current sha256 on stdout,
+/// otherwise), then fsyncs the file. One round trip for an append-only file.
+pub fn append_if(path: &str, expect: &str) -> String {
+    let p = quote(path);
+    format!(
+        "s=$(sha256sum < {p} | cut -d' ' -f1) || exit 4; if [ \"$s\" != {e} ]; then echo \"$s\"; exit 3; fi; cat >> {p} && sync -- {p}",
+        e = quote(expect)
+    )
+}
+
 /// [`bounded`], run as root through `sudo -n` (never a password prompt:
 /// a sudo that wants one fails at once, and [`sudo_refusal`] says so).
 pub fn bounded_sudo(cmd: &str, secs: u64, tag: &str) -> String {
@@ -235,6 +246,43 @@ pub fn split_status(stderr: &str) -> (String, Option<i32>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn append_if_appends_only_to_the_file_it_expects_by_a_real_shell() {
+        use std::io::Write;
+        assert_eq!(
+            append_if("/var/lib/bgswap/d/journal.jsonl", "ab12"),
+            "s=$(sha256sum < /var/lib/bgswap/d/journal.jsonl | cut -d' ' -f1) || exit 4; if [ \"$s\" != ab12 ]; then echo \"$s\"; exit 3; fi; cat >> /var/lib/bgswap/d/journal.jsonl && sync -- /var/lib/bgswap/d/journal.jsonl"
+        );
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join("it's a journal");
+        std::fs::write(&f, b"one\n").expect("write");
+        let sha = |b: &[u8]| crate::model::observation::sha256_hex(b);
+        let run = |expect: &str, input: &[u8]| {
+            let mut c = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(append_if(&f.display().to_string(), expect))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("sh");
+            if let Some(mut i) = c.stdin.take() {
+                let _ = i.write_all(input);
+            }
+            c.wait_with_output().expect("sh")
+        };
+        let ok = run(&sha(b"one\n"), b"two\n");
+        assert_eq!(ok.status.code(), Some(0));
+        assert_eq!(std::fs::read(&f).expect("read"), b"one\ntwo\n");
+        // Expecting an earlier state: nothing written, the current sha said.
+        let stale = run(&sha(b"one\n"), b"three\n");
+        assert_eq!(stale.status.code(), Some(3));
+        assert_eq!(
+            String::from_utf8_lossy(&stale.stdout).trim(),
+            sha(b"one\ntwo\n")
+        );
+        assert_eq!(std::fs::read(&f).expect("read"), b"one\ntwo\n");
+    }
 
     #[test]
     fn sudo_refusals_are_told_from_command_failures() {

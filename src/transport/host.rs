@@ -273,6 +273,19 @@ pub trait Host: Send + Sync {
         owner: Option<(u32, u32)>,
     ) -> Result<(), HostError>;
 
+    /// Appends `extra` to a file whose sha256 is still `expect`, and makes
+    /// it durable (fsync) before answering; a file that changed is a
+    /// `Drift`, with nothing written. For a file only ever appended to (the
+    /// journal's copy on the router), this replaces a whole rewrite: hosts
+    /// that can do it in one round trip override it.
+    fn append_file(&self, path: &str, expect: &str, extra: &[u8]) -> Result<(), HostError> {
+        let current = self.read_file(path)?;
+        check_expect(self.name(), path, Expect::Sha256(expect), current.as_ref())?;
+        let mut all = current.map(|f| f.text.into_bytes()).unwrap_or_default();
+        all.extend_from_slice(extra);
+        self.write_file(path, Expect::Sha256(expect), &all, None, None)
+    }
+
     /// A new, independent connection to the same host: the router
     /// watchdog's confirmation must travel over a fresh one, so that it
     /// proves the path still works. Hosts that cannot open one say so.

@@ -637,6 +637,33 @@ impl Host for SshHost {
         }
     }
 
+    fn append_file(&self, path: &str, expect: &str, extra: &[u8]) -> Result<(), HostError> {
+        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
+        log::info(format!(
+            "{}: append {path} ({} bytes)",
+            self.target.name,
+            extra.len()
+        ));
+        let cmd = command::append_if(path, expect);
+        let once = || self.unless_lost(|| self.run_raw(&cmd, extra, self.target.command_timeout));
+        // A cut append may have landed: only a file still as expected is
+        // appended to again (the command checks), so retrying is safe.
+        let (status, out, err) = match once() {
+            Err(e) if self.resumed(&e) => once()?,
+            r => r?,
+        };
+        match status {
+            0 => Ok(()),
+            3 => Err(HostError::Drift {
+                host: self.target.name.clone(),
+                path: path.into(),
+                expected: expect.into(),
+                found: String::from_utf8_lossy(&out).trim().to_string(),
+            }),
+            _ => Err(self.err_file(path, format!("cannot append: {}", command::brief(&err)))),
+        }
+    }
+
     fn exchange(
         &self,
         peer: Peer<'_>,
