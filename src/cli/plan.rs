@@ -2,6 +2,7 @@
 //! rendered snapshot when `--render` asks for one (a new local directory).
 
 use super::{load, Failure, Format, Outcome, SourceArgs};
+use crate::model::parsed::Parsed;
 use crate::model::plan::{Plan, PlanError};
 use crate::report::{json, style::Style, table, text};
 use crate::transport::snapshot;
@@ -25,7 +26,8 @@ pub struct PlanArgs {
 pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
     let l = load(&a.source)?;
     let (inv, obs) = (&l.inv, &l.obs);
-    let plan = match Plan::make(inv, obs, l.kind) {
+    let parsed = Parsed::parse(inv, obs, l.kind).map_err(PlanError::from)?;
+    let plan = match Plan::from_parsed(inv, &parsed) {
         Ok(p) => p,
         Err(PlanError::Split { roles, problems }) => {
             let style = Style::for_stdout();
@@ -46,10 +48,7 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         }
         Err(e) => return Err(e.into()),
     };
-    let probes = match crate::model::parsed::Parsed::parse(inv, obs, l.kind) {
-        Ok(parsed) => crate::probe::preflight(inv, &parsed, &plan),
-        Err(_) => Vec::new(),
-    };
+    let probes = crate::probe::preflight(inv, &parsed, &plan);
     if let Some(out) = &a.out {
         save(out, &crate::model::saved::SavedPlan::new(&plan, obs))?;
     }

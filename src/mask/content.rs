@@ -46,8 +46,29 @@ fn absorbable(c: char) -> bool {
     !(c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
 }
 
+/// The role tokens, indexed once for the many pieces of one file.
+pub struct Roles<'a> {
+    list: &'a [String],
+    set: tokens::NameSet<'a>,
+}
+
+impl<'a> Roles<'a> {
+    pub fn new(list: &'a [String]) -> Roles<'a> {
+        Roles {
+            list,
+            set: tokens::NameSet::new(list),
+        }
+    }
+}
+
 /// Decides every byte of `s`. `allowed` are the role tokens.
 pub fn classify(s: &str, allowed: &[String], o: &Opts) -> Vec<St> {
+    classify_with(s, &Roles::new(allowed), o)
+}
+
+/// [`classify`] with the role tokens already indexed: what a file's many
+/// literals, comments or lines use.
+pub fn classify_with(s: &str, roles: &Roles, o: &Opts) -> Vec<St> {
     let mut st = vec![St::Unknown; s.len()];
     let show = |st: &mut Vec<St>, r: std::ops::Range<usize>| {
         for b in &mut st[r] {
@@ -56,12 +77,10 @@ pub fn classify(s: &str, allowed: &[String], o: &Opts) -> Vec<St> {
             }
         }
     };
-    for tok in allowed {
-        for at in tokens::find_all(s, tok) {
-            show(&mut st, at..at + tok.len());
-        }
+    for r in roles.set.find_all(s) {
+        show(&mut st, r);
     }
-    let in_urls = urls(s, &mut st, allowed);
+    let in_urls = urls(s, &mut st, roles.list);
     if o.fstring {
         fstring_fields(s, &mut st);
     }

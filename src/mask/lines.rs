@@ -4,7 +4,7 @@
 //! ACLs, servers, users), numbers, addresses, paths and role tokens are
 //! shown; everything else, quoted strings and comments included, is masked.
 
-use super::content::{classify, render, Opts, St};
+use super::content::{classify_with, render, Opts, Roles, St};
 use super::vocab;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +81,12 @@ pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>)
         fstring: false,
         keys: true,
     };
+    let roles = Roles::new(allowed);
     let mut out = String::with_capacity(text.len());
     let mut runs = Vec::new();
     for line in text.split_inclusive('\n') {
         let (body, comment) = split_comment(line);
-        let mut st = classify(body, allowed, &code);
+        let mut st = classify_with(body, &roles, &code);
         if kind == Kind::Haproxy {
             force_credentials(body, &mut st);
         }
@@ -97,9 +98,9 @@ pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>)
             let rest = &c[1..];
             let (m, r) = render(
                 rest,
-                &classify(
+                &classify_with(
                     rest,
-                    allowed,
+                    &roles,
                     &Opts {
                         paths: true,
                         ..Opts::default()

@@ -27,6 +27,8 @@ mod vocab;
 
 pub use lines::Kind;
 
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 #[cfg(not(test))]
 use std::sync::RwLock;
 
@@ -37,6 +39,58 @@ struct State {
     allowed: Vec<String>,
     /// Secret values seen while masking files, longest first.
     learned: Vec<String>,
+    /// The same values, to tell quickly whether a value is known: a large
+    /// file brings hundreds of thousands, most of them known already (the
+    /// copies of a file on other hosts hold the same). Made on first use.
+    known: Option<HashSet<String>>,
+    /// Files already masked (see [`Cache`]).
+    cache: Cache,
+}
+
+/// Masked files by what was masked: a file is masked when it is read (to
+/// learn its values) and again when its diff is shown; a large invenio.cfg
+/// takes a noticeable time. Keyed by the sha256 of the text and how it is
+/// masked; emptied when the role tokens change (they decide what is shown)
+/// and when it would outgrow [`Cache::MAX_BYTES`].
+struct Cache {
+    entries: Vec<(CacheKey, String)>,
+    bytes: usize,
+}
+
+/// How a text was masked (Python, or the line kind) and the text's sha256.
+type CacheKey = (Option<Kind>, [u8; 32]);
+
+impl Cache {
+    const MAX_BYTES: usize = 128 << 20;
+
+    const fn new() -> Cache {
+        Cache {
+            entries: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<String> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&mut self, key: CacheKey, masked: &str) {
+        if self.bytes + masked.len() > Self::MAX_BYTES {
+            self.clear();
+        }
+        if masked.len() <= Self::MAX_BYTES && self.get(&key).is_none() {
+            self.bytes += masked.len();
+            self.entries.push((key, masked.to_string()));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
 }
 
 /// One per process. Unit tests run in parallel threads of one process, so
@@ -46,6 +100,8 @@ struct State {
 static STATE: RwLock<State> = RwLock::new(State {
     allowed: Vec::new(),
     learned: Vec::new(),
+    known: None,
+    cache: Cache::new(),
 });
 
 #[cfg(not(test))]
@@ -58,6 +114,8 @@ thread_local! {
     static STATE: std::cell::RefCell<State> = const { std::cell::RefCell::new(State {
         allowed: Vec::new(),
         learned: Vec::new(),
+        known: None,
+        cache: Cache::new(),
     }) };
 }
 
@@ -74,7 +132,10 @@ pub fn set_roles(tokens: impl IntoIterator<Item = String>) {
         .collect();
     v.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     v.dedup();
-    with_state(|s| s.allowed = v);
+    with_state(|s| {
+        s.allowed = v;
+        s.cache.clear();
+    });
 }
 
 fn allowed() -> Vec<String> {
@@ -93,11 +154,26 @@ fn remember(runs: Vec<String>) {
         return;
     }
     with_state(|s| {
-        s.learned.extend(new);
-        s.learned
-            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        // Only the values not known yet are sorted, then merged (the stable
+        // sort merges the two sorted runs).
+        let known = s.known.get_or_insert_with(HashSet::new);
+        let mut fresh: Vec<String> = new.into_iter().filter(|w| !known.contains(w)).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        fresh.sort_by(|a, b| longest_first(a, b));
+        fresh.dedup();
+        known.extend(fresh.iter().cloned());
+        s.learned.extend(fresh);
+        s.learned.sort_by(|a, b| longest_first(a, b));
         s.learned.dedup();
     });
+}
+
+/// The order of the learned values: longest first (free text replaces a
+/// longer secret before a shorter one inside it), then by their text.
+fn longest_first(a: &str, b: &str) -> std::cmp::Ordering {
+    b.len().cmp(&a.len()).then(a.cmp(b))
 }
 
 /// The masked runs (and their words) that free text masks when it sees
@@ -119,9 +195,11 @@ fn worth_remembering(runs: Vec<String>, allowed: &[String]) -> Vec<String> {
             }
         }
     }
+    // A set: a large file has hundreds of thousands of masked runs.
+    let allowed: HashSet<&str> = allowed.iter().map(String::as_str).collect();
     new.retain(|w| {
         let bare = w.trim_matches(|c: char| !c.is_alphanumeric());
-        !allowed.iter().any(|a| a == w || a == bare)
+        !allowed.contains(w.as_str()) && !allowed.contains(bare)
     });
     new
 }
@@ -151,8 +229,21 @@ fn secret_shaped(w: &str) -> bool {
     digit || symbol || inner_cap || n >= 12
 }
 
-/// Masks a file's text by its kind.
+/// Masks a file's text by its kind, once per text (see [`Cache`]): the
+/// values a text teaches were learned when it was first masked.
 fn mask_file(path: &str, text: &str, python: bool) -> String {
+    let kind = (!python).then(|| Kind::of(path, text));
+    let key: CacheKey = (kind, Sha256::digest(text.as_bytes()).into());
+    if let Some(hit) = with_state(|s| s.cache.get(&key)).flatten() {
+        return hit;
+    }
+    let out = mask_uncached(path, text, python);
+    with_state(|s| s.cache.put(key, &out));
+    out
+}
+
+/// Masks a file's text by its kind, and learns its masked values.
+fn mask_uncached(path: &str, text: &str, python: bool) -> String {
     let allowed = allowed();
     let (out, runs) = if python {
         match python::mask(text, &allowed) {
@@ -185,8 +276,11 @@ pub fn mask_config(path: &str, text: &str) -> String {
 
 /// Free text: see the module's documentation.
 pub fn mask_text(text: &str) -> String {
-    let learned = with_state(|s| s.learned.clone()).unwrap_or_default();
-    escape_controls(&free::mask(text, &learned))
+    // Masked where the learned values are, not with a copy of them: a large
+    // file teaches many, and every message is masked.
+    let masked =
+        with_state(|s| free::mask(text, &s.learned)).unwrap_or_else(|| free::mask(text, &[]));
+    escape_controls(&masked)
 }
 
 /// Control characters (other than line feed and tab), and the Unicode
@@ -214,7 +308,6 @@ fn needs_escape(c: char) -> bool {
 /// Whether a key's value is a secret by its name (what the swap warns
 /// about when such a key differs between the colours).
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
     if [
         "PASSWORD",
         "PASSWD",
@@ -226,12 +319,27 @@ pub fn is_secret_key(key: &str) -> bool {
         "APIKEY",
     ]
     .iter()
-    .any(|w| k.contains(w))
+    .any(|w| contains_upper(key, w))
     {
         return true;
     }
-    k.split('_')
-        .any(|part| matches!(part, "PASS" | "PWD" | "PW"))
+    key.split('_')
+        .any(|part| is_one_of(part, &["PASS", "PWD", "PW"]))
+}
+
+/// Whether `key` with its ASCII letters in capitals contains `word` (ASCII
+/// capitals). Without building the capitalised copy: masking asks this of
+/// every name of a file that is assigned a value.
+fn contains_upper(key: &str, word: &str) -> bool {
+    let w = word.as_bytes();
+    key.as_bytes()
+        .windows(w.len())
+        .any(|k| k.iter().zip(w).all(|(a, b)| a.to_ascii_uppercase() == *b))
+}
+
+/// Whether `part` with its ASCII letters in capitals is one of `words`.
+fn is_one_of(part: &str, words: &[&str]) -> bool {
+    words.iter().any(|w| part.eq_ignore_ascii_case(w))
 }
 
 /// Whether masking hides a key's whole value for its name: the secret names
@@ -239,14 +347,15 @@ pub fn is_secret_key(key: &str) -> bool {
 /// salt). This only adds masking: every value is masked by the allow-list
 /// anyway unless it is a role token or syntax.
 pub fn masked_by_name(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
+    let b = key.as_bytes();
     is_secret_key(key)
         || ["AUTH", "DSN", "SALT", "ACCESS_KEY", "CREDS"]
             .iter()
-            .any(|w| k.contains(w))
-        || k.split(['_', '-', '.'])
-            .any(|part| matches!(part, "KEY" | "PASS" | "PWD" | "PW"))
-        || k.ends_with("PASS")
+            .any(|w| contains_upper(key, w))
+        || key
+            .split(['_', '-', '.'])
+            .any(|part| is_one_of(part, &["KEY", "PASS", "PWD", "PW"]))
+        || (b.len() >= 4 && b[b.len() - 4..].eq_ignore_ascii_case(b"PASS"))
 }
 
 #[cfg(test)]
@@ -278,6 +387,90 @@ mod tests {
         ] {
             assert!(!is_secret_key(k) && !masked_by_name(k), "{k}");
         }
+    }
+
+    /// The first, simpler form of the name checks: capitalise, then search.
+    fn is_secret_key_by_copy(key: &str) -> bool {
+        let k = key.to_ascii_uppercase();
+        [
+            "PASSWORD",
+            "PASSWD",
+            "SECRET",
+            "TOKEN",
+            "CREDENTIAL",
+            "PRIVATE_KEY",
+            "API_KEY",
+            "APIKEY",
+        ]
+        .iter()
+        .any(|w| k.contains(w))
+            || k.split('_')
+                .any(|part| matches!(part, "PASS" | "PWD" | "PW"))
+    }
+
+    fn masked_by_name_by_copy(key: &str) -> bool {
+        let k = key.to_ascii_uppercase();
+        is_secret_key_by_copy(key)
+            || ["AUTH", "DSN", "SALT", "ACCESS_KEY", "CREDS"]
+                .iter()
+                .any(|w| k.contains(w))
+            || k.split(['_', '-', '.'])
+                .any(|part| matches!(part, "KEY" | "PASS" | "PWD" | "PW"))
+            || k.ends_with("PASS")
+    }
+
+    #[test]
+    fn name_checks_agree_with_capitalising_first() {
+        // Every key of up to three pieces of the secret words, separators,
+        // other case and non-ASCII letters.
+        let pieces = [
+            "pass", "PASS", "Pw", "pwd", "word", "WD", "_", "-", ".", "key", "KEY", "api", "API_",
+            "auth", "Dsn", "salt", "tok", "en", "secret", "ß", "İ", "x", "creds", "s",
+        ];
+        let mut keys = vec![String::new()];
+        let mut last = keys.clone();
+        for _ in 0..3 {
+            last = last
+                .iter()
+                .flat_map(|k| pieces.iter().map(move |p| format!("{k}{p}")))
+                .collect();
+            keys.extend(last.iter().cloned());
+        }
+        for k in &keys {
+            assert_eq!(is_secret_key(k), is_secret_key_by_copy(k), "{k:?}");
+            assert_eq!(masked_by_name(k), masked_by_name_by_copy(k), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn learned_values_stay_sorted_and_unique() {
+        remember(vec!["hunter2 x".into(), "zz9-top".into()]);
+        remember(vec![
+            "zz9-top".into(),
+            "a1b2c3d4".into(),
+            "hunter2 x".into(),
+        ]);
+        let learned = with_state(|s| s.learned.clone()).unwrap_or_default();
+        let mut want = learned.clone();
+        want.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        want.dedup();
+        assert_eq!(learned, want);
+        assert!(learned.contains(&"hunter2".to_string()), "{learned:?}");
+        assert!(learned.contains(&"a1b2c3d4".to_string()), "{learned:?}");
+    }
+
+    #[test]
+    fn a_file_masked_again_is_masked_alike_and_roles_renew_it() {
+        let t = "X = 'rdm-x-blue and hunter2'\n";
+        set_roles(["rdm-x-blue".to_string()]);
+        let first = mask_python(t);
+        assert_eq!(first, "X = 'rdm-x-blue **** ****'\n");
+        assert_eq!(mask_python(t), first);
+        // Other roles: the cached text is not reused.
+        set_roles(Vec::<String>::new());
+        assert_eq!(mask_python(t), "X = '**** **** ****'\n");
+        // The same text read as another kind of file is masked as that kind.
+        assert_ne!(mask_config("/etc/fstab", t), mask_python(t));
     }
 
     #[test]

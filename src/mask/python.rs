@@ -4,7 +4,7 @@
 //! text, so that a URL split across literals is still one URL. Values of
 //! secret-named keys are masked whole, role tokens included.
 
-use super::content::{classify, render, Opts, St};
+use super::content::{classify_with, render, Opts, Roles, St};
 use super::MASK;
 use crate::edit::pycfg::{self, PyFile, TokenKind};
 
@@ -12,6 +12,7 @@ use crate::edit::pycfg::{self, PyFile, TokenKind};
 /// the text is not Python the tokenizer understands.
 pub fn mask(text: &str, allowed: &[String]) -> Option<(String, Vec<String>)> {
     let pf = pycfg::parse(text).ok()?;
+    let roles = Roles::new(allowed);
     let tokens = pf.tokens();
     // Every byte of the text: shown unless a decision says otherwise.
     let mut st = vec![St::Show; text.len()];
@@ -68,7 +69,7 @@ pub fn mask(text: &str, allowed: &[String]) -> Option<(String, Vec<String>)> {
             paths: true,
             ..Opts::default()
         };
-        let decided = classify(&joined, allowed, &o);
+        let decided = classify_with(&joined, &roles, &o);
         for (k, d) in decided.into_iter().enumerate() {
             st[offsets[k]] = d;
         }
@@ -78,9 +79,9 @@ pub fn mask(text: &str, allowed: &[String]) -> Option<(String, Vec<String>)> {
     // Comments: the text after `#`.
     for t in tokens.iter().filter(|t| t.kind == TokenKind::Comment) {
         let body = t.span.start + 1..t.span.end;
-        let decided = classify(
+        let decided = classify_with(
             &text[body.clone()],
-            allowed,
+            &roles,
             &Opts {
                 paths: true,
                 ..Opts::default()

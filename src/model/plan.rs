@@ -315,7 +315,14 @@ pub enum PlanError {
 impl Plan {
     pub fn make(inv: &Inventory, obs: &Observation, source_kind: &str) -> Result<Plan, PlanError> {
         let parsed = Parsed::parse(inv, obs, source_kind)?;
-        let roles = RoleTable::observe(inv, &parsed);
+        Plan::from_parsed(inv, &parsed)
+    }
+
+    /// [`Plan::make`] from files already parsed: for a caller that needs
+    /// them too (`plan` lists the preflight probes from them), so that a
+    /// large file is not parsed twice.
+    pub fn from_parsed(inv: &Inventory, parsed: &Parsed) -> Result<Plan, PlanError> {
+        let roles = RoleTable::observe(inv, parsed);
         let prod = match roles.verdict() {
             Verdict::Consistent { prod } => prod,
             Verdict::Split { problems } => {
@@ -325,7 +332,7 @@ impl Plan {
                 })
             }
         };
-        let mut swap = Swap::compute(inv, &parsed)?;
+        let mut swap = Swap::compute(inv, parsed)?;
         if inv.web.is_none() {
             swap.warnings.push(Warning {
                 level: Level::Notice,

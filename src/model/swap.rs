@@ -10,10 +10,11 @@ use super::observation::sha256_hex;
 use super::parsed::{Parsed, RouterFile};
 use super::roles::{aspect_names, code_without_comments};
 use super::tokens;
-use crate::edit::{self, fstab, pycfg::Lookup, Edit};
+use crate::edit::pycfg::{Assignment, Lookup, PyFile, TokenKind};
+use crate::edit::{self, fstab, Edit};
 use crate::mask::is_secret_key;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A file whose text the swap changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -499,19 +500,17 @@ impl Swap {
                 .into_iter()
                 .chain(pg.top_level_keys())
                 .collect();
+            let (ib, ig) = (by_key(pb), by_key(pg));
             for key in keys.into_iter().filter(|k| !swap.contains(k)) {
                 // Every assignment of the key, in order: a repeated key is
                 // compared as a whole, not taken for a difference.
-                let code = |pf: &crate::edit::pycfg::PyFile| -> Option<String> {
-                    let all: Vec<String> = pf
-                        .assignments()
-                        .iter()
-                        .filter(|a| a.key == key)
-                        .map(|a| code_without_comments(pf, a.rhs.clone()))
-                        .collect();
-                    (!all.is_empty()).then(|| all.join("\u{0}"))
-                };
-                let (vb, vg) = (code(pb), code(pg));
+                let (ab, ag) = (ib.get(key), ig.get(key));
+                if let (Some(ab), Some(ag)) = (ab, ag) {
+                    if same_text_and_comments(pb, ab, pg, ag) {
+                        continue;
+                    }
+                }
+                let (vb, vg) = (code(pb, ab), code(pg, ag));
                 let same = match (&vb, &vg) {
                     (Some(x), Some(y)) => x.split_whitespace().eq(y.split_whitespace()),
                     _ => false,
@@ -543,6 +542,52 @@ impl Swap {
         }
         self.warnings.sort_by_key(|w| std::cmp::Reverse(w.level));
     }
+}
+
+/// Every assignment of a file by its key, in file order: looking each key up
+/// by scanning all assignments would make a file with many keys quadratic.
+fn by_key(pf: &PyFile) -> HashMap<&str, Vec<&Assignment>> {
+    let mut index: HashMap<&str, Vec<&Assignment>> = HashMap::new();
+    for a in pf.assignments() {
+        index.entry(a.key.as_str()).or_default().push(a);
+    }
+    index
+}
+
+/// A key's value as the colours are compared by: every assignment's
+/// right-hand side without its comments, in order.
+fn code(pf: &PyFile, all: Option<&Vec<&Assignment>>) -> Option<String> {
+    all.map(|all| {
+        all.iter()
+            .map(|a| code_without_comments(pf, a.rhs.clone()))
+            .collect::<Vec<String>>()
+            .join("\u{0}")
+    })
+}
+
+/// Whether two lists of assignments have right-hand sides of the same text
+/// with their comments at the same places: then their [`code`] is the same
+/// too. Most keys of two copies of a file are so, and building the code is
+/// a copy per key, which a file with a hundred thousand keys feels.
+fn same_text_and_comments(
+    pb: &PyFile,
+    ab: &[&Assignment],
+    pg: &PyFile,
+    ag: &[&Assignment],
+) -> bool {
+    let comments = |pf: &PyFile, a: &Assignment| {
+        let from = a.rhs.start;
+        pf.tokens_in(a.rhs.clone())
+            .iter()
+            .filter(|t| t.kind == TokenKind::Comment)
+            .map(move |t| t.span.start - from..t.span.end - from)
+            .collect::<Vec<_>>()
+    };
+    ab.len() == ag.len()
+        && ab
+            .iter()
+            .zip(ag)
+            .all(|(x, y)| pb.rhs_text(x) == pg.rhs_text(y) && comments(pb, x) == comments(pg, y))
 }
 
 /// The warning for `key`, which differs between the colours (on the host
@@ -598,6 +643,44 @@ fn join_lines(lines: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_text_and_comments_is_the_same_code() {
+        // Values with and without comments, comments moved, a `#` inside a
+        // string, repeated keys, at other places in the file.
+        let variants = [
+            "X = 1\n",
+            "X = 1  # one\n",
+            "Y = 0\nX = 1  # one\n",
+            "X = (1,  # one\n     2)\n",
+            "X = (1,  # two\n     2)\n",
+            "X = (1,\n     2)  # c\n",
+            "X = (1,\n  # one\n     2)\n",
+            "X = 'a#b'\n",
+            "X = 'a#b'  # c\n",
+            "X = 'a  # b'\n",
+            "X = 1\nX = 2\n",
+            "X = 1\nX = 2  # c\n",
+            "X = f'{a}'  # x\n",
+        ];
+        let parse = |t: &str| crate::edit::pycfg::parse(t).expect("python");
+        for a in variants {
+            for b in variants {
+                let (pa, pb) = (parse(a), parse(b));
+                let (ia, ib) = (by_key(&pa), by_key(&pb));
+                let (Some(xa), Some(xb)) = (ia.get("X"), ib.get("X")) else {
+                    panic!("X in {a:?} and {b:?}");
+                };
+                let fast = same_text_and_comments(&pa, xa, &pb, xb);
+                if fast {
+                    assert_eq!(code(&pa, Some(xa)), code(&pb, Some(xb)), "{a:?} / {b:?}");
+                }
+                if a == b {
+                    assert!(fast, "{a:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn an_unswapped_allowed_hosts_key_is_always_loud() {

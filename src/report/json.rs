@@ -1,7 +1,7 @@
 //! The plan and the role table as JSON, secrets masked. The shape is
 //! documented in the README; change both together.
 
-use super::diff::file_diff;
+use super::diff::file_diffs;
 use super::style::Style;
 use crate::mask::mask_text;
 use crate::model::colour::{Aspect, Colour};
@@ -89,13 +89,14 @@ pub fn plan_json(plan: &Plan, cfg_path: &str) -> String {
         files: plan
             .files
             .iter()
-            .map(|f| FileJson {
+            .zip(file_diffs(&plan.files, cfg_path, Style::plain()))
+            .map(|(f, diff)| FileJson {
                 host: &f.host,
                 path: &f.path,
                 sha256_before: &f.sha256_before,
                 sha256_after: &f.sha256_after,
                 items: &f.items,
-                diff: file_diff(f, cfg_path, Style::plain()),
+                diff,
             })
             .collect(),
         unchanged_keys: &plan.unchanged_keys,

@@ -1,6 +1,6 @@
 //! The plan as text for people: roles, warnings, diffs, mounts, routes, steps.
 
-use super::diff::file_diff;
+use super::diff::file_diffs;
 use super::style::Style;
 use super::table::roles_table;
 use crate::mask::mask_text;
@@ -45,9 +45,9 @@ pub fn plan_text(plan: &Plan, cfg_path: &str, source: &str, config: &str, style:
         };
         o.push_str(&mask_text(&format!("  {}:{}  ({what})\n", f.host, f.path)));
     }
-    for f in &plan.files {
+    for d in file_diffs(&plan.files, cfg_path, style) {
         o.push('\n');
-        o.push_str(&file_diff(f, cfg_path, style));
+        o.push_str(&d);
     }
     if !plan.unchanged_keys.is_empty() {
         o.push_str(&format!(
