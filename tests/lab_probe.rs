@@ -158,6 +158,25 @@ impl Drop for Edited {
     }
 }
 
+/// Every one of the 8 router probes dialled `url`, found from the bind line
+/// of the lab's frontend, and its evidence says so.
+fn asked_at_bind_line(results: &[Value], url: &str, all: &str) {
+    let routed: Vec<&Value> = results.iter().filter(|r| r["kind"] == "router").collect();
+    assert_eq!(routed.len(), 8, "{all}");
+    for p in &routed {
+        let (t, e) = (
+            p["target"].as_str().unwrap_or(""),
+            p["evidence"].as_str().unwrap_or(""),
+        );
+        assert!(t.starts_with(&format!("{url}/")), "{t}: {all}");
+        assert!(
+            e.contains(&format!("(asked at {url}: bind line "))
+                && e.ends_with(" of frontend inner)"),
+            "{e}"
+        );
+    }
+}
+
 fn failing(results: &[Value]) -> Vec<&Value> {
     results.iter().filter(|r| r["verdict"] == "fail").collect()
 }
@@ -590,20 +609,7 @@ fn the_router_is_asked_where_its_frontend_listens() {
     drop(moved);
     systemctl(l, "haproxy-inner", &["reload", "haproxy.service"]);
     assert_eq!(code, 0, "every probe passes at the new address: {all}");
-    let routed: Vec<&Value> = results.iter().filter(|r| r["kind"] == "router").collect();
-    assert_eq!(routed.len(), 8, "{all}");
-    for p in &routed {
-        let (t, e) = (
-            p["target"].as_str().unwrap_or(""),
-            p["evidence"].as_str().unwrap_or(""),
-        );
-        assert!(t.starts_with("http://127.0.10.5:8081/"), "{t}: {all}");
-        assert!(
-            e.contains("(asked at http://127.0.10.5:8081: bind line ")
-                && e.ends_with(" of frontend inner)"),
-            "{e}"
-        );
-    }
+    asked_at_bind_line(&results, "http://127.0.10.5:8081", &all);
     assert_eq!(r.code, 1, "{}", r.all());
     let v: Vec<Value> = serde_json::from_str(&r.stdout).expect("probe JSON");
     let f = failing(&v);
@@ -668,20 +674,7 @@ fn a_router_that_listens_only_for_tls_is_asked_over_tls_with_the_hostname_as_sni
     drop(tls);
     systemctl(l, "haproxy-inner", &["reload", "haproxy.service"]);
     assert_eq!(code, 0, "every probe passes over TLS: {all}");
-    let routed: Vec<&Value> = results.iter().filter(|r| r["kind"] == "router").collect();
-    assert_eq!(routed.len(), 8, "{all}");
-    for p in &routed {
-        let (t, e) = (
-            p["target"].as_str().unwrap_or(""),
-            p["evidence"].as_str().unwrap_or(""),
-        );
-        assert!(t.starts_with("https://127.0.10.5:8443/"), "{t}: {all}");
-        assert!(
-            e.contains("(asked at https://127.0.10.5:8443: bind line ")
-                && e.ends_with(" of frontend inner)"),
-            "{e}"
-        );
-    }
+    asked_at_bind_line(&results, "https://127.0.10.5:8443", &all);
     heal(l);
 }
 
