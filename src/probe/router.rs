@@ -81,7 +81,12 @@ fn router_sampled(
             StatsSocket::Tcp(a, port) => Peer::Tcp(a, *port),
         };
         let csv = h
-            .exchange(peer, wire::HAPROXY_SHOW_STAT, &|_: &[u8]| false, timeout)
+            .exchange(
+                peer,
+                wire::HAPROXY_SHOW_STAT,
+                &wire::haproxy_answer_done,
+                timeout,
+            )
             .map_err(|e| format!("runtime API: {e}"))?;
         wire::haproxy_backends(&csv).map_err(|e| format!("runtime API {peer}: {e}"))
     };

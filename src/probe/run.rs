@@ -233,9 +233,9 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 (Kind::Amqp, _) => (wire::AMQP_HEADER.to_vec(), &wire::amqp_done),
                 (Kind::Opensearch, _) => (
                     http::get("/_cluster/health", &format!("{address}:{port}")),
-                    &|_: &[u8]| false,
+                    &wire::http_reply_done,
                 ),
-                (Kind::UwsgiStats, _) => (Vec::new(), &|_: &[u8]| false),
+                (Kind::UwsgiStats, _) => (Vec::new(), &wire::uwsgi_stats_done),
                 (_, Some(hh)) => {
                     let path = inv.web.as_ref().map_or("/ping", |w| w.ping.as_str());
                     (http::get(path, hh), &http::status_line_complete)

@@ -96,6 +96,22 @@ pub fn http_body(reply: &[u8]) -> &[u8] {
         .map_or(&[][..], |i| &reply[i + 4..])
 }
 
+/// When an HTTP reply is complete without waiting for the peer to close:
+/// its headers ended and the body holds `Content-Length` bytes. A reply
+/// without that header ends when the peer closes (false here).
+pub fn http_reply_done(reply: &[u8]) -> bool {
+    let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&reply[..end]);
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .is_some_and(|n| reply.len() - (end + 4) >= n)
+}
+
 /// OpenSearch `/_cluster/health`: green or yellow passes, red (or no status) fails.
 pub fn opensearch_verdict(reply: &[u8]) -> Result<String, String> {
     match super::http::status(reply) {
@@ -117,6 +133,15 @@ fn cluster_name(v: &serde_json::Value) -> String {
         .and_then(|s| s.as_str())
         .unwrap_or("?")
         .to_string()
+}
+
+/// When the uWSGI stats server's document is complete: one whole JSON
+/// value (the server closes after it, but waiting for the close costs a
+/// delayed acknowledgement on every probe).
+pub fn uwsgi_stats_done(doc: &[u8]) -> bool {
+    doc.last()
+        .is_some_and(|b| *b == b'}' || b.is_ascii_whitespace())
+        && serde_json::from_slice::<serde::de::IgnoredAny>(doc).is_ok()
 }
 
 /// The uWSGI stats server's one JSON document: workers alive, not all busy.
@@ -155,6 +180,14 @@ pub fn uwsgi_stats_verdict(doc: &[u8]) -> Result<String, String> {
 /// HAProxy's runtime API: the statistics of every backend (type 2), as CSV.
 /// The socket closes after the answer (non-interactive mode).
 pub const HAPROXY_SHOW_STAT: &[u8] = b"show stat -1 2 -1\n";
+
+/// When a runtime API answer is complete: HAProxy ends every answer with an
+/// empty line, and `show stat` has none before its end (each row ends with
+/// its own newline). Reading on to the close costs a delayed
+/// acknowledgement per probe.
+pub fn haproxy_answer_done(reply: &[u8]) -> bool {
+    reply.ends_with(b"\n\n")
+}
 
 /// One backend's row of `show stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +246,43 @@ pub fn haproxy_backends(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn replies_are_complete_without_waiting_for_the_close() {
+        let stat = b"# pxname,svname,stot\nui_blue,BACKEND,4\n\n";
+        assert!(haproxy_answer_done(stat));
+        assert!(!haproxy_answer_done(&stat[..stat.len() - 1]));
+        assert!(!haproxy_answer_done(b""));
+
+        let doc = br#"{"workers":[{"pid":1,"status":"idle"}],"listen_queue":0}"#;
+        assert!(uwsgi_stats_done(doc));
+        for cut in 0..doc.len() {
+            assert!(
+                !uwsgi_stats_done(&doc[..cut]),
+                "complete after {cut} bytes?"
+            );
+        }
+        let mut spaced = doc.to_vec();
+        spaced.extend_from_slice(b"\n");
+        assert!(uwsgi_stats_done(&spaced));
+
+        let body = br#"{"status":"green"}"#;
+        let reply = [
+            &b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: "[..],
+            body.len().to_string().as_bytes(),
+            b"\r\n\r\n",
+            body,
+        ]
+        .concat();
+        assert!(http_reply_done(&reply));
+        for cut in 0..reply.len() {
+            assert!(
+                !http_reply_done(&reply[..cut]),
+                "complete after {cut} bytes?"
+            );
+        }
+        // No length: the close ends it.
+        assert!(!http_reply_done(b"HTTP/1.0 200 OK\r\n\r\n{}"));
+    }
     use super::*;
 
     #[test]
