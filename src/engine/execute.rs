@@ -13,7 +13,7 @@ use super::run::{
 };
 use super::step::{saved_of, staged_path};
 use super::undo::undo_run;
-use super::verify::{postflight, verify};
+use super::verify::verify_and_postflight;
 use super::watchdog;
 use crate::model::plan::{Phase, Plan, Step};
 use crate::transport::{Expect, HostError};
@@ -495,13 +495,7 @@ pub fn execute(
         }
     }
     if failure.is_none() {
-        match verify(ctx, plan.promote).and_then(|_| {
-            if ctx.probes {
-                postflight(ctx, plan.promote)
-            } else {
-                Ok(())
-            }
-        }) {
+        match verify_and_postflight(ctx, plan.promote) {
             Ok(()) => {
                 if let Some(c) = cutover {
                     note(

@@ -113,7 +113,7 @@ pub(super) fn pause_at(ctx: &Ctx, seam: &Option<(usize, PathBuf)>, what: &str, n
 
 pub use super::execute::{execute, saved_files};
 pub use super::undo::{rollback, undo_run};
-pub use super::verify::{postflight, verify};
+pub use super::verify::verify;
 
 pub(super) fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcome) -> Outcome {
     // After a verified end, the originals older runs kept on the hosts go

@@ -2,8 +2,10 @@
 //! expected colour as prod and every unit is active; the postflight probes.
 
 use super::run::{note, Ctx};
-use crate::model::colour::Colour;
+use crate::model::colour::{Colour, Role};
+use crate::model::parsed::Parsed;
 use crate::model::roles::{RoleTable, Verdict};
+use crate::transport::Host;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -12,16 +14,12 @@ use std::time::Instant;
 /// new dev.
 pub const POSTFLIGHT_SECS: u64 = 30;
 
-/// `bgswap probe`'s probes of the deployment as the hosts are now, with
-/// `prod` holding prod (read from every host).
-pub fn probes_with(ctx: &Ctx, prod: Colour) -> Result<Vec<crate::probe::Probe>, String> {
-    use crate::model::colour::Role;
-    let inv = ctx.hosts.inv;
-    let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
-        .map_err(|e| e.to_string())?;
-    let parsed = crate::model::parsed::Parsed::parse(inv, &obs, "live hosts")
-        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
-    let role_of = |host: &str| {
+/// Which role each container holds once `prod` holds prod.
+fn role_of(
+    inv: &crate::model::inventory::Inventory,
+    prod: Colour,
+) -> impl Fn(&str) -> Option<Role> + '_ {
+    move |host: &str| {
         inv.host(host).map(|h| {
             if h.colour == prod {
                 Role::Prod
@@ -29,22 +27,51 @@ pub fn probes_with(ctx: &Ctx, prod: Colour) -> Result<Vec<crate::probe::Probe>, 
                 Role::Dev
             }
         })
-    };
-    Ok(crate::probe::probes(
-        inv,
-        &parsed.cfgs,
-        Some(&parsed.router),
-        &role_of,
-    ))
+    }
 }
 
-/// After the switch: every probe of the new state (`bgswap probe`'s, with
-/// `prod` holding prod) must pass within [`POSTFLIGHT_SECS`]; failing probes
-/// are retried every half second until then.
-pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
+/// The router probes of the prod hostnames once `prod` holds prod, from the
+/// routes file as `router` (a connection to the router host) reads it now:
+/// what the watchdog's confirmation asks, without reading any other host.
+pub fn prod_router_probes(
+    ctx: &Ctx,
+    router: &dyn Host,
+    prod: Colour,
+) -> Result<Vec<crate::probe::Probe>, String> {
+    use crate::probe::Kind;
+    let inv = ctx.hosts.inv;
+    let path = inv.router.routes_file();
+    let f = router
+        .read_file(path)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}:{path}: not found", inv.router.host))?;
+    let parsed = crate::model::parsed::parse_router(inv, &f)
+        .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
+    let prod_names = &inv.role(Role::Prod).hostnames;
+    Ok(crate::probe::probes(
+        inv,
+        &std::collections::BTreeMap::new(),
+        Some(&parsed),
+        &role_of(inv, prod),
+    )
+    .into_iter()
+    .filter(|p| {
+        p.kind == Kind::Router
+            && p.host == inv.router.host
+            && prod_names
+                .iter()
+                .any(|n| p.target.split_whitespace().any(|w| w == n))
+    })
+    .collect())
+}
+
+/// The postflight probes (`bgswap probe`'s, with `prod` holding prod) on
+/// what `parsed` read; every one must pass within `ctx.postflight_secs`;
+/// failing probes are retried every half second until then.
+fn postflight(ctx: &Ctx, parsed: &Parsed<'_>, prod: Colour) -> Result<(), String> {
     use crate::probe::{self, Verdict};
     let inv = ctx.hosts.inv;
-    let list = probes_with(ctx, prod)?;
+    let list = crate::probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of(inv, prod));
     let t0 = Instant::now();
     let results = probe::run_settled(
         inv,
@@ -85,10 +112,20 @@ pub fn postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
 /// Checks, by reading the hosts again, that every aspect says `prod` holds
 /// prod and that every unit is active.
 pub fn verify(ctx: &Ctx, prod: Colour) -> Result<(), String> {
+    check(ctx, prod, false)
+}
+
+/// [`verify`], then (if the run probes) the postflight probes on the same
+/// reading of the hosts; the units' check and the probes run at once.
+pub fn verify_and_postflight(ctx: &Ctx, prod: Colour) -> Result<(), String> {
+    check(ctx, prod, ctx.probes)
+}
+
+fn check(ctx: &Ctx, prod: Colour, probes: bool) -> Result<(), String> {
     let inv = ctx.hosts.inv;
     let obs = crate::transport::observe(inv, ctx.hosts.hosts, ctx.hosts.timeout)
         .map_err(|e| e.to_string())?;
-    let parsed = crate::model::parsed::Parsed::parse(inv, &obs, "live hosts")
+    let parsed = Parsed::parse(inv, &obs, "live hosts")
         .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
     let roles = RoleTable::observe(inv, &parsed);
     match roles.verdict() {
@@ -96,23 +133,45 @@ pub fn verify(ctx: &Ctx, prod: Colour) -> Result<(), String> {
         Verdict::Consistent { prod: p } => return Err(format!("{p} holds prod, expected {prod}")),
         Verdict::Split { problems } => return Err(format!("split state: {}", problems.join("; "))),
     }
-    for h in &inv.hosts {
-        if h.units.is_empty() {
-            continue;
-        }
-        let st = ctx
+    std::thread::scope(|s| {
+        let probed = probes.then(|| s.spawn(|| postflight(ctx, &parsed, prod)));
+        let units: Vec<_> = inv
             .hosts
-            .units_active(&h.name, &h.units)
-            .map_err(|e| e.to_string())?;
-        let down: Vec<String> = st.into_iter().filter(|(_, a)| !a).map(|(u, _)| u).collect();
-        if !down.is_empty() {
-            return Err(format!("{}: not active: {}", h.name, down.join(" ")));
-        }
-    }
-    note(
-        ctx,
-        None,
-        format!("verified: {prod} holds prod on every aspect, every unit is active"),
-    );
-    Ok(())
+            .iter()
+            .filter(|h| !h.units.is_empty())
+            .map(|h| {
+                s.spawn(move || {
+                    let st = ctx
+                        .hosts
+                        .units_active(&h.name, &h.units)
+                        .map_err(|e| e.to_string())?;
+                    let down: Vec<String> =
+                        st.into_iter().filter(|(_, a)| !a).map(|(u, _)| u).collect();
+                    if down.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("{}: not active: {}", h.name, down.join(" ")))
+                    }
+                })
+            })
+            .collect();
+        let units: Result<Vec<()>, String> = units
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("a checking thread panicked".into()))
+            })
+            .collect();
+        // On a failure here the scope still waits for the probes (bounded).
+        units?;
+        note(
+            ctx,
+            None,
+            format!("verified: {prod} holds prod on every aspect, every unit is active"),
+        );
+        probed.map_or(Ok(()), |t| {
+            t.join()
+                .unwrap_or_else(|_| Err("the postflight thread panicked".into()))
+        })
+    })
 }

@@ -11,7 +11,7 @@ use super::commands;
 use super::journal::SavedFile;
 use super::run::{note, Ctx};
 use super::step::saved_of;
-use crate::model::colour::{Colour, Role};
+use crate::model::colour::Colour;
 use crate::model::plan::Plan;
 use crate::transport::Host;
 use std::collections::BTreeMap;
@@ -202,19 +202,12 @@ fn prod_answered_by(
     prod: Colour,
     window: Duration,
 ) -> Result<(), String> {
-    use crate::probe::{self, Kind, Verdict};
+    use crate::probe::{self, Verdict};
     let inv = ctx.hosts.inv;
-    let prod_names = &inv.role(Role::Prod).hostnames;
-    let list: Vec<_> = super::verify::probes_with(ctx, prod)?
-        .into_iter()
-        .filter(|p| {
-            p.kind == Kind::Router
-                && p.host == inv.router.host
-                && prod_names
-                    .iter()
-                    .any(|n| p.target.split_whitespace().any(|w| w == n))
-        })
-        .collect();
+    let router = hosts
+        .get(&inv.router.host)
+        .ok_or_else(|| format!("{}: not connected", inv.router.host))?;
+    let list = super::verify::prod_router_probes(ctx, router.as_ref(), prod)?;
     if list.is_empty() {
         return Err("no router probe for the prod hostnames ([web] router_paths)".into());
     }

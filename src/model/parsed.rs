@@ -55,6 +55,24 @@ pub enum InputError {
     },
 }
 
+/// The router's routes file, read as `f`, parsed by the inventory's router
+/// driver.
+pub fn parse_router(inv: &Inventory, f: &FileObs) -> Result<RouterFile, InputError> {
+    let syntax = |message: String| InputError::Syntax {
+        host: f.host.clone(),
+        path: f.path.clone(),
+        message,
+    };
+    Ok(match inv.router.driver {
+        RouterDriver::HaproxyConfig => {
+            RouterFile::Config(haproxy::parse(&f.text).map_err(|e| syntax(e.to_string()))?)
+        }
+        RouterDriver::HaproxyMap => {
+            RouterFile::Map(hamap::parse(&f.text).map_err(|e| syntax(e.to_string()))?)
+        }
+    })
+}
+
 impl<'o> Parsed<'o> {
     pub fn parse(
         inv: &Inventory,
@@ -81,15 +99,7 @@ impl<'o> Parsed<'o> {
             cfgs.insert(h.name.clone(), p);
         }
 
-        let rf = get(&inv.router.host, inv.router.routes_file())?;
-        let router = match inv.router.driver {
-            RouterDriver::HaproxyConfig => {
-                RouterFile::Config(haproxy::parse(&rf.text).map_err(|e| syntax(rf, e.to_string()))?)
-            }
-            RouterDriver::HaproxyMap => {
-                RouterFile::Map(hamap::parse(&rf.text).map_err(|e| syntax(rf, e.to_string()))?)
-            }
-        };
+        let router = parse_router(inv, get(&inv.router.host, inv.router.routes_file())?)?;
 
         let mut fstabs = BTreeMap::new();
         let mut mounts: BTreeMap<String, BTreeMap<String, MountSeen>> = BTreeMap::new();
