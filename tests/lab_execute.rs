@@ -12,7 +12,7 @@
 mod common;
 
 use common::lab::{self, lab, reset, restored, unchanged, Lab};
-use common::live::{eventually, prod_answered_by, routed, state_table_prod, workers};
+use common::live::{eventually, prod_answered_by, routed, state_table_prod, workers, LongRequests};
 use common::*;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -1043,4 +1043,43 @@ fn step_mode_can_stop_half_way_and_rollback_finishes_the_job() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert_as_before(&t, l, &before, "after --step stop and rollback");
     restored();
+}
+
+/// A request that outlives `[web] drain_timeout_secs` (here 1 s, with
+/// downloads of 15 s): bgswap says how many were still in flight and that
+/// stopping cuts them, then stops the old prod anyway; the switchover ends
+/// switched and prod answers from the new colour. The long requests, begun
+/// on the old prod before the switch, are cut short (their bytes so far
+/// are right).
+#[test]
+fn a_request_outliving_the_drain_timeout_is_cut_and_reported() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    let mut t = T::new(l);
+    let text = fs::read_to_string(&l.config).expect("inventory");
+    let edited = text.replacen("[web]\n", "[web]\ndrain_timeout_secs = 1\n", 1);
+    assert_ne!(edited, text, "the lab inventory has a [web] section");
+    let config = t.tmp.path().join("bgswap.toml");
+    fs::write(&config, edited).expect("write inventory");
+    t.config = config;
+    eventually(20, || routed("prod", "blue"));
+    let long = LongRequests::start(15);
+    std::thread::sleep(Duration::from_millis(500));
+    let r = t.run(&["execute", "--confirm", "--yes", "--plain"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    routed("prod", "green").unwrap_or_else(|e| panic!("right after execute: {e}"));
+    assert!(
+        r.all().contains("still in flight after the drain timeout (1 s, [web] drain_timeout_secs); stopping cuts"),
+        "{}",
+        r.all()
+    );
+    let cut = long
+        .finish()
+        .expect_err("the old prod was stopped under them");
+    assert!(
+        cut.contains("cut short") || cut.contains("reading:"),
+        "{cut}"
+    );
+    assert!(!cut.contains("wrong bytes"), "{cut}");
+    lab::changed();
 }

@@ -368,9 +368,22 @@ fn a_rollback_killed_half_way_is_finished_from_another_state_dir_under_traffic()
     let before = t.capture("before");
     eventually(20, || prod_on("blue"));
     let traffic = Traffic::start(180);
+    // Long requests of prod's users, in flight when the old prod (blue)
+    // would stop: it is drained at the router and stopped only once they
+    // have completed.
+    let long = LongRequests::start(12);
+    std::thread::sleep(Duration::from_millis(500));
     let r = t.run(&["execute", "--confirm", "--yes", "--plain"]);
     assert_eq!(r.code, 0, "{}", r.all());
     prod_on("green").unwrap_or_else(|e| panic!("after execute: {e}"));
+    long.finish()
+        .unwrap_or_else(|e| panic!("long requests across the switchover: {e}\n{}", r.all()));
+    assert!(
+        r.all()
+            .contains("rdm-invenio-ui-blue: drained: no request in flight after"),
+        "{}",
+        r.all()
+    );
 
     // The undo runs the phases last first; it is killed before the router
     // moves back: blue converted back and running, prod still on green.
@@ -470,10 +483,16 @@ fn a_rollback_killed_half_way_is_finished_from_another_state_dir_under_traffic()
         tmp: other,
         config: t.config.clone(),
     };
+    // Prod is on green: long requests there when the rollback moves prod
+    // back and stops green's web units (drained first, like a forward stop).
+    let long = LongRequests::start(12);
+    std::thread::sleep(Duration::from_millis(500));
     let r = other_t.run(&["rollback", "--yes", "--plain", "--state-dir", od]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("taking over the lock"), "{}", r.stderr);
     prod_on("blue").unwrap_or_else(|e| panic!("right after the second rollback: {e}"));
+    long.finish()
+        .unwrap_or_else(|e| panic!("long requests across the rollback: {e}\n{}", r.all()));
     let rep = traffic.stop();
     assert_no_failed_request(&rep, "execute, killed rollback, rollback from elsewhere");
     assert_fixture_state(&t, &before, "rollback finished elsewhere");

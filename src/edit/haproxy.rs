@@ -47,6 +47,7 @@ pub struct HaproxyCfg {
     check_hosts: Vec<CheckHost>,
     stats_sockets: Vec<StatsSocket>,
     binds: Vec<super::bind::Bind>,
+    servers: Vec<Server>,
     unsupported: Vec<String>,
     /// Per section: the defaults section it takes settings from.
     inherits: Vec<Option<usize>>,
@@ -67,7 +68,8 @@ pub struct Section {
 /// listen: a Unix socket (`/path`, `unix@/path`) or a TCP address
 /// (`ipv4@addr:port`, `addr:port`). Abstract sockets and the like are left
 /// out: nothing outside the router's process can reach them over SSH.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StatsSocket {
     Unix(String),
     Tcp(String, u16),
@@ -90,6 +92,32 @@ impl StatsSocket {
             host
         };
         (!host.contains(['@', ':'])).then(|| StatsSocket::Tcp(host.to_string(), port))
+    }
+}
+
+/// A `server` line of a backend or listen section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub section: usize,
+    pub line: usize,
+    pub name: String,
+    /// The address word as written, port included (`host:5000`).
+    pub address: String,
+    /// Whether the line has `check` (HAProxy health-checks the server).
+    pub checked: bool,
+}
+
+impl Server {
+    /// The address's host part, without the port (and IPv6 brackets).
+    pub fn address_host(&self) -> &str {
+        let a = self.address.as_str();
+        if let Some(rest) = a.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or(rest);
+        }
+        match a.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && p.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => a,
+        }
     }
 }
 
@@ -937,6 +965,7 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
         check_hosts: Vec::new(),
         stats_sockets: Vec::new(),
         binds: Vec::new(),
+        servers: Vec::new(),
         unsupported: Vec::new(),
         inherits: Vec::new(),
     };
@@ -1098,6 +1127,17 @@ pub fn parse(text: &str) -> Result<HaproxyCfg, HaError> {
                 let words: Vec<&str> = toks[1..].iter().map(|t| t.value.as_str()).collect();
                 cfg.binds.extend(super::bind::parse(&words, si, line));
             }
+            "server" if matches!(sec_kind, "backend" | "listen") => {
+                if let (Some(name), Some(address)) = (toks.get(1), toks.get(2)) {
+                    cfg.servers.push(Server {
+                        section: si,
+                        line,
+                        name: name.value.clone(),
+                        address: address.value.clone(),
+                        checked: toks[3..].iter().any(|t| t.value == "check"),
+                    });
+                }
+            }
             "stats" if sec_kind == "global" && toks.get(1).is_some_and(|t| t.value == "socket") => {
                 if let Some(sock) = toks.get(2).and_then(|t| StatsSocket::parse(&t.value)) {
                     cfg.stats_sockets.push(sock);
@@ -1195,6 +1235,20 @@ impl HaproxyCfg {
     /// The runtime API's sockets (`stats socket` in `global`), in file order.
     pub fn stats_sockets(&self) -> &[StatsSocket] {
         &self.stats_sockets
+    }
+
+    /// The servers of the backend (or listen section) named `name`, in
+    /// file order (`server-template` lines are not among them).
+    pub fn servers_of(&self, name: &str) -> Vec<&Server> {
+        self.servers
+            .iter()
+            .filter(|v| {
+                self.sections.get(v.section).is_some_and(|s| {
+                    matches!(s.kind.as_str(), "backend" | "listen")
+                        && s.name.as_deref() == Some(name)
+                })
+            })
+            .collect()
     }
 
     /// The TCP listeners of the frontends and listen sections.
@@ -2096,6 +2150,25 @@ listen stats
         assert_eq!(backends(&c, "x.example", "/")[1].1, "x");
         assert_eq!(c.backend_names(), vec!["l", "stats"]);
         round_trips(text);
+    }
+
+    #[test]
+    fn servers_of_a_backend_with_their_address_and_check() {
+        let c = parse(
+            "backend ui_blue\n  server rdm-ui-blue rdm-ui-blue:5000 check inter 2s\n  server b2 [::1]:5000\n\
+             listen both\n  server l1 10.0.0.1\nfrontend f\n  bind :80\n",
+        )
+        .expect("parses");
+        let ui = c.servers_of("ui_blue");
+        assert_eq!(ui.len(), 2);
+        assert_eq!(
+            (ui[0].name.as_str(), ui[0].address_host(), ui[0].checked),
+            ("rdm-ui-blue", "rdm-ui-blue", true)
+        );
+        assert_eq!((ui[1].address_host(), ui[1].checked), ("::1", false));
+        assert_eq!(c.servers_of("both")[0].address_host(), "10.0.0.1");
+        assert!(c.servers_of("f").is_empty());
+        assert!(c.servers_of("nope").is_empty());
     }
 
     #[test]

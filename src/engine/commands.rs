@@ -22,6 +22,11 @@ pub fn units_state(units: &[String]) -> String {
     units_state_with(&["systemctl".to_string()], units)
 }
 
+/// The kernel's TCP sockets (IPv4 and IPv6), for counting the connections
+/// on the web port when no uWSGI stats server is configured; a missing
+/// table (no IPv6) is no error.
+pub const PROC_NET_TCP: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true";
+
 pub fn units_state_with(prefix: &[String], units: &[String]) -> String {
     let sc = line(prefix);
     units

@@ -404,7 +404,10 @@ pub fn execute(
                             });
                             let t = Instant::now();
                             match ctx.hosts.forward(&st.action, saved) {
-                                Ok(()) => {
+                                Ok(notes) => {
+                                    for n in notes {
+                                        note(ctx, Some(&host), crate::mask::mask_text(&n));
+                                    }
                                     let _ = jappend(
                                         journal,
                                         Record::Done {

@@ -829,11 +829,13 @@ mod tests {
                 host: "h".into(),
                 units: vec!["u".into()],
                 ready: None,
+                at_router: None,
             },
             inverse: crate::model::plan::Action::StartUnits {
                 host: "h".into(),
                 units: vec!["u".into()],
                 ready: None,
+                at_router: None,
             },
         };
         let mut j = Journal::create(dir.path(), "d", None).expect("create");

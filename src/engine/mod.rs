@@ -3,6 +3,7 @@
 
 pub mod backups;
 pub mod commands;
+pub mod drain;
 pub mod events;
 pub mod execute;
 pub mod journal;

@@ -280,17 +280,45 @@ impl<'a> Hosts<'a> {
     }
 
     /// Performs a step of the plan; `saved` (the journal's files) says
-    /// where a file really is.
-    pub fn forward(&self, a: &Action, saved: &[SavedFile]) -> Result<(), HostError> {
+    /// where a file really is. Returns notes for the operator (a drain's
+    /// outcome).
+    pub fn forward(&self, a: &Action, saved: &[SavedFile]) -> Result<Vec<String>, HostError> {
         match a {
-            Action::StopUnits { host, units, .. } => self.stop_units(host, units),
-            Action::StartUnits { host, units, ready } => {
-                self.start_units(host, units)?;
-                match ready {
-                    Some(r) => self.wait_ready(host, r),
-                    None => Ok(()),
-                }
+            Action::StopUnits {
+                host,
+                units,
+                at_router,
+                ..
+            } => {
+                let notes = match at_router {
+                    Some(r) => self.drain(host, r),
+                    None => Vec::new(),
+                };
+                self.stop_units(host, units).map(|()| notes)
             }
+            Action::StartUnits {
+                host,
+                units,
+                ready,
+                at_router,
+            } => {
+                self.start_units(host, units)?;
+                if let Some(r) = ready {
+                    self.wait_ready(host, r)?;
+                }
+                Ok(match at_router {
+                    Some(r) => self.serve(r),
+                    None => Vec::new(),
+                })
+            }
+            other => self.forward_files(other, saved).map(|()| Vec::new()),
+        }
+    }
+
+    /// The steps that change mounts, files and the router.
+    fn forward_files(&self, a: &Action, saved: &[SavedFile]) -> Result<(), HostError> {
+        match a {
+            Action::StopUnits { .. } | Action::StartUnits { .. } => Ok(()),
             Action::SetMount {
                 host,
                 device,
@@ -354,7 +382,9 @@ impl<'a> Hosts<'a> {
         overwrite: bool,
     ) -> Result<Undo, HostError> {
         match a {
-            Action::StopUnits { host, units, ready } => {
+            Action::StopUnits {
+                host, units, ready, ..
+            } => {
                 let st = self.units_active(host, units)?;
                 if st.values().all(|a| *a) {
                     return Ok(Undo::AlreadyAsBefore("the units are active".into()));

@@ -429,6 +429,7 @@ fn undo_one(
         what: what.clone(),
     });
     let t = Instant::now();
+    drain_before_undo(ctx, &step.action);
     let result = match &step.action {
         // A reload is undone by reloading (the restored config).
         Action::Reload { .. } => ctx
@@ -449,6 +450,19 @@ fn undo_one(
             r => r,
         },
     };
+    // A stop drained at the router, undone: its servers in service again
+    // there (the undo's router reload, if it comes, would also reset them).
+    if let (
+        Ok(Undo::Undone),
+        Action::StopUnits {
+            at_router: Some(r), ..
+        },
+    ) = (&result, &step.action)
+    {
+        for n in ctx.hosts.serve(r) {
+            super::run::note(ctx, Some(&host), crate::mask::mask_text(&n));
+        }
+    }
     match result {
         Ok(Undo::Undone) => {
             let _ = jappend(
@@ -520,5 +534,28 @@ fn by_hand(a: &Action) -> String {
             "on {host}: restore {path} (sha256 {sha256_after}) from the journal's saved copy (record `begin`, files)"
         ),
         Action::Reload { host, command } => format!("on {host}: {}", line(command)),
+    }
+}
+
+/// Undoing a start that put servers back in service at the router: drained
+/// there first, like the forward stop, if its units still run.
+fn drain_before_undo(ctx: &Ctx, a: &Action) {
+    let Action::StartUnits {
+        host,
+        units,
+        at_router: Some(r),
+        ..
+    } = a
+    else {
+        return;
+    };
+    if ctx
+        .hosts
+        .units_active(host, units)
+        .is_ok_and(|st| st.values().any(|on| *on))
+    {
+        for n in ctx.hosts.drain(host, r) {
+            super::run::note(ctx, Some(host), crate::mask::mask_text(&n));
+        }
     }
 }

@@ -375,7 +375,10 @@ pub fn plan_of(
 fn serves_guard(inv: &Inventory, st: &RunState, colour: Colour) -> Guard {
     let mut checks: Vec<ServeCheck> = Vec::new();
     for s in &st.steps {
-        if let Action::StopUnits { host, units, ready } = &s.action {
+        if let Action::StopUnits {
+            host, units, ready, ..
+        } = &s.action
+        {
             let c = st
                 .colours
                 .get(host)
@@ -464,6 +467,7 @@ mod tests {
                 host_header: "data.example.org".into(),
                 timeout_secs: 5,
             }),
+            at_router: None,
         }
     }
 

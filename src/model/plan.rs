@@ -68,6 +68,39 @@ pub struct Ready {
     pub timeout_secs: u64,
 }
 
+/// A web host's servers in the running router, changed through HAProxy's
+/// runtime API around a stop or a start: before the old prod stops, they
+/// are put in drain and bgswap waits (up to `drain_timeout_secs`) until the
+/// host has no request in flight; once the new dev answers, they are put
+/// back in service at once (`state ready`, and `health up` for the checked
+/// ones) instead of after the health check's rise × inter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtRouter {
+    /// The router host, where the runtime API is reached.
+    pub router: String,
+    pub api: crate::edit::haproxy::StatsSocket,
+    /// `backend/server`, each with whether HAProxy health-checks it.
+    pub servers: Vec<RouterServer>,
+    pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterServer {
+    pub backend: String,
+    pub server: String,
+    pub checked: bool,
+}
+
+impl AtRouter {
+    fn names(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("{}/{}", s.backend, s.server))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 impl Ready {
     pub fn describe(&self) -> String {
         format!(
@@ -106,17 +139,24 @@ pub struct FstabMount {
 pub enum Action {
     /// `ready` is the check to run if this stop is undone (the units
     /// started again); a stop itself never waits for it.
+    /// `at_router`: drained there, and its requests in flight waited for,
+    /// before the stop.
     StopUnits {
         host: String,
         units: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ready: Option<Ready>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_router: Option<AtRouter>,
     },
+    /// `at_router`: put back in service there once `ready` passed.
     StartUnits {
         host: String,
         units: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ready: Option<Ready>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_router: Option<AtRouter>,
     },
     SetMount {
         host: String,
@@ -161,8 +201,28 @@ impl Action {
 
     pub fn inverse(&self) -> Action {
         match self.clone() {
-            Action::StopUnits { host, units, ready } => Action::StartUnits { host, units, ready },
-            Action::StartUnits { host, units, ready } => Action::StopUnits { host, units, ready },
+            Action::StopUnits {
+                host,
+                units,
+                ready,
+                at_router,
+            } => Action::StartUnits {
+                host,
+                units,
+                ready,
+                at_router,
+            },
+            Action::StartUnits {
+                host,
+                units,
+                ready,
+                at_router,
+            } => Action::StopUnits {
+                host,
+                units,
+                ready,
+                at_router,
+            },
             Action::SetMount {
                 host,
                 device,
@@ -215,17 +275,39 @@ impl Action {
     /// contents never appear here.
     pub fn describe(&self) -> String {
         match self {
-            Action::StopUnits { host, units, .. } => {
-                format!("stop {} on {host}", units.join(" "))
-            }
-            Action::StartUnits { host, units, ready } => match ready {
-                None => format!("start {} on {host} and wait until active", units.join(" ")),
-                Some(r) => format!(
-                    "start {} on {host}, wait until active and {}",
+            Action::StopUnits {
+                host,
+                units,
+                at_router,
+                ..
+            } => match at_router {
+                None => format!("stop {} on {host}", units.join(" ")),
+                Some(a) => format!(
+                    "stop {} on {host} once drained (router: {} in drain; up to {} s for its requests in flight)",
                     units.join(" "),
-                    r.describe()
+                    a.names(),
+                    a.drain_timeout_secs
                 ),
             },
+            Action::StartUnits {
+                host,
+                units,
+                ready,
+                at_router,
+            } => {
+                let mut d = match ready {
+                    None => format!("start {} on {host} and wait until active", units.join(" ")),
+                    Some(r) => format!(
+                        "start {} on {host}, wait until active and {}",
+                        units.join(" "),
+                        r.describe()
+                    ),
+                };
+                if let Some(a) = at_router {
+                    d.push_str(&format!("; then router: {} in service", a.names()));
+                }
+                d
+            }
             Action::SetMount {
                 host,
                 device,
@@ -339,7 +421,7 @@ impl Plan {
                 message: "no [web] section in the inventory: every unit is treated as a background unit, so prod is unserved from the router reload until the new prod's units are up; list the units that serve HTTP in [web] to keep prod served".into(),
             });
         }
-        let steps = steps(inv, &swap, prod.other());
+        let steps = steps(inv, &swap, &parsed.router, prod.other());
         Ok(Plan {
             deployment: inv.deployment.clone(),
             promote: prod.other(),
@@ -388,7 +470,51 @@ impl Plan {
     }
 }
 
-fn steps(inv: &Inventory, swap: &Swap, promote: Colour) -> Vec<Step> {
+/// The servers of `h` in `colour`'s backends of the router config, and how
+/// to reach its runtime API: None without a `[web]`, a runtime API, or a
+/// server line naming the host (by its name, or the address of its web
+/// server).
+fn at_router(
+    inv: &Inventory,
+    router: &super::parsed::RouterFile,
+    h: &HostSpec,
+) -> Option<AtRouter> {
+    let w = inv.web.as_ref()?;
+    let super::parsed::RouterFile::Config(cfg) = router else {
+        return None;
+    };
+    let api = cfg.stats_sockets().first()?.clone();
+    let web_address = w.address_on(&h.name);
+    let mut servers = Vec::new();
+    for b in cfg.backend_names() {
+        if inv.router.colour_of_backend(b) != Some(h.colour) {
+            continue;
+        }
+        for v in cfg.servers_of(b) {
+            let host = v.address_host();
+            if v.name == h.name || host == h.name || host == web_address {
+                servers.push(RouterServer {
+                    backend: b.to_string(),
+                    server: v.name.clone(),
+                    checked: v.checked,
+                });
+            }
+        }
+    }
+    (!servers.is_empty()).then(|| AtRouter {
+        router: inv.router.host.clone(),
+        api,
+        servers,
+        drain_timeout_secs: w.drain_timeout_secs,
+    })
+}
+
+fn steps(
+    inv: &Inventory,
+    swap: &Swap,
+    router: &super::parsed::RouterFile,
+    promote: Colour,
+) -> Vec<Step> {
     let demote = promote.other();
     let colour_of = |host: &str| inv.host(host).map(|h| h.colour);
     let is_web = |u: &String| inv.web.as_ref().is_some_and(|w| w.units.contains(u));
@@ -416,6 +542,7 @@ fn steps(inv: &Inventory, swap: &Swap, promote: Colour) -> Vec<Step> {
                 host: h.name.clone(),
                 units: h.units.clone(),
                 ready: ready(h, Role::Dev, &h.units),
+                at_router: None,
             },
         ));
     }
@@ -430,6 +557,8 @@ fn steps(inv: &Inventory, swap: &Swap, promote: Colour) -> Vec<Step> {
                     host: h.name.clone(),
                     ready: ready(h, Role::Prod, &web),
                     units: web,
+                    // Its undo (after prod moved back) drains it first.
+                    at_router: at_router(inv, router, h),
                 },
             ));
         }
@@ -455,6 +584,11 @@ fn steps(inv: &Inventory, swap: &Swap, promote: Colour) -> Vec<Step> {
                 host: h.name.clone(),
                 units: h.units.clone(),
                 ready: ready(h, Role::Prod, &h.units),
+                at_router: if h.units.iter().any(is_web) {
+                    at_router(inv, router, h)
+                } else {
+                    None
+                },
             },
         ));
     }
@@ -472,6 +606,11 @@ fn steps(inv: &Inventory, swap: &Swap, promote: Colour) -> Vec<Step> {
                 Action::StartUnits {
                     host: h.name.clone(),
                     ready: ready(h, Role::Dev, &units).filter(|_| h.colour == demote),
+                    at_router: if h.colour == demote && units.iter().any(is_web) {
+                        at_router(inv, router, h)
+                    } else {
+                        None
+                    },
                     units,
                 },
             ));
@@ -606,6 +745,7 @@ mod tests {
                     host_header: "data.example.org".into(),
                     timeout_secs: 60,
                 }),
+                at_router: None,
             },
             Action::SetMount {
                 host: "h".into(),

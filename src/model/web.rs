@@ -32,7 +32,14 @@ pub struct WebSpec {
     pub router_paths: Vec<String>,
     /// How long a started web unit may take to answer.
     pub ready_timeout_secs: u64,
+    /// How long the old prod's web units may finish the requests they
+    /// have in flight before they are stopped (drained at the router
+    /// first); 0 stops them at once.
+    pub drain_timeout_secs: u64,
 }
+
+/// `[web] drain_timeout_secs` when the inventory does not say.
+pub const DRAIN_TIMEOUT_SECS: u64 = 60;
 
 impl WebSpec {
     /// The address dialled on `host`.
@@ -51,6 +58,7 @@ pub(super) struct RawWeb {
     ping: Option<Spanned<String>>,
     router_paths: Option<Vec<Spanned<String>>>,
     ready_timeout_secs: Option<Spanned<u64>>,
+    drain_timeout_secs: Option<Spanned<u64>>,
 }
 
 /// A request path for a health check: starts with `/`, no spaces.
@@ -170,6 +178,17 @@ pub(super) fn build_web(
         }
         Some(t) => *t.get_ref(),
     };
+    let drain_timeout_secs = match raw.drain_timeout_secs {
+        None => DRAIN_TIMEOUT_SECS,
+        Some(t) if *t.get_ref() > 3600 => {
+            return Err(ck.err(
+                t.span(),
+                "web.drain_timeout_secs",
+                "must be at most 3600 seconds (0: stop without waiting for requests in flight)",
+            ))
+        }
+        Some(t) => *t.get_ref(),
+    };
     Ok(Some(WebSpec {
         units,
         address,
@@ -178,5 +197,6 @@ pub(super) fn build_web(
         ping,
         router_paths,
         ready_timeout_secs,
+        drain_timeout_secs,
     }))
 }

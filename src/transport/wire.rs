@@ -168,13 +168,97 @@ pub fn uwsgi_stats_verdict(doc: &[u8]) -> Result<String, String> {
         "{alive} of {} workers alive, {busy} busy, listen queue {queue}",
         workers.len()
     );
+    // With threads (`cores`), a busy worker may still take requests: it
+    // is full only when every core is inside one.
+    let free_cores = |w: &serde_json::Value| -> Option<usize> {
+        let cores = w.get("cores")?.as_array()?;
+        (!cores.is_empty()).then(|| {
+            cores
+                .iter()
+                .filter(|c| c.get("in_request").and_then(|r| r.as_u64()).unwrap_or(0) == 0)
+                .count()
+        })
+    };
+    let full = |w: &serde_json::Value| match free_cores(w) {
+        Some(n) => n == 0,
+        None => status(w) == "busy",
+    };
+    let alive_full = workers
+        .iter()
+        .filter(|w| w.get("pid").and_then(|p| p.as_u64()).unwrap_or(0) > 0)
+        .filter(|w| full(w))
+        .count();
     if alive == 0 {
         Err(evidence)
-    } else if busy == alive {
+    } else if alive_full == alive {
         Err(format!("{evidence}: every worker is busy"))
     } else {
         Ok(evidence)
     }
+}
+
+/// Requests in flight on a uWSGI instance, from its stats document: the
+/// cores (threads) inside a request, or the busy workers when the
+/// document has no cores, plus the connections waiting in the listen queue.
+pub fn uwsgi_in_flight(doc: &[u8]) -> Result<u64, String> {
+    let v: serde_json::Value = serde_json::from_slice(doc)
+        .map_err(|e| format!("the stats server did not send one JSON document: {e}"))?;
+    let workers = v
+        .get("workers")
+        .and_then(|w| w.as_array())
+        .ok_or("no workers in the stats document")?;
+    let mut n = 0;
+    for w in workers {
+        match w.get("cores").and_then(|c| c.as_array()) {
+            Some(cores) if !cores.is_empty() => {
+                n += cores
+                    .iter()
+                    .filter(|c| c.get("in_request").and_then(|r| r.as_u64()).unwrap_or(0) > 0)
+                    .count() as u64
+            }
+            _ => n += u64::from(w.get("status").and_then(|s| s.as_str()) == Some("busy")),
+        }
+    }
+    Ok(n + v.get("listen_queue").and_then(|q| q.as_u64()).unwrap_or(0))
+}
+
+/// Established TCP connections whose local port is `port`, from the text
+/// of `/proc/net/tcp` and `/proc/net/tcp6` (any local address).
+pub fn established_on_port(proc_net_tcp: &str, port: u16) -> u64 {
+    proc_net_tcp
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let _slot = f.next()?;
+            let local = f.next()?;
+            let _remote = f.next()?;
+            let state = f.next()?;
+            let p = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (p == port && state == "01").then_some(())
+        })
+        .count() as u64
+}
+
+/// HAProxy runtime API commands for one conversation: several commands on
+/// one line, separated by `;` (each server name quoted by nothing: names
+/// with spaces or `;` are refused before this).
+pub fn haproxy_commands(commands: &[String]) -> Vec<u8> {
+    let mut line = commands.join("; ");
+    line.push('\n');
+    line.into_bytes()
+}
+
+/// What HAProxy said to a line of `set server` commands: every command
+/// that succeeds answers nothing, so any text is a refusal (`Permission
+/// denied`, `No such server.`, …), returned trimmed.
+pub fn haproxy_refusal(reply: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(reply);
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (!said.is_empty()).then(|| said.join(" | "))
 }
 
 /// HAProxy's runtime API: the statistics of every backend (type 2), as CSV.
@@ -286,6 +370,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn in_flight_requests_of_a_uwsgi_instance() {
+        let threads = br#"{"listen_queue":1,"workers":[
+            {"pid":1,"status":"idle","cores":[{"id":0,"in_request":0},{"id":1,"in_request":0}]},
+            {"pid":2,"status":"busy","cores":[{"id":0,"in_request":1},{"id":1,"in_request":1}]}]}"#;
+        assert_eq!(uwsgi_in_flight(threads), Ok(3));
+        let plain = br#"{"listen_queue":0,"workers":[{"pid":1,"status":"busy"},{"pid":2,"status":"idle"}]}"#;
+        assert_eq!(uwsgi_in_flight(plain), Ok(1));
+        assert!(uwsgi_in_flight(b"{}").is_err());
+        assert!(uwsgi_in_flight(b"HTTP/1.0").is_err());
+
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue\n\
+   0: 020A007F:1388 00000000:0000 0A 00000000:00000000\n\
+   1: 020A007F:1388 010A007F:D2F0 01 00000000:00000000\n\
+   2: 020A007F:2328 010A007F:D2F2 01 00000000:00000000\n\
+   3: 00000000000000000000000001000000:1388 00000000000000000000000001000000:9C40 01 0\n";
+        assert_eq!(established_on_port(tcp, 5000), 2);
+        assert_eq!(established_on_port(tcp, 9000), 1);
+        assert_eq!(established_on_port("garbage", 5000), 0);
+    }
+
+    #[test]
+    fn runtime_api_lines_and_refusals() {
+        assert_eq!(
+            haproxy_commands(&[
+                "set server a/b state drain".into(),
+                "set server c/d state drain".into()
+            ]),
+            b"set server a/b state drain; set server c/d state drain\n".to_vec()
+        );
+        assert_eq!(haproxy_refusal(b"\n\n"), None);
+        assert_eq!(haproxy_refusal(b""), None);
+        assert_eq!(
+            haproxy_refusal(b"Permission denied\n\nNo such server.\n\n").as_deref(),
+            Some("Permission denied | No such server.")
+        );
+    }
+
+    #[test]
     fn postgres() {
         let m = postgres_startup("bgswap", "postgres");
         assert_eq!(&m[..4], &(m.len() as u32).to_be_bytes());
@@ -324,6 +446,11 @@ mod tests {
         );
         let all_busy = br#"{"listen_queue": 7, "workers": [{"pid": 5, "status": "busy"}]}"#;
         assert!(uwsgi_stats_verdict(all_busy).is_err());
+        // Threads: a busy worker with a free core still takes requests.
+        let threads = br#"{"workers": [{"pid": 5, "status": "busy", "cores": [{"in_request": 1}, {"in_request": 0}]}]}"#;
+        assert!(uwsgi_stats_verdict(threads).is_ok());
+        let full = br#"{"workers": [{"pid": 5, "status": "busy", "cores": [{"in_request": 1}, {"in_request": 1}]}]}"#;
+        assert!(uwsgi_stats_verdict(full).is_err());
         assert!(uwsgi_stats_verdict(br#"{"workers": [{"pid": 0}]}"#).is_err());
         assert!(uwsgi_stats_verdict(b"not json").is_err());
     }

@@ -183,6 +183,134 @@ impl Drop for Traffic {
     }
 }
 
+/// The bytes of a lab download (fixtures/lab/lib/wsgi_app.py's `lab_bytes`).
+pub fn lab_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + 7) % 251) as u8).collect()
+}
+
+/// Long requests of prod's users, in flight while a test switches: two
+/// downloads streamed slowly by the lab app over `secs` and an upload sent
+/// slowly over `secs`, all through HAProxy to a prod hostname.
+pub struct LongRequests {
+    handles: Vec<(String, std::thread::JoinHandle<Result<(), String>>)>,
+}
+
+impl LongRequests {
+    pub fn start(secs: u64) -> LongRequests {
+        let mut handles = Vec::new();
+        for (i, kb) in [(0, 256usize), (1, 64)] {
+            let name = format!("download {i} ({kb} KiB over {secs} s)");
+            handles.push((
+                name,
+                std::thread::spawn(move || {
+                    let want = lab_bytes(kb * 1024);
+                    let reply = long_request(
+                        &format!(
+                            "GET /_lab/download?secs={secs}&kb={kb} HTTP/1.0\r\nHost: {}\r\n\r\n",
+                            PROD_HOSTS[0]
+                        ),
+                        &[],
+                        secs,
+                    )?;
+                    let (status, body) = split_reply(&reply)?;
+                    if status != 200 || body != want {
+                        return Err(format!(
+                            "status {status}, {} of {} bytes, {}",
+                            body.len(),
+                            want.len(),
+                            if body == want[..body.len().min(want.len())] {
+                                "cut short"
+                            } else {
+                                "wrong bytes"
+                            }
+                        ));
+                    }
+                    Ok(())
+                }),
+            ));
+        }
+        let name = format!("upload (128 KiB over {secs} s)");
+        handles.push((
+            name,
+            std::thread::spawn(move || {
+                let body = lab_bytes(128 * 1024);
+                let head = format!(
+                    "POST /_lab/upload HTTP/1.0\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+                    PROD_HOSTS[0],
+                    body.len()
+                );
+                let reply = long_request(&head, &body, secs)?;
+                let (status, answer) = split_reply(&reply)?;
+                use sha2::Digest;
+                let want = format!("{} {:x}\n", body.len(), sha2::Sha256::digest(&body));
+                if status != 200 || answer != want.as_bytes() {
+                    return Err(format!(
+                        "status {status}, answer {:?} (want {want:?})",
+                        String::from_utf8_lossy(&answer)
+                    ));
+                }
+                Ok(())
+            }),
+        ));
+        LongRequests { handles }
+    }
+
+    /// Waits for every request; each must have completed with its bytes.
+    pub fn finish(self) -> Result<(), String> {
+        let mut bad = Vec::new();
+        for (name, h) in self.handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bad.push(format!("{name}: {e}")),
+                Err(_) => bad.push(format!("{name}: the thread panicked")),
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad.join("; "))
+        }
+    }
+}
+
+/// Sends `head`, then `body` in 40 pieces over `secs`, and reads the whole
+/// reply (the router is given a generous bound).
+fn long_request(head: &str, body: &[u8], secs: u64) -> Result<Vec<u8>, String> {
+    let mut s = TcpStream::connect_timeout(
+        &format!("{ROUTER}:80").parse().map_err(|e| format!("{e}"))?,
+        Duration::from_secs(3),
+    )
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(secs + 60)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    if !body.is_empty() {
+        let piece = body.len().div_ceil(40);
+        for c in body.chunks(piece) {
+            s.write_all(c)
+                .map_err(|e| format!("sending the body: {e}"))?;
+            std::thread::sleep(Duration::from_millis(secs * 1000 / 40));
+        }
+    }
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply)
+        .map_err(|e| format!("reading: {e} after {} bytes", reply.len()))?;
+    Ok(reply)
+}
+
+fn split_reply(reply: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    let end = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no complete HTTP head in {} bytes", reply.len()))?;
+    let status = String::from_utf8_lossy(&reply[..end])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("not HTTP")?;
+    Ok((status, reply[end + 4..].to_vec()))
+}
+
 pub fn identity(addr: &str, port: u16, host: &str, path: &str) -> Result<Value, String> {
     let (status, body) = get(addr, port, host, path)?;
     if status != 200 {
