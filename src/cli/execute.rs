@@ -106,7 +106,7 @@ fn preflight(
         &s.hosts,
         &list,
         std::time::Duration::from_secs(PROBE_TIMEOUT_SECS),
-        PROBE_CONCURRENCY,
+        probe::concurrency_for(&s.inv),
         std::time::Duration::from_secs(super::session::settle_secs(
             "BGSWAP_PREFLIGHT_SECS",
             PREFLIGHT_SETTLE_SECS,
@@ -134,12 +134,12 @@ fn preflight(
     Ok(())
 }
 
-/// Bound of each preflight probe, and how many run at once. A failing probe
+/// Bound of each preflight probe (they run in lanes, every lane at once:
+/// `probe::concurrency_for`). A failing probe
 /// is retried for up to PREFLIGHT_SETTLE_SECS (HAProxy's health checks need
 /// seconds to see a copy that was just restarted) before it refuses.
 const PROBE_TIMEOUT_SECS: u64 = 5;
 const PREFLIGHT_SETTLE_SECS: u64 = 10;
-const PROBE_CONCURRENCY: usize = 8;
 
 fn summary(plan: &Plan) -> String {
     let danger = plan

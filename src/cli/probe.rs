@@ -18,9 +18,10 @@ pub struct ProbeArgs {
     /// Bound of each probe, in seconds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
-    /// How many probes run at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub concurrency: u64,
+    /// How many lanes of probes run at once (a lane: one host's commands,
+    /// its streams, or the router probes). Default: every lane at once.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: Option<u64>,
 }
 
 /// Exit 0 when every probe passes, 1 when one fails.
@@ -39,7 +40,8 @@ pub fn run(a: &ProbeArgs) -> Result<Outcome, Failure> {
         &hosts,
         &list,
         Duration::from_secs(a.timeout),
-        a.concurrency as usize,
+        a.concurrency
+            .map_or_else(|| probe::concurrency_for(&inv), |c| c as usize),
     );
     match a.format {
         Format::Json => println!(

@@ -28,7 +28,13 @@ pub fn run(a: &StatusArgs) -> Result<Outcome, Failure> {
     let results = if l.kind == "live hosts" {
         let role_of = |host: &str| inv.host(host).and_then(|h| roles.colour_role(h.colour));
         let list = probe::probes(inv, &parsed.cfgs, Some(&parsed.router), &role_of);
-        Some(probe::run(inv, &l.hosts, &list, Duration::from_secs(5), 8))
+        Some(probe::run(
+            inv,
+            &l.hosts,
+            &list,
+            Duration::from_secs(5),
+            probe::concurrency_for(inv),
+        ))
     } else {
         None
     };

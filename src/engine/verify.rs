@@ -78,7 +78,7 @@ fn postflight(ctx: &Ctx, parsed: &Parsed<'_>, prod: Colour) -> Result<(), String
         ctx.hosts.hosts,
         &list,
         std::time::Duration::from_secs(5),
-        8,
+        probe::concurrency_for(inv),
         std::time::Duration::from_secs(ctx.postflight_secs),
         &|| ctx.interrupted.load(Ordering::SeqCst),
     );

@@ -21,7 +21,7 @@ mod workers;
 pub use effective::effective_verdict;
 pub use list::{endpoints, preflight, probes, runtime_api};
 pub use router::router_verdict;
-pub use run::{run, run_settled};
+pub use run::{concurrency_for, run, run_settled};
 pub use workers::workers_verdict;
 
 use crate::edit::haproxy::StatsSocket;

@@ -16,9 +16,16 @@ use std::time::{Duration, Instant};
 /// When a reply is complete.
 type Done = dyn Fn(&[u8]) -> bool;
 
-/// Runs the probes, at most `concurrency` at once, each bounded by
-/// `timeout`; results in the order of `probes`. A host that is not connected
-/// fails its probes.
+/// Runs the probes, each bounded by `timeout`; results in the order of
+/// `probes`. A host that is not connected fails its probes.
+///
+/// The probes run in lanes, one after another within a lane, at most
+/// `concurrency` lanes at once: per host, one lane for what runs on its
+/// SSH session (commands) and one for its streams (TCP conversations on the
+/// second session), since each session does one thing at a time; and one
+/// lane for the router probes, which read session counters around their
+/// request. So every host works at once, and no probe waits for another
+/// host's.
 pub fn run(
     inv: &Inventory,
     hosts: &HostMap,
@@ -26,11 +33,7 @@ pub fn run(
     timeout: Duration,
     concurrency: usize,
 ) -> Vec<ProbeResult> {
-    // Router probes read session counters around their request, so they
-    // run one after another, on a lane of their own (one of the
-    // `concurrency` threads) that starts at once beside the others.
-    let (router, rest): (Vec<usize>, Vec<usize>) =
-        (0..probes.len()).partition(|&i| matches!(probes[i].check, Check::Router { .. }));
+    let lanes = lanes(probes);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ProbeResult>>> = Mutex::new(vec![None; probes.len()]);
     let run_one = |i: usize| {
@@ -56,21 +59,12 @@ pub fn run(
             v[i] = Some(r);
         }
     };
-    let lanes = concurrency.max(1);
-    let others = if router.is_empty() { lanes } else { lanes - 1 };
-    if others == 0 {
-        // One lane: everything in turn.
-        (0..probes.len()).for_each(run_one);
-    }
     std::thread::scope(|s| {
-        if !router.is_empty() && others > 0 {
-            s.spawn(|| router.iter().for_each(|&i| run_one(i)));
-        }
-        for _ in 0..others.min(rest.len()) {
+        for _ in 0..concurrency.max(1).min(lanes.len()) {
             s.spawn(|| loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&i) = rest.get(n) else { break };
-                run_one(i);
+                let Some(lane) = lanes.get(n) else { break };
+                lane.iter().for_each(|&i| run_one(i));
             });
         }
     });
@@ -80,6 +74,31 @@ pub fn run(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// How many lanes of probes can run at once for `inv`: two per host and
+/// the router's, so that a large deployment's probes do not queue behind
+/// each other (each lane is one thread here and one channel on a host).
+pub fn concurrency_for(inv: &Inventory) -> usize {
+    (2 * (inv.hosts.len() + 2) + 1).max(8)
+}
+
+/// The probes grouped in lanes (indices into `probes`, each lane in the
+/// probes' order), the lanes with the most probes first. Pure.
+fn lanes(probes: &[Probe]) -> Vec<Vec<usize>> {
+    let mut by: BTreeMap<(u8, &str), Vec<usize>> = BTreeMap::new();
+    for (i, p) in probes.iter().enumerate() {
+        let lane = match &p.check {
+            Check::Router { .. } => 0,
+            Check::Tcp { .. } => 2,
+            _ => 1,
+        };
+        let host = if lane == 0 { "" } else { p.host.as_str() };
+        by.entry((lane, host)).or_default().push(i);
+    }
+    let mut lanes: Vec<Vec<usize>> = by.into_values().collect();
+    lanes.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    lanes
 }
 
 /// Runs the probes, then retries the failing ones every half second until
@@ -258,5 +277,63 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(host: &str, kind: Kind, check: Check) -> Probe {
+        Probe {
+            host: host.into(),
+            kind,
+            target: String::new(),
+            check,
+        }
+    }
+
+    #[test]
+    fn lanes_are_per_host_and_session_with_the_router_probes_apart() {
+        let tcp = || Check::Tcp {
+            address: "a".into(),
+            port: 1,
+            host_header: None,
+        };
+        let router = || Check::Router {
+            host_header: "h".into(),
+            path: "/".into(),
+            dial: crate::probe::dial::Dial {
+                tls: false,
+                address: "127.0.0.1".into(),
+                port: 80,
+                from: "test".into(),
+            },
+            api: None,
+            expect: None,
+            backend: None,
+        };
+        let probes = [
+            p("a", Kind::Ssh, Check::Ssh),
+            p("a", Kind::Redis, tcp()),
+            p("r", Kind::Router, router()),
+            p("b", Kind::Disk, Check::Disk("/".into())),
+            p("a", Kind::Disk, Check::Disk("/".into())),
+            p("r", Kind::Ssh, Check::Ssh),
+            p("r", Kind::Router, router()),
+            p("a", Kind::Postgres, tcp()),
+            p("r", Kind::Router, router()),
+        ];
+        let mut got = lanes(&probes);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![vec![0, 4], vec![1, 7], vec![2, 6, 8], vec![3], vec![5]],
+            "a's commands, a's streams, the router probes, b's, r's commands"
+        );
+        // Every probe in exactly one lane, the longest lane first.
+        let l = lanes(&probes);
+        assert_eq!(l[0], vec![2, 6, 8]);
+        assert_eq!(l.iter().map(Vec::len).sum::<usize>(), probes.len());
     }
 }
