@@ -217,7 +217,22 @@ pub struct SshHost {
     lost: std::sync::Mutex<Option<String>>,
     /// Set when the server refused the SFTP subsystem (see `sftp`).
     no_sftp: std::sync::atomic::AtomicBool,
+    /// Sessions for commands that come while the main session is busy
+    /// (many containers' mount changes on one Incus host, say): idle ones,
+    /// and how many are open (at most [`EXTRA_SESSIONS`]). Only commands
+    /// use them; a failed one is dropped, never reconnected.
+    extra: std::sync::Mutex<Vec<(Session, Instant)>>,
+    extra_open: std::sync::atomic::AtomicUsize,
 }
+
+/// How many sessions beside the main one a host may get for commands that
+/// would otherwise wait for each other.
+const EXTRA_SESSIONS: usize = 3;
+
+/// An extra session idle longer than this is closed rather than used: it
+/// has no keepalive, and a connection silently dropped on the way (a NAT's
+/// idle timeout) must not make a healthy host look lost.
+const EXTRA_IDLE: Duration = Duration::from_secs(10);
 
 /// LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: the server said no to the
 /// subsystem request.
@@ -263,6 +278,8 @@ impl SshHost {
             // SFTP would act as the login user: under sudo, files travel
             // over the command channel, as root.
             no_sftp: std::sync::atomic::AtomicBool::new(t.sudo),
+            extra: std::sync::Mutex::new(Vec::new()),
+            extra_open: std::sync::atomic::AtomicUsize::new(0),
         };
         if t.sudo {
             // Before anything is read: a sudo that wants a password refuses
@@ -598,7 +615,16 @@ impl Host for SshHost {
     }
 
     fn run_input(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
-        let _one = self.op.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = match self.op.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if let Some(r) = self.run_on_extra(cmd, input, timeout) {
+                    return r;
+                }
+                self.op.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        };
         match self.unless_lost(|| self.run_inner(cmd, input, timeout)) {
             // A command that never started is run on the new connection; one
             // that was cut may have run, and its failure stands.
@@ -790,6 +816,73 @@ impl SshHost {
         r
     }
 
+    /// Runs a command on an extra session while the main one is busy: an
+    /// idle one, or a new one (the same host key required) while fewer than
+    /// [`EXTRA_SESSIONS`] are open. None when there is none to be had, or
+    /// the command could not start there: the caller waits for the main
+    /// session instead.
+    fn run_on_extra(
+        &self,
+        cmd: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Option<Result<Output, HostError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let idle = self.extra.lock().ok().and_then(|mut v| {
+            let before = v.len();
+            v.retain(|(_, since)| since.elapsed() < EXTRA_IDLE);
+            self.extra_open.fetch_sub(before - v.len(), SeqCst);
+            v.pop().map(|(s, _)| s)
+        });
+        let session = match idle {
+            Some(s) => s,
+            None => {
+                if self
+                    .extra_open
+                    .fetch_update(SeqCst, SeqCst, |n| (n < EXTRA_SESSIONS).then_some(n + 1))
+                    .is_err()
+                {
+                    return None;
+                }
+                let opened = open_session(&self.target, NewKeys::Refuse, " another session to")
+                    .ok()
+                    .filter(|s| {
+                        s.host_key().map(|(k, _)| k.to_vec()).unwrap_or_default() == self.host_key
+                    });
+                match opened {
+                    Some(s) => s,
+                    None => {
+                        self.extra_open.fetch_sub(1, SeqCst);
+                        return None;
+                    }
+                }
+            }
+        };
+        let r = self.unless_lost(|| self.run_raw_on(&session, cmd, input, timeout));
+        match r {
+            Ok((status, out, stderr)) => {
+                if let Ok(mut v) = self.extra.lock() {
+                    v.push((session, Instant::now()));
+                } else {
+                    self.extra_open.fetch_sub(1, SeqCst);
+                }
+                Some(Ok(Output {
+                    status,
+                    stdout: String::from_utf8_lossy(&out).into_owned(),
+                    stderr,
+                }))
+            }
+            Err(e) => {
+                self.extra_open.fetch_sub(1, SeqCst);
+                if retry::never_started(&e) && self.lost.lock().is_ok_and(|l| l.is_none()) {
+                    None
+                } else {
+                    Some(Err(e))
+                }
+            }
+        }
+    }
+
     fn run_inner(&self, cmd: &str, input: &[u8], timeout: Duration) -> Result<Output, HostError> {
         let (status, out, stderr) = self.run_raw(cmd, input, timeout)?;
         Ok(Output {
@@ -806,10 +899,20 @@ impl SshHost {
         input: &[u8],
         timeout: Duration,
     ) -> Result<(i32, Vec<u8>, String), HostError> {
+        self.run_raw_on(&self.session(), cmd, input, timeout)
+    }
+
+    /// [`Self::run_raw`] on a given session.
+    fn run_raw_on(
+        &self,
+        session: &Session,
+        cmd: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<(i32, Vec<u8>, String), HostError> {
         let host = self.target.name.clone();
         log::debug(format!("{host}: run {cmd}"));
         let brief = command::brief(cmd);
-        let session = self.session();
         let not_started = |e: ssh2::Error| HostError::Other {
             host: host.clone(),
             reason: format!("{}`{brief}`: {}", retry::NOT_STARTED, e.message()),
