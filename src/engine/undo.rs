@@ -450,10 +450,11 @@ fn undo_one(
             r => r,
         },
     };
-    // A stop drained at the router, undone: its servers in service again
-    // there (the undo's router reload, if it comes, would also reset them).
+    // A stop that drained at the router, undone (or found running: the
+    // drain may have come before a stop that failed): its servers in
+    // service again there. Serving a server in service changes nothing.
     if let (
-        Ok(Undo::Undone),
+        Ok(_),
         Action::StopUnits {
             at_router: Some(r), ..
         },

@@ -542,7 +542,13 @@ fn steps(
                 host: h.name.clone(),
                 units: h.units.clone(),
                 ready: ready(h, Role::Dev, &h.units),
-                at_router: None,
+                // Drained like any web host that stops; its undo (started
+                // again as dev) puts it back in service at the router.
+                at_router: if h.units.iter().any(is_web) {
+                    at_router(inv, router, h)
+                } else {
+                    None
+                },
             },
         ));
     }
