@@ -19,7 +19,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub timeout: u64,
     /// How many lanes of probes run at once (a lane: one host's commands,
-    /// its streams, or the router probes). Default: every lane at once.
+    /// its streams, or the router probes). Default: every lane, up to 16.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: Option<u64>,
 }

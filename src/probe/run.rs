@@ -76,12 +76,17 @@ pub fn run(
         .collect()
 }
 
-/// How many lanes of probes can run at once for `inv`: two per host and
-/// the router's, so that a large deployment's probes do not queue behind
-/// each other (each lane is one thread here and one channel on a host).
+/// How many lanes of probes run at once for `inv`: every lane (two per
+/// host and the router's) up to [`MAX_LANES`]. The bound is for the hosts,
+/// not for bgswap: containers often share one machine's cores (an Incus
+/// host), and forty containers evaluating their configs in Python at once
+/// can starve each other past the probes' timeout.
 pub fn concurrency_for(inv: &Inventory) -> usize {
-    (2 * (inv.hosts.len() + 2) + 1).max(8)
+    (2 * (inv.hosts.len() + 2) + 1).clamp(8, MAX_LANES)
 }
+
+/// The most lanes of probes at once by default (`--concurrency` overrides).
+pub const MAX_LANES: usize = 16;
 
 /// The probes grouped in lanes (indices into `probes`, each lane in the
 /// probes' order), the lanes with the most probes first. Pure.

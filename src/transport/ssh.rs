@@ -724,6 +724,25 @@ impl Host for SshHost {
     }
 }
 
+/// The pause of a non-blocking read loop that made no progress: 1 ms at
+/// first, doubling up to 10 ms while nothing comes, back to 1 ms when
+/// something does. A command that answers at once is read at once; one
+/// that runs for seconds costs a hundred wake-ups a second, not five
+/// hundred (forty hosts' commands at once add up).
+#[derive(Default)]
+struct Backoff(u64);
+
+impl Backoff {
+    fn wait(&mut self, progressed: bool) {
+        if progressed {
+            self.0 = 0;
+            return;
+        }
+        self.0 = (self.0 * 2).clamp(1, 10);
+        std::thread::sleep(Duration::from_millis(self.0));
+    }
+}
+
 pub(crate) const NO_ANSWER: &str = " (no answer from the host)";
 
 /// Whether an error means the host stopped answering (not that a command
@@ -934,6 +953,7 @@ impl SshHost {
         let mut buf = [0u8; 16384];
         let mut last_keepalive = Instant::now();
         let (mut fed, mut eof_sent) = (0, false);
+        let mut idle = Backoff::default();
         let result = loop {
             let mut progressed = false;
             let mut failed = None;
@@ -992,9 +1012,7 @@ impl SshHost {
                 let _ = session.keepalive_send();
                 last_keepalive = Instant::now();
             }
-            if !progressed {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            idle.wait(progressed);
         };
         session.set_blocking(true);
         if let Err(e) = result {
@@ -1330,6 +1348,7 @@ fn exchange_on(
     };
     session.set_blocking(false);
     let result = (|| {
+        let mut idle = Backoff::default();
         let mut sent = 0;
         let mut got = Vec::new();
         let mut buf = [0u8; 8192];
@@ -1360,9 +1379,7 @@ fn exchange_on(
             if Instant::now() >= deadline {
                 return Err(timed_out(format!("an answer from {peer}")));
             }
-            if !progressed {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            idle.wait(progressed);
         }
     })();
     session.set_blocking(true);
