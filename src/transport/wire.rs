@@ -144,14 +144,23 @@ pub fn uwsgi_stats_done(doc: &[u8]) -> bool {
         && serde_json::from_slice::<serde::de::IgnoredAny>(doc).is_ok()
 }
 
+/// The uWSGI stats server's one JSON document.
+fn uwsgi_stats(doc: &[u8]) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(doc)
+        .map_err(|e| format!("the stats server did not send one JSON document: {e}"))
+}
+
+/// Its `workers`.
+fn uwsgi_workers(v: &serde_json::Value) -> Result<&Vec<serde_json::Value>, String> {
+    v.get("workers")
+        .and_then(|w| w.as_array())
+        .ok_or_else(|| "no workers in the stats document".to_string())
+}
+
 /// The uWSGI stats server's one JSON document: workers alive, not all busy.
 pub fn uwsgi_stats_verdict(doc: &[u8]) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_slice(doc)
-        .map_err(|e| format!("the stats server did not send one JSON document: {e}"))?;
-    let workers = v
-        .get("workers")
-        .and_then(|w| w.as_array())
-        .ok_or("no workers in the stats document")?;
+    let v = uwsgi_stats(doc)?;
+    let workers = uwsgi_workers(&v)?;
     let status = |w: &serde_json::Value| {
         w.get("status")
             .and_then(|s| s.as_str())
@@ -201,12 +210,8 @@ pub fn uwsgi_stats_verdict(doc: &[u8]) -> Result<String, String> {
 /// cores (threads) inside a request, or the busy workers when the
 /// document has no cores, plus the connections waiting in the listen queue.
 pub fn uwsgi_in_flight(doc: &[u8]) -> Result<u64, String> {
-    let v: serde_json::Value = serde_json::from_slice(doc)
-        .map_err(|e| format!("the stats server did not send one JSON document: {e}"))?;
-    let workers = v
-        .get("workers")
-        .and_then(|w| w.as_array())
-        .ok_or("no workers in the stats document")?;
+    let v = uwsgi_stats(doc)?;
+    let workers = uwsgi_workers(&v)?;
     let mut n = 0;
     for w in workers {
         match w.get("cores").and_then(|c| c.as_array()) {
