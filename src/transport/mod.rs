@@ -17,6 +17,7 @@ pub mod retry;
 pub mod snapshot;
 pub mod ssh;
 pub mod ssh_config;
+pub mod uwsgi;
 pub mod wire;
 
 pub use host::{Expect, Host, HostError, Output, Peer};

@@ -28,7 +28,9 @@ static LOCK: Mutex<()> = Mutex::new(());
 /// The lab is in its fixture state (as `up` leaves it), as far as tests know.
 static PRISTINE: AtomicBool = AtomicBool::new(false);
 
-fn in_ci() -> bool {
+/// Whether this run is CI's (`CI` set, and not empty, `false` or `0`): there a
+/// missing fixture fails a test instead of skipping it.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
