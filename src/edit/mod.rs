@@ -8,6 +8,7 @@ pub mod bind;
 pub mod fstab;
 pub mod hamap;
 pub mod haproxy;
+pub mod nginx;
 pub mod pycfg;
 
 use std::ops::Range;
