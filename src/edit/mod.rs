@@ -9,6 +9,7 @@ pub mod envfile;
 pub mod fstab;
 pub mod hamap;
 pub mod haproxy;
+pub mod nginx;
 pub mod pycfg;
 
 use std::ops::Range;
