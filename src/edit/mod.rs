@@ -5,6 +5,7 @@
 //! to replace, an editor only says *where* things are.
 
 pub mod bind;
+pub mod compose;
 pub mod envfile;
 pub mod fstab;
 pub mod hamap;
