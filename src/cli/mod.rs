@@ -276,6 +276,23 @@ pub(crate) fn allow_roles(inv: &Inventory) {
     }
     if let Some(w) = &inv.web {
         t.extend(w.units.iter().cloned());
+        // Where the health checks dial: every web unit's address, the ports.
+        for h in &inv.hosts {
+            for u in h.units.iter().filter(|u| w.units.contains(u)) {
+                t.push(w.address_for(&h.name, u));
+            }
+        }
+        t.push(w.port.to_string());
+        t.extend(w.stats_port.map(|p| p.to_string()));
+    }
+    for h in &inv.hosts {
+        if let Some(c) = &h.compose {
+            t.push(c.project.clone());
+            t.extend(c.files());
+        }
+    }
+    if inv.compose.is_some() {
+        t.push(inv.router.main.clone());
     }
     t.extend(inv.workers.iter().cloned());
     crate::mask::set_roles(t);

@@ -41,6 +41,92 @@ pub fn units_state_with(prefix: &[String], units: &[String]) -> String {
         .join("; ")
 }
 
+/// `<compose> -p PROJECT -f FILE ARGS… SERVICES…`: a compose project's
+/// command (`docker compose` or `docker-compose`, as the inventory says).
+pub fn compose(
+    cmd: &[String],
+    project: &str,
+    file: &str,
+    args: &[&str],
+    services: &[String],
+) -> String {
+    let mut words: Vec<String> = cmd.to_vec();
+    words.extend(["-p", project, "-f", file].map(String::from));
+    words.extend(args.iter().map(|a| a.to_string()));
+    words.extend(services.iter().cloned());
+    line(&words)
+}
+
+/// Stops services (their containers stay, as `docker compose stop` leaves them).
+pub fn compose_stop(cmd: &[String], project: &str, file: &str, services: &[String]) -> String {
+    compose(cmd, project, file, &["stop"], services)
+}
+
+/// Starts services by recreating them: compose applies a changed
+/// environment or volume only to a container it creates.
+pub fn compose_recreate(cmd: &[String], project: &str, file: &str, services: &[String]) -> String {
+    compose(
+        cmd,
+        project,
+        file,
+        &["up", "-d", "--no-deps", "--force-recreate"],
+        services,
+    )
+}
+
+/// Prints `<service> active` or `<service> inactive` per service, from
+/// the project's running services (the same lines `units_state` prints).
+pub fn compose_state(cmd: &[String], project: &str, file: &str, services: &[String]) -> String {
+    let ps = compose(
+        cmd,
+        project,
+        file,
+        &["ps", "--services", "--filter", "status=running"],
+        &[],
+    );
+    let names = line(services);
+    format!(
+        "running=$({ps}) && for u in {names}; do if printf '%s\\n' \"$running\" | grep -qxF -e \"$u\"; then printf '%s active\\n' \"$u\"; else printf '%s inactive\\n' \"$u\"; fi; done"
+    )
+}
+
+/// Checks a candidate compose file as compose reads it (`config -q`).
+pub fn compose_check(cmd: &[String], project: &str, staged: &str) -> String {
+    compose(cmd, project, staged, &["config", "-q"], &[])
+}
+
+/// `nginx -t` of a candidate: of the staged file itself when it is the
+/// main configuration; otherwise of the main configuration with the
+/// candidate bound over the routes file in a private mount namespace, so
+/// the running nginx never sees it.
+pub fn nginx_check(nginx: &str, main: &str, config: &str, staged: &str) -> String {
+    if main == config {
+        return line(&[nginx, "-t", "-q", "-c", staged]);
+    }
+    let inner = format!(
+        "mount --bind -- \"$1\" \"$2\" && exec {} -t -q -c \"$3\"",
+        quote(nginx)
+    );
+    format!(
+        "unshare --mount --propagation private -- sh -c {} sh {} {} {}",
+        quote(&inner),
+        quote(staged),
+        quote(config),
+        quote(main)
+    )
+}
+
+/// The children of the nginx master whose pid `pid_file` holds: one
+/// `<pid> <command line>` per line (workers read `nginx: worker process`,
+/// or `… is shutting down` once a reload replaced them). Exit 3 without
+/// a readable pid file.
+pub fn nginx_children(pid_file: &str) -> String {
+    format!(
+        "m=$(cat -- {}) || exit 3; ps --ppid \"$m\" -o pid=,args=; true",
+        quote(pid_file)
+    )
+}
+
 pub fn incus_set_source(container: &str, device: &str, source: &str) -> String {
     line(&[
         "incus",
@@ -381,6 +467,46 @@ mod tests {
             "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.bgswap-staged"
         );
         assert_eq!(haproxy_check_stdin(), "haproxy -c -f /dev/stdin");
+        let dc = vec!["docker".to_string(), "compose".to_string()];
+        let svc = vec!["web-ui".to_string(), "web-api".to_string()];
+        assert_eq!(
+            compose_stop(&dc, "rdm-blue", "/srv/rdm-blue/docker-compose.yml", &svc),
+            "docker compose -p rdm-blue -f /srv/rdm-blue/docker-compose.yml stop web-ui web-api"
+        );
+        assert_eq!(
+            compose_recreate(
+                &["docker-compose".to_string()],
+                "p",
+                "/a b/c.yml",
+                &svc[..1]
+            ),
+            "docker-compose -p p -f '/a b/c.yml' up -d --no-deps --force-recreate web-ui"
+        );
+        assert_eq!(
+            compose_state(&dc, "p", "/f.yml", &svc),
+            "running=$(docker compose -p p -f /f.yml ps --services --filter status=running) && for u in web-ui web-api; do if printf '%s\\n' \"$running\" | grep -qxF -e \"$u\"; then printf '%s active\\n' \"$u\"; else printf '%s inactive\\n' \"$u\"; fi; done"
+        );
+        assert_eq!(
+            compose_check(&dc, "p", "/srv/p/.docker-compose.yml.bgswap-x"),
+            "docker compose -p p -f /srv/p/.docker-compose.yml.bgswap-x config -q"
+        );
+        assert_eq!(
+            nginx_check(
+                "nginx",
+                "/etc/nginx/nginx.conf",
+                "/etc/nginx/nginx.conf",
+                "/etc/nginx/.s"
+            ),
+            "nginx -t -q -c /etc/nginx/.s"
+        );
+        assert_eq!(
+            nginx_check("nginx", "/etc/nginx/nginx.conf", "/etc/nginx/conf.d/rdm.conf", "/etc/nginx/conf.d/.s"),
+            "unshare --mount --propagation private -- sh -c 'mount --bind -- \"$1\" \"$2\" && exec nginx -t -q -c \"$3\"' sh /etc/nginx/conf.d/.s /etc/nginx/conf.d/rdm.conf /etc/nginx/nginx.conf"
+        );
+        assert_eq!(
+            nginx_children("/run/nginx.pid"),
+            "m=$(cat -- /run/nginx.pid) || exit 3; ps --ppid \"$m\" -o pid=,args=; true"
+        );
         assert_eq!(
             remove_if_hash("/var/lib/bgswap/d/lock", "ab"),
             "found=$(sha256sum < /var/lib/bgswap/d/lock | cut -d' ' -f1) && if [ \"$found\" = ab ]; then rm -f -- /var/lib/bgswap/d/lock; else echo \"sha256 is $found\" >&2; exit 3; fi"

@@ -15,6 +15,7 @@ use super::step::{saved_of, staged_path};
 use super::undo::undo_run;
 use super::verify::verify_and_postflight;
 use super::watchdog;
+use crate::model::inventory::{Inventory, RouterDriver};
 use crate::model::plan::{Phase, Plan, Step};
 use crate::transport::{Expect, HostError};
 use std::sync::atomic::Ordering;
@@ -116,14 +117,14 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
                                 ),
                             });
                         }
-                        if *host == inv.router.host && f.path == inv.router.config {
-                            let out =
-                                h.run(&commands::haproxy_check(&staged), ctx.hosts.timeout)?;
+                        if let Some((check, what)) = candidate_check(inv, host, &f.path, &staged)
+                        {
+                            let out = h.run(&check, ctx.hosts.timeout)?;
                             if out.status != 0 {
                                 return Err(HostError::Other {
                                     host: host.clone(),
                                     reason: format!(
-                                        "haproxy -c rejects the candidate {}: {}",
+                                        "{what} rejects the candidate {}: {}",
                                         f.path,
                                         first_lines(&out.stderr, &out.stdout)
                                     ),
@@ -132,7 +133,7 @@ fn stage(ctx: &Ctx, plan: &Plan, saved: &[SavedFile]) -> Result<(), String> {
                             note(
                                 ctx,
                                 Some(host),
-                                format!("candidate {} passes haproxy -c", f.path),
+                                format!("candidate {} passes {what}", f.path),
                             );
                         }
                         if f.path == inv.cfg_path {
@@ -543,4 +544,33 @@ pub fn execute(
         }
     };
     finish(ctx, &journal, t0, outcome)
+}
+
+/// The check a staged candidate must pass before anything changes, and its
+/// name: the router's configuration by its own program (`haproxy -c`,
+/// `nginx -t`), a compose file by compose (`config -q`).
+fn candidate_check(
+    inv: &Inventory,
+    host: &str,
+    path: &str,
+    staged: &str,
+) -> Option<(String, &'static str)> {
+    let r = &inv.router;
+    if host == r.host && path == r.config {
+        return Some(match r.driver {
+            RouterDriver::Nginx => (
+                commands::nginx_check("nginx", &r.main, &r.config, staged),
+                "nginx -t",
+            ),
+            _ => (commands::haproxy_check(staged), "haproxy -c"),
+        });
+    }
+    let cmd = inv.compose.as_ref()?;
+    let hc = inv.host(host)?.compose.as_ref()?;
+    (hc.file == path).then(|| {
+        (
+            commands::compose_check(&cmd.command, &hc.project, staged),
+            "compose config",
+        )
+    })
 }

@@ -5,8 +5,10 @@
 use super::commands;
 use super::journal::SavedFile;
 use crate::model::allowed_hosts;
-use crate::model::inventory::Inventory;
+use crate::model::compose_spec::HostCompose;
+use crate::model::inventory::{Inventory, RouterDriver};
 use crate::model::plan::{Action, MountVia, Ready};
+use crate::model::web::Protocol;
 use crate::transport::http;
 use crate::transport::{Expect, Host, HostError, Output, Peer};
 use std::collections::BTreeMap;
@@ -90,16 +92,34 @@ impl<'a> Hosts<'a> {
             .unwrap_or_else(|| vec!["systemctl".into()])
     }
 
+    /// The compose command and the host's project, in the compose shape.
+    fn compose_of(&self, host: &str) -> Option<(&[String], &HostCompose)> {
+        let cmd = self.inv.compose.as_ref()?;
+        let hc = self.inv.host(host)?.compose.as_ref()?;
+        Some((cmd.command.as_slice(), hc))
+    }
+
     /// Which of the units are active now.
     pub fn units_active(
         &self,
         host: &str,
         units: &[String],
     ) -> Result<BTreeMap<String, bool>, HostError> {
-        let out = self.host(host)?.run(
-            &commands::units_state_with(&self.systemctl_of(host), units),
-            self.timeout,
-        )?;
+        let cmd = match self.compose_of(host) {
+            Some((c, hc)) => commands::compose_state(c, &hc.project, &hc.file, units),
+            None => commands::units_state_with(&self.systemctl_of(host), units),
+        };
+        let out = self.host(host)?.run(&cmd, self.timeout)?;
+        if out.status != 0 {
+            return Err(HostError::Other {
+                host: host.into(),
+                reason: format!(
+                    "cannot tell which units run (exit {}): {}",
+                    out.status,
+                    out.stderr.lines().next().unwrap_or("")
+                ),
+            });
+        }
         let mut m = BTreeMap::new();
         for l in out.stdout.lines() {
             if let Some((u, s)) = l.split_once(' ') {
@@ -112,13 +132,15 @@ impl<'a> Hosts<'a> {
         Ok(m)
     }
 
-    /// Starts units and waits, bounded, until each one is active.
+    /// Starts units and waits, bounded, until each one is active. A
+    /// compose service is recreated, so that it runs with its files as
+    /// they are now.
     pub fn start_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
-        self.ok(
-            host,
-            &commands::systemctl_with(&self.systemctl_of(host), "start", units),
-            self.start_timeout,
-        )?;
+        let cmd = match self.compose_of(host) {
+            Some((c, hc)) => commands::compose_recreate(c, &hc.project, &hc.file, units),
+            None => commands::systemctl_with(&self.systemctl_of(host), "start", units),
+        };
+        self.ok(host, &cmd, self.start_timeout)?;
         let deadline = Instant::now() + self.start_timeout;
         loop {
             let state = self.units_active(host, units)?;
@@ -148,7 +170,14 @@ impl<'a> Hosts<'a> {
     /// host itself, so the router's view plays no part.
     pub fn wait_ready(&self, host: &str, r: &Ready) -> Result<(), HostError> {
         let h = self.host(host)?;
-        let request = http::get(&r.path, &r.host_header);
+        let request = match r.protocol {
+            Protocol::Http => http::get(&r.path, &r.host_header),
+            Protocol::Uwsgi => crate::transport::uwsgi::get(&r.path, &r.host_header, r.port)
+                .map_err(|e| HostError::Other {
+                    host: host.into(),
+                    reason: format!("the health check cannot be sent: {e}"),
+                })?,
+        };
         let deadline = Instant::now() + Duration::from_secs(r.timeout_secs);
         let mut last: String;
         loop {
@@ -174,8 +203,13 @@ impl<'a> Hosts<'a> {
                 return Err(HostError::Other {
                     host: host.into(),
                     reason: format!(
-                        "not ready after {} s: {}:{}{} for Host {}: {last}",
-                        r.timeout_secs, r.address, r.port, r.path, r.host_header
+                        "not ready after {} s: {}://{}:{}{} for Host {}: {last}",
+                        r.timeout_secs,
+                        r.protocol.scheme(),
+                        r.address,
+                        r.port,
+                        r.path,
+                        r.host_header
                     ),
                 });
             }
@@ -184,11 +218,11 @@ impl<'a> Hosts<'a> {
     }
 
     pub fn stop_units(&self, host: &str, units: &[String]) -> Result<(), HostError> {
-        self.ok(
-            host,
-            &commands::systemctl_with(&self.systemctl_of(host), "stop", units),
-            self.start_timeout,
-        )?;
+        let cmd = match self.compose_of(host) {
+            Some((c, hc)) => commands::compose_stop(c, &hc.project, &hc.file, units),
+            None => commands::systemctl_with(&self.systemctl_of(host), "stop", units),
+        };
+        self.ok(host, &cmd, self.start_timeout)?;
         let state = self.units_active(host, units)?;
         let up: Vec<&String> = state.iter().filter(|(_, a)| **a).map(|(u, _)| u).collect();
         if !up.is_empty() {
@@ -306,10 +340,12 @@ impl<'a> Hosts<'a> {
                 if let Some(r) = ready {
                     self.wait_ready(host, r)?;
                 }
-                Ok(match at_router {
+                let mut notes = match at_router {
                     Some(r) => self.serve(r),
                     None => Vec::new(),
-                })
+                };
+                notes.extend(self.re_resolve(host));
+                Ok(notes)
             }
             other => self.forward_files(other, saved).map(|()| Vec::new()),
         }
@@ -361,14 +397,76 @@ impl<'a> Hosts<'a> {
                 sha256_before,
                 sha256_after,
             } => self.commit(host, path, saved, sha256_before, sha256_after),
-            Action::Reload { host, command } => self
-                .ok(
-                    host,
-                    &crate::transport::command::line(command),
-                    self.timeout,
-                )
-                .map(|_| ()),
+            Action::Reload { host, command } => self.reload(host, command),
         }
+    }
+
+    /// Runs the router's reload command. nginx's `-s reload` returns
+    /// before the master has applied the new configuration, so for nginx
+    /// this waits (bounded) until the master's workers are all of a new
+    /// generation: none of those that served before, at least one.
+    pub fn reload(&self, host: &str, command: &[String]) -> Result<(), HostError> {
+        let nginx = self.inv.router.driver == RouterDriver::Nginx && host == self.inv.router.host;
+        let before = if nginx {
+            Some(self.nginx_workers(host)?)
+        } else {
+            None
+        };
+        self.ok(
+            host,
+            &crate::transport::command::line(command),
+            self.timeout,
+        )?;
+        let Some(before) = before else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let now = self.nginx_workers(host)?;
+            if !now.is_empty() && now.is_disjoint(&before) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HostError::Timeout {
+                    host: host.into(),
+                    what: "nginx's new workers after the reload (is the new configuration rejected? see nginx's error log)".into(),
+                    secs: self.timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// nginx resolves upstream host names once, when it loads: after a
+    /// compose project's services were recreated (with new addresses, on a
+    /// real Docker network), it is reloaded on the files as they are, so
+    /// the routes in effect do not change. A failure is a note, not a
+    /// failure of the step: prod's routes are the same either way.
+    fn re_resolve(&self, host: &str) -> Option<String> {
+        if self.compose_of(host).is_none() || self.inv.router.driver != RouterDriver::Nginx {
+            return None;
+        }
+        let r = &self.inv.router;
+        Some(match self.reload(&r.host, &r.reload) {
+            Ok(()) => format!(
+                "nginx on {} reloaded: it resolves the recreated services of {host} again",
+                r.host
+            ),
+            Err(e) => format!(
+                "nginx on {} was not reloaded after the services of {host} were recreated ({e}); until it is, it may send their hostnames to their old addresses",
+                r.host
+            ),
+        })
+    }
+
+    /// The pids of the nginx master's current workers (not those shutting down).
+    fn nginx_workers(&self, host: &str) -> Result<std::collections::BTreeSet<u32>, HostError> {
+        let out = self.ok(
+            host,
+            &commands::nginx_children(&self.inv.router.pid_file),
+            self.timeout,
+        )?;
+        Ok(crate::transport::wire::nginx_live_workers(&out.stdout))
     }
 
     /// Undoes a step after looking at what is there now. `saved` says where
@@ -439,11 +537,7 @@ impl<'a> Hosts<'a> {
             }
             Action::WriteFile { host, path, .. } => self.restore_file(host, path, saved, overwrite),
             Action::Reload { host, command } => {
-                self.ok(
-                    host,
-                    &crate::transport::command::line(command),
-                    self.timeout,
-                )?;
+                self.reload(host, command)?;
                 Ok(Undo::Undone)
             }
         }

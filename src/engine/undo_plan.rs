@@ -461,6 +461,7 @@ mod tests {
             host: host.into(),
             units: vec!["ui.service".into()],
             ready: web.then(|| Ready {
+                protocol: Default::default(),
                 address: "localhost".into(),
                 port: 5000,
                 path: "/ping".into(),

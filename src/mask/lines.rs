@@ -89,6 +89,8 @@ pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>)
         let mut st = classify_with(body, &roles, &code);
         if kind == Kind::Haproxy {
             force_credentials(body, &mut st);
+        } else if kind == Kind::Other {
+            force_secret_values(body, &mut st);
         }
         let (m, r) = render(body, &st);
         out.push_str(&m);
@@ -133,6 +135,58 @@ fn force_credentials(body: &str, st: &mut [St]) {
             prev.push(word);
         }
         at += w.len();
+    }
+}
+
+/// The value of a secret-named setting (`…PASSWORD=…`, `SECRET_KEY: …`),
+/// masked whole whatever it holds: env files, a compose file's
+/// `environment:` in list or map form, any `NAME=value` line. Its digits or
+/// punctuation are not shown either (a password `Bind#1` would show `#1`).
+fn force_secret_values(body: &str, st: &mut [St]) {
+    let b = body.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'.' | b'-')) {
+            i += 1;
+        }
+        if i == start {
+            i += 1;
+            continue;
+        }
+        let name = &body[start..i];
+        let value_at = match (b.get(i), b.get(i + 1)) {
+            (Some(b'='), Some(b'=')) => None,
+            (Some(b'='), _) => Some(i + 1),
+            (Some(b':'), Some(b' ' | b'\t')) => Some(i + 2),
+            (Some(b':'), None | Some(b'\r' | b'\n')) => None,
+            _ => None,
+        };
+        let Some(mut v) = value_at else {
+            continue;
+        };
+        if !super::is_secret_key(name) {
+            continue;
+        }
+        while v < b.len() && matches!(b[v], b' ' | b'\t') {
+            v += 1;
+        }
+        let mut end = b.len();
+        while end > v && matches!(b[end - 1], b'\r' | b'\n' | b' ' | b'\t') {
+            end -= 1;
+        }
+        // The quotes around the value (or around a whole `- "KEY=VALUE"`
+        // item) stay; what is inside them is masked.
+        if v < end && matches!(b[v], b'"' | b'\'') {
+            v += 1;
+        }
+        if end > v && matches!(b[end - 1], b'"' | b'\'') {
+            end -= 1;
+        }
+        if v < end {
+            st[v..end].fill(St::Force);
+        }
+        return;
     }
 }
 
@@ -202,6 +256,19 @@ fn haproxy_names(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_named_values_are_masked_whole() {
+        let text = "export INVENIO_LDAPCLIENT_BIND_PASSWORD='Ld-prod-Bind#1'\n  - \"INVENIO_SECRET_KEY=ab#12\"\n  INVENIO_MAIL_PASSWORD: x!42 # note\nCACHE_REDIS_URL=redis://rdm-redis:6379/1\n";
+        let (m, _) = mask(text, Kind::Other, &["rdm-redis".to_string()]);
+        for bad in ["#1", "12", "42", "Bind", "ab"] {
+            assert!(!m.contains(bad), "{bad} in {m}");
+        }
+        assert!(
+            m.contains("CACHE_REDIS_URL=redis://rdm-redis:6379/1"),
+            "{m}"
+        );
+    }
 
     fn m(text: &str, kind: Kind, allowed: &[&str]) -> String {
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();

@@ -81,6 +81,8 @@ impl fmt::Display for Role {
 pub enum Tier {
     Ui,
     Api,
+    /// Both halves in one host: a compose project with web-ui and web-api.
+    All,
 }
 
 impl Tier {
@@ -88,6 +90,7 @@ impl Tier {
         match self {
             Tier::Ui => "ui",
             Tier::Api => "api",
+            Tier::All => "all",
         }
     }
 
@@ -95,6 +98,7 @@ impl Tier {
         match s {
             "ui" => Some(Tier::Ui),
             "api" => Some(Tier::Api),
+            "all" => Some(Tier::All),
             _ => None,
         }
     }

@@ -4,6 +4,9 @@
 //! the hosts.
 
 use super::colour::{Colour, Role, Tier};
+use super::compose_spec::{
+    build_compose, is_project_name, is_service_name, ComposeSpec, HostCompose, RawCompose,
+};
 use super::web::{build_web, RawWeb, WebSpec};
 use crate::edit::line_of;
 use serde::Deserialize;
@@ -17,6 +20,8 @@ use toml::Spanned;
 pub struct Inventory {
     pub file: PathBuf,
     pub deployment: String,
+    /// invenio.cfg's path in every container; empty in the compose shape,
+    /// whose role configuration is the compose files' environment.
     pub cfg_path: String,
     /// The Python that evaluates invenio.cfg on a container (its venv's).
     pub python: String,
@@ -34,6 +39,9 @@ pub struct Inventory {
     /// `[journal] keep`: how many runs' backups of the original files stay
     /// on the hosts (older ones are removed after a verified end).
     pub journal_keep: usize,
+    /// `[compose]`: present in the compose shape (hosts are compose
+    /// projects, units their services).
+    pub compose: Option<ComposeSpec>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +82,8 @@ pub struct HostSpec {
     /// How units are driven on this host: `systemctl` unless the inventory
     /// says otherwise (e.g. `["sudo", "-n", "systemctl"]`).
     pub systemctl: Vec<String>,
+    /// The host's compose project (compose shape only).
+    pub compose: Option<HostCompose>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +92,8 @@ pub enum RouterDriver {
     HaproxyConfig,
     /// Host routes kept in an HAProxy map file.
     HaproxyMap,
+    /// nginx: the upstreams each `server_name` (or a `map $host`) passes to.
+    Nginx,
 }
 
 /// The router watchdog's default deadline (see [`RouterSpec::watchdog_secs`]).
@@ -104,6 +116,11 @@ pub struct RouterSpec {
     /// Where the router probe dials, when the operator says so; otherwise
     /// it is found from the routing frontend's `bind` lines.
     pub probe_url: Option<ProbeUrl>,
+    /// nginx only: the configuration nginx is started with (`-c`), which
+    /// includes `config` unless they are the same file.
+    pub main: String,
+    /// nginx only: the master's pid file, to tell when a reload is live.
+    pub pid_file: String,
 }
 
 /// `[router] probe_url`: `http://address[:port]` or `https://…` (TLS, the
@@ -182,7 +199,7 @@ impl RouterSpec {
     /// The file whose text holds the host routes.
     pub fn routes_file(&self) -> &str {
         match self.driver {
-            RouterDriver::HaproxyConfig => &self.config,
+            RouterDriver::HaproxyConfig | RouterDriver::Nginx => &self.config,
             RouterDriver::HaproxyMap => self.map.as_deref().unwrap_or(&self.config),
         }
     }
@@ -222,6 +239,8 @@ pub enum MountDriver {
     /// Templated `get` / `set` commands from the inventory, run on `host`
     /// (Proxmox `pct`, plain LXC tooling, a site's own script).
     Command,
+    /// Bind paths in the compose file's `volumes:` (compose shape).
+    Compose,
 }
 
 impl MountDriver {
@@ -321,6 +340,7 @@ struct RawInventory {
     roles: RawRoles,
     web: Option<Spanned<RawWeb>>,
     journal: Option<RawJournal>,
+    compose: Option<RawCompose>,
 }
 
 /// `[journal]`: retention of the originals kept on the hosts.
@@ -352,7 +372,7 @@ fn journal_keep(raw: Option<&RawJournal>, ck: &Check) -> Result<usize, Inventory
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInvenio {
-    cfg: Spanned<String>,
+    cfg: Option<Spanned<String>>,
     python: Option<Spanned<String>>,
     swap_keys: Spanned<Vec<Spanned<String>>>,
     workers: Option<Vec<Spanned<String>>>,
@@ -382,6 +402,9 @@ struct RawHost {
     #[serde(default)]
     units: Vec<Spanned<String>>,
     systemctl: Option<Spanned<Vec<String>>>,
+    project: Option<Spanned<String>>,
+    compose_file: Option<Spanned<String>>,
+    env_files: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +421,8 @@ struct RawRouter {
     watchdog_secs: Option<Spanned<u64>>,
     probe_url: Option<Spanned<String>>,
     backends: BTreeMap<String, BTreeMap<String, Spanned<String>>>,
+    main: Option<Spanned<String>>,
+    pid_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +515,14 @@ impl Inventory {
         self.hosts.iter().filter(move |h| h.colour == colour)
     }
 
+    /// Whether `path` is one of `host`'s compose project files (compose
+    /// file or env file).
+    pub fn is_compose_file(&self, host: &str, path: &str) -> bool {
+        self.host(host)
+            .and_then(|h| h.compose.as_ref())
+            .is_some_and(|c| c.file == path || c.env_files.iter().any(|e| e == path))
+    }
+
     /// The tiers present, in a stable order.
     pub fn tiers(&self) -> Vec<Tier> {
         let set: BTreeSet<Tier> = self.hosts.iter().map(|h| h.tier).collect();
@@ -517,7 +550,25 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         ));
     }
 
-    let cfg_path = absolute(ck, &raw.invenio.cfg, "invenio.cfg")?;
+    let compose = build_compose(raw.compose, ck)?;
+    let cfg_path = match (&raw.invenio.cfg, &compose) {
+        (Some(c), None) => absolute(ck, c, "invenio.cfg")?,
+        (None, None) => {
+            return Err(ck.err(
+                raw.deployment.span(),
+                "invenio.cfg",
+                "is missing: give the path of invenio.cfg in the containers (or add [compose] for a compose deployment)",
+            ))
+        }
+        (Some(c), Some(_)) => {
+            return Err(ck.err(
+                c.span(),
+                "invenio.cfg",
+                "a compose deployment's role configuration is its INVENIO_* environment: remove `cfg` and list the variables in swap_keys",
+            ))
+        }
+        (None, Some(_)) => String::new(),
+    };
     let python = match &raw.invenio.python {
         None => "python3".to_string(),
         Some(p) if p.get_ref().is_empty() || p.get_ref().contains(char::is_whitespace) => {
@@ -556,7 +607,11 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         return Err(ck.err(
             raw.invenio.swap_keys.span(),
             "invenio.swap_keys",
-            "lists no key: name the invenio.cfg keys whose values differ per role",
+            if compose.is_some() {
+                "lists no key: name the INVENIO_* variables whose values differ per role"
+            } else {
+                "lists no key: name the invenio.cfg keys whose values differ per role"
+            },
         ));
     }
 
@@ -599,14 +654,21 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
                 h.tier.span(),
                 "hosts.tier",
                 format!(
-                    "{:?} is not a tier: use \"ui\" or \"api\"",
+                    "{:?} is not a tier: use \"ui\" or \"api\" (\"all\" for a compose project that runs both)",
                     h.tier.get_ref()
                 ),
             )
         })?;
         let mut units = Vec::new();
         for u in &h.units {
-            if !is_unit_name(u.get_ref()) {
+            if compose.is_some() && !is_service_name(u.get_ref()) {
+                return Err(ck.err(
+                    u.span(),
+                    "hosts.units",
+                    format!("{:?} is not a compose service name", u.get_ref()),
+                ));
+            }
+            if compose.is_none() && !is_unit_name(u.get_ref()) {
                 return Err(ck.err(
                     u.span(),
                     "hosts.units",
@@ -615,6 +677,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
             }
             units.push(u.get_ref().clone());
         }
+        let host_compose = host_compose(ck, h, &name, compose.is_some())?;
         let ssh_dest = destination(ck, h.ssh.as_ref(), h.jump.as_ref(), &name, "hosts")?;
         let ssh_dest = Destination {
             sudo: h.sudo,
@@ -638,6 +701,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
             tier,
             units,
             systemctl,
+            compose: host_compose,
         });
     }
     for c in Colour::ALL {
@@ -669,7 +733,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
     }
 
     let router = build_router(raw.router, ck, &names)?;
-    let mounts = build_mounts(raw.mounts, ck, &names, &router.host)?;
+    let mounts = build_mounts(raw.mounts, ck, &names, &router.host, compose.is_some())?;
     let roles = build_roles(raw.roles, ck, &mounts)?;
     let all_units: BTreeSet<String> = hosts.iter().flat_map(|h| h.units.clone()).collect();
     let web = build_web(raw.web, ck, &all_units)?;
@@ -714,7 +778,86 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         roles,
         web,
         journal_keep: journal_keep(raw.journal.as_ref(), ck)?,
+        compose,
     })
+}
+
+/// A host's compose project: required with `[compose]`, refused without.
+fn host_compose(
+    ck: &Check,
+    h: &RawHost,
+    name: &str,
+    compose: bool,
+) -> Result<Option<HostCompose>, InventoryError> {
+    if !compose {
+        let stray = h
+            .compose_file
+            .as_ref()
+            .map(|v| v.span())
+            .or(h.project.as_ref().map(|v| v.span()))
+            .or(h
+                .env_files
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(|v| v.span()));
+        return match stray {
+            Some(span) => Err(ck.err(
+                span,
+                "hosts",
+                "`compose_file`, `env_files` and `project` belong to a compose deployment: add [compose], or remove them",
+            )),
+            None => Ok(None),
+        };
+    }
+    if let Some(s) = &h.systemctl {
+        return Err(ck.err(
+            s.span(),
+            "hosts.systemctl",
+            "a compose project's services are driven by [compose] command; remove `systemctl`",
+        ));
+    }
+    let Some(file) = &h.compose_file else {
+        return Err(ck.err(
+            h.name.span(),
+            "hosts.compose_file",
+            format!("host {name} has no `compose_file`: give the absolute path of its compose project's file"),
+        ));
+    };
+    let file = absolute(ck, file, "hosts.compose_file")?;
+    let project = match &h.project {
+        Some(p) if !is_project_name(p.get_ref()) => {
+            return Err(ck.err(
+                p.span(),
+                "hosts.project",
+                format!(
+                    "{:?} is not a compose project name (lower-case letters, digits, `-`, `_`)",
+                    p.get_ref()
+                ),
+            ))
+        }
+        Some(p) => p.get_ref().clone(),
+        None if is_project_name(name) => name.to_string(),
+        None => {
+            return Err(ck.err(
+                h.name.span(),
+                "hosts.project",
+                format!("{name} is not a compose project name (lower-case letters, digits, `-`, `_`): give `project`"),
+            ))
+        }
+    };
+    let mut env_files: Vec<String> = Vec::new();
+    for e in h.env_files.iter().flatten() {
+        let p = absolute(ck, e, "hosts.env_files")?;
+        if p == file || env_files.contains(&p) {
+            return Err(ck.err(e.span(), "hosts.env_files", format!("{p} is listed twice")));
+        }
+        env_files.push(p);
+    }
+    Ok(Some(HostCompose {
+        project,
+        file,
+        env_files,
+    }))
 }
 
 fn join_tiers(t: &BTreeSet<Tier>) -> String {
@@ -769,16 +912,24 @@ fn build_router(
     let driver = match raw.driver.get_ref().as_str() {
         "haproxy-config" => RouterDriver::HaproxyConfig,
         "haproxy-map" => RouterDriver::HaproxyMap,
+        "nginx" => RouterDriver::Nginx,
         other => {
             return Err(ck.err(
                 raw.driver.span(),
                 "router.driver",
                 format!(
-                    "{other:?} is not a router driver: use \"haproxy-config\" or \"haproxy-map\""
+                    "{other:?} is not a router driver: use \"haproxy-config\", \"haproxy-map\" or \"nginx\""
                 ),
             ))
         }
     };
+    if let (RouterDriver::Nginx, Some(m)) = (driver, &raw.map) {
+        return Err(ck.err(
+            m.span(),
+            "router.map",
+            "the nginx driver reads its routes (and any `map $host`) from `config`; remove `map`",
+        ));
+    }
     let config = absolute(ck, &raw.config, "router.config")?;
     let map = match &raw.map {
         Some(m) => Some(absolute(ck, m, "router.map")?),
@@ -800,6 +951,9 @@ fn build_router(
             ))
         }
         Some(r) => r.into_inner(),
+        None if driver == RouterDriver::Nginx => {
+            vec!["nginx".into(), "-s".into(), "reload".into()]
+        }
         None => vec![
             "systemctl".into(),
             "reload".into(),
@@ -887,7 +1041,27 @@ fn build_router(
             ProbeUrl::parse(u.get_ref()).map_err(|why| ck.err(u.span(), "router.probe_url", why))
         })
         .transpose()?;
+    let nginx_only = |v: &Option<Spanned<String>>, field: &str| -> Result<(), InventoryError> {
+        match v {
+            Some(x) if driver != RouterDriver::Nginx => {
+                Err(ck.err(x.span(), field, "belongs to the nginx driver; remove it"))
+            }
+            _ => Ok(()),
+        }
+    };
+    nginx_only(&raw.main, "router.main")?;
+    nginx_only(&raw.pid_file, "router.pid_file")?;
+    let main = match &raw.main {
+        Some(m) => absolute(ck, m, "router.main")?,
+        None => config.clone(),
+    };
+    let pid_file = match &raw.pid_file {
+        Some(p) => absolute(ck, p, "router.pid_file")?,
+        None => "/run/nginx.pid".to_string(),
+    };
     Ok(RouterSpec {
+        main,
+        pid_file,
         host,
         ssh,
         driver,
@@ -905,19 +1079,39 @@ fn build_mounts(
     ck: &Check,
     containers: &BTreeMap<String, Range<usize>>,
     router: &str,
+    compose: bool,
 ) -> Result<MountSpec, InventoryError> {
     let driver = match raw.driver.get_ref().as_str() {
         "incus" => MountDriver::Incus,
         "fstab" => MountDriver::Fstab,
         "command" => MountDriver::Command,
+        "compose" => MountDriver::Compose,
         other => {
             return Err(ck.err(
                 raw.driver.span(),
                 "mounts.driver",
-                format!("{other:?} is not a mount driver: use \"incus\", \"fstab\" or \"command\""),
+                format!("{other:?} is not a mount driver: use \"incus\", \"fstab\", \"command\" or \"compose\""),
             ))
         }
     };
+    if (driver == MountDriver::Compose) != compose {
+        return Err(ck.err(
+            raw.driver.span(),
+            "mounts.driver",
+            if compose {
+                "a compose deployment's mounts are the bind paths in its compose files: use driver = \"compose\""
+            } else {
+                "the compose driver belongs to a compose deployment: add [compose], or use \"incus\", \"fstab\" or \"command\""
+            },
+        ));
+    }
+    if let (MountDriver::Compose, Some(g)) = (driver, &raw.group) {
+        return Err(ck.err(
+            g.span(),
+            "mounts.group",
+            "the compose driver changes no ownership (the bind paths keep theirs); remove `group`",
+        ));
+    }
     let (get, set) = templates(&raw, driver, ck)?;
     let host =
         match (&raw.host, driver) {
@@ -938,14 +1132,14 @@ fn build_mounts(
                 "mounts.host",
                 "this driver needs `host`, the machine that owns the containers (the Incus host)",
             )),
-            (Some(h), MountDriver::Fstab) => {
+            (Some(h), MountDriver::Fstab | MountDriver::Compose) => {
                 return Err(ck.err(
                     h.span(),
                     "mounts.host",
-                    "the fstab driver works inside each container; remove `host`",
+                    "the fstab and compose drivers work in each host's own files; remove `host`",
                 ))
             }
-            (None, MountDriver::Fstab) => None,
+            (None, MountDriver::Fstab | MountDriver::Compose) => None,
         };
     let ssh = match (&host, &raw.ssh) {
         (Some(name), s) => Some(Destination {
@@ -956,7 +1150,7 @@ fn build_mounts(
             return Err(ck.err(
                 s.span(),
                 "mounts.ssh",
-                "the fstab driver has no host of its own; remove `ssh`",
+                "the fstab and compose drivers have no host of their own; remove `ssh`",
             ))
         }
         (None, None) => None,
@@ -1091,7 +1285,7 @@ fn templates(
                 )?,
             ))
         }
-        MountDriver::Incus | MountDriver::Fstab => {
+        MountDriver::Incus | MountDriver::Fstab | MountDriver::Compose => {
             if let Some(x) = raw.get.as_ref().or(raw.set.as_ref()) {
                 return Err(ck.err(
                     x.span(),

@@ -4,6 +4,7 @@
 
 pub mod allowed_hosts;
 pub mod colour;
+pub mod compose_spec;
 pub mod inventory;
 pub mod observation;
 pub mod parsed;
@@ -11,5 +12,7 @@ pub mod plan;
 pub mod roles;
 pub mod saved;
 pub mod swap;
+mod swap_compose;
+mod swap_nginx;
 pub mod tokens;
 pub mod web;

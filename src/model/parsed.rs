@@ -4,13 +4,23 @@
 
 use super::inventory::{Inventory, MountDriver, RouterDriver};
 use super::observation::{FileObs, Observation};
-use crate::edit::{fstab, hamap, haproxy, pycfg};
+use crate::edit::{compose, envfile, fstab, hamap, haproxy, nginx, pycfg};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub enum RouterFile {
     Config(haproxy::HaproxyCfg),
     Map(hamap::MapFile),
+    Nginx(nginx::NginxConf),
+}
+
+/// A compose project's files, parsed (compose shape).
+#[derive(Debug)]
+pub struct ComposeProject {
+    pub path: String,
+    pub file: compose::ComposeFile,
+    /// The inventory's env files, in its order: (path, parsed).
+    pub env_files: Vec<(String, envfile::EnvFile)>,
 }
 
 /// A mount source as observed, and where it was read.
@@ -26,6 +36,8 @@ pub struct Parsed<'o> {
     pub obs: &'o Observation,
     /// Container → its invenio.cfg.
     pub cfgs: BTreeMap<String, pycfg::PyFile>,
+    /// Host → its compose project's files (compose shape).
+    pub composes: BTreeMap<String, ComposeProject>,
     pub router: RouterFile,
     /// Container → its /etc/fstab (fstab driver only).
     pub fstabs: BTreeMap<String, fstab::Fstab>,
@@ -70,6 +82,9 @@ pub fn parse_router(inv: &Inventory, f: &FileObs) -> Result<RouterFile, InputErr
         RouterDriver::HaproxyMap => {
             RouterFile::Map(hamap::parse(&f.text).map_err(|e| syntax(e.to_string()))?)
         }
+        RouterDriver::Nginx => {
+            RouterFile::Nginx(nginx::parse(&f.text).map_err(|e| syntax(e.to_string()))?)
+        }
     })
 }
 
@@ -93,7 +108,35 @@ impl<'o> Parsed<'o> {
         };
 
         let mut cfgs = BTreeMap::new();
+        let mut composes = BTreeMap::new();
         for h in &inv.hosts {
+            if let Some(hc) = &h.compose {
+                let f = get(&h.name, &hc.file)?;
+                let file = compose::parse(&f.text).map_err(|e| syntax(f, e.to_string()))?;
+                let mut env_files = Vec::new();
+                for path in &hc.env_files {
+                    let e = get(&h.name, path)?;
+                    let env = envfile::parse(&e.text).map_err(|x| syntax(e, x.to_string()))?;
+                    env_files.push((path.clone(), env));
+                }
+                for u in &h.units {
+                    if !file.services().contains(&u.as_str()) {
+                        return Err(syntax(
+                            f,
+                            format!("has no service {u} (a unit of {} in the inventory)", h.name),
+                        ));
+                    }
+                }
+                composes.insert(
+                    h.name.clone(),
+                    ComposeProject {
+                        path: hc.file.clone(),
+                        file,
+                        env_files,
+                    },
+                );
+                continue;
+            }
             let f = get(&h.name, &inv.cfg_path)?;
             let p = pycfg::parse(&f.text).map_err(|e| syntax(f, e.to_string()))?;
             cfgs.insert(h.name.clone(), p);
@@ -153,15 +196,86 @@ impl<'o> Parsed<'o> {
                     }
                     fstabs.insert(h.name.clone(), tab);
                 }
+                MountDriver::Compose => {
+                    let Some(p) = composes.get(&h.name) else {
+                        continue;
+                    };
+                    let f = get(&h.name, &p.path)?;
+                    for d in &inv.mounts.devices {
+                        let m = compose_mount(&p.file, &h.units, &d.target)
+                            .map_err(|m| syntax(f, format!("device {}: {m}", d.name)))?;
+                        let m = m.ok_or_else(|| {
+                            syntax(
+                                f,
+                                format!(
+                                    "no service of {} mounts {} (device {}): list a bind path for it in the services' volumes",
+                                    h.name, d.target, d.name
+                                ),
+                            )
+                        })?;
+                        seen.insert(d.name.clone(), m);
+                    }
+                }
             }
             mounts.insert(h.name.clone(), seen);
         }
         Ok(Parsed {
             obs,
             cfgs,
+            composes,
             router,
             fstabs,
             mounts,
         })
     }
+}
+
+/// The source a compose project's services bind at `target`: None if none
+/// of `services` mounts it; Err (the message) if one mounts it from a named
+/// volume, or two bind different paths there.
+pub fn compose_mount(
+    file: &compose::ComposeFile,
+    services: &[String],
+    target: &str,
+) -> Result<Option<MountSeen>, String> {
+    let same = |a: &str| a.trim_end_matches('/') == target.trim_end_matches('/');
+    let mut found: Option<(String, usize, &str)> = None;
+    for s in services {
+        for v in file.volumes(s) {
+            if !same(&v.target) {
+                continue;
+            }
+            if v.kind == compose::VolumeKind::Named {
+                let opts = file
+                    .named_volumes()
+                    .iter()
+                    .find(|n| n.name == v.source)
+                    .and_then(|n| n.driver_opts_line);
+                return Err(match opts {
+                    Some(l) => format!(
+                        "service {s} mounts {target} from the named volume {} (line {}), whose driver_opts (line {l}) compose applies only when it creates the volume, never again; bgswap exchanges bind paths only: bind the directory itself (`- /path:{target}`)",
+                        v.source, v.line
+                    ),
+                    None => format!(
+                        "service {s} mounts {target} from the named volume {} (line {}); bgswap exchanges bind paths only: bind the directory itself (`- /path:{target}`)",
+                        v.source, v.line
+                    ),
+                });
+            }
+            match &found {
+                None => found = Some((v.source.clone(), v.line, s.as_str())),
+                Some((src, line, other)) if *src != v.source => {
+                    return Err(format!(
+                        "services {other} (line {line}) and {s} (line {}) bind different paths at {target}; one colour's services must agree",
+                        v.line
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(found.map(|(source, line, _)| MountSeen {
+        source,
+        line: Some(line),
+    }))
 }

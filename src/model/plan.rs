@@ -61,6 +61,9 @@ impl Phase {
 /// health check with `host_header`, through a TCP stream opened from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
+    /// HTTP unless the web units speak the uwsgi protocol.
+    #[serde(default, skip_serializing_if = "is_http")]
+    pub protocol: super::web::Protocol,
     pub address: String,
     pub port: u16,
     pub path: String,
@@ -101,11 +104,20 @@ impl AtRouter {
     }
 }
 
+fn is_http(p: &super::web::Protocol) -> bool {
+    *p == super::web::Protocol::Http
+}
+
 impl Ready {
     pub fn describe(&self) -> String {
         format!(
-            "http://{}:{}{} answers 200 for Host {} (up to {} s)",
-            self.address, self.port, self.path, self.host_header, self.timeout_secs
+            "{}://{}:{}{} answers 200 for Host {} (up to {} s)",
+            self.protocol.scheme(),
+            self.address,
+            self.port,
+            self.path,
+            self.host_header,
+            self.timeout_secs
         )
     }
 }
@@ -521,11 +533,10 @@ fn steps(
     // The health check a host's units must pass once started while it holds `role`.
     let ready = |h: &HostSpec, role: Role, units: &[String]| -> Option<Ready> {
         let w = inv.web.as_ref()?;
-        if !units.iter().any(is_web) {
-            return None;
-        }
+        let unit = units.iter().find(|u| is_web(u))?;
         Some(Ready {
-            address: w.address_on(&h.name),
+            protocol: w.protocol,
+            address: w.address_for(&h.name, unit),
             port: w.port,
             path: w.ping.clone(),
             host_header: inv.role(role).hostnames.first()?.clone(),
@@ -535,34 +546,56 @@ fn steps(
     let with_units = |c: Colour| inv.hosts_of(c).filter(|h| !h.units.is_empty());
     let mut actions: Vec<(Phase, Action)> = Vec::new();
 
+    // A compose project's web services answer at addresses of their own:
+    // each is stopped and started in a step of its own, with its own check.
+    let groups = |h: &HostSpec, units: &[String]| -> Vec<Vec<String>> {
+        if h.compose.is_none() {
+            return vec![units.to_vec()];
+        }
+        let mut g: Vec<Vec<String>> = units
+            .iter()
+            .filter(|u| is_web(u))
+            .map(|u| vec![u.clone()])
+            .collect();
+        let rest: Vec<String> = units.iter().filter(|u| !is_web(u)).cloned().collect();
+        if !rest.is_empty() {
+            g.push(rest);
+        }
+        g
+    };
     for h in with_units(promote) {
-        actions.push((
-            Phase::StopNewProd,
-            Action::StopUnits {
-                host: h.name.clone(),
-                units: h.units.clone(),
-                ready: ready(h, Role::Dev, &h.units),
-                // Drained like any web host that stops; its undo (started
-                // again as dev) puts it back in service at the router.
-                at_router: if h.units.iter().any(is_web) {
-                    at_router(inv, router, h)
-                } else {
-                    None
+        for units in groups(h, &h.units) {
+            actions.push((
+                Phase::StopNewProd,
+                Action::StopUnits {
+                    host: h.name.clone(),
+                    ready: ready(h, Role::Dev, &units),
+                    // Drained like any web host that stops; its undo (started
+                    // again as dev) puts it back in service at the router.
+                    at_router: if units.iter().any(is_web) {
+                        at_router(inv, router, h)
+                    } else {
+                        None
+                    },
+                    units,
                 },
-            },
-        ));
+            ));
+        }
     }
     mount_actions(inv, swap, promote, Phase::NewProdMounts, &mut actions);
     config_actions(inv, swap, promote, Phase::NewProdConfigs, &mut actions);
     for h in with_units(promote) {
         let web: Vec<String> = h.units.iter().filter(|u| is_web(u)).cloned().collect();
-        if !web.is_empty() {
+        if web.is_empty() {
+            continue;
+        }
+        for units in groups(h, &web) {
             actions.push((
                 Phase::StartNewProdWeb,
                 Action::StartUnits {
                     host: h.name.clone(),
-                    ready: ready(h, Role::Prod, &web),
-                    units: web,
+                    ready: ready(h, Role::Prod, &units),
+                    units,
                     // Its undo (after prod moved back) drains it first.
                     at_router: at_router(inv, router, h),
                 },
@@ -584,19 +617,21 @@ fn steps(
         ));
     }
     for h in with_units(demote) {
-        actions.push((
-            Phase::StopOldProd,
-            Action::StopUnits {
-                host: h.name.clone(),
-                units: h.units.clone(),
-                ready: ready(h, Role::Prod, &h.units),
-                at_router: if h.units.iter().any(is_web) {
-                    at_router(inv, router, h)
-                } else {
-                    None
+        for units in groups(h, &h.units) {
+            actions.push((
+                Phase::StopOldProd,
+                Action::StopUnits {
+                    host: h.name.clone(),
+                    ready: ready(h, Role::Prod, &units),
+                    at_router: if units.iter().any(is_web) {
+                        at_router(inv, router, h)
+                    } else {
+                        None
+                    },
+                    units,
                 },
-            },
-        ));
+            ));
+        }
     }
     mount_actions(inv, swap, demote, Phase::OldProdMounts, &mut actions);
     config_actions(inv, swap, demote, Phase::OldProdConfigs, &mut actions);
@@ -606,7 +641,10 @@ fn steps(
         } else {
             h.units.clone()
         };
-        if !units.is_empty() {
+        if units.is_empty() {
+            continue;
+        }
+        for units in groups(h, &units) {
             actions.push((
                 Phase::StartRest,
                 Action::StartUnits {
@@ -674,6 +712,9 @@ fn mount_actions(
                 ));
             }
         }
+        // The bind paths are in the compose files, written with the
+        // settings; starting a service recreates it with them.
+        MountDriver::Compose => {}
         MountDriver::Fstab => {
             for h in inv.hosts_of(colour) {
                 let Some(f) = swap
@@ -717,7 +758,7 @@ fn config_actions(
     actions: &mut Vec<(Phase, Action)>,
 ) {
     for f in swap.files.iter().filter(|f| {
-        f.path == inv.cfg_path
+        (f.path == inv.cfg_path || inv.is_compose_file(&f.host, &f.path))
             && f.host != inv.router.host
             && inv.host(&f.host).is_some_and(|h| h.colour == colour)
     }) {
@@ -745,6 +786,7 @@ mod tests {
                 host: "h".into(),
                 units: vec!["ui.service".into()],
                 ready: Some(Ready {
+                    protocol: Default::default(),
                     address: "localhost".into(),
                     port: 5000,
                     path: "/ping".into(),

@@ -90,6 +90,7 @@ impl RoleTable {
         let mut t = RoleTable::default();
         t.observe_mounts(inv, parsed);
         t.observe_cfgs(inv, parsed);
+        t.observe_compose(inv, parsed);
         t.observe_routes(inv, parsed);
         t
     }
@@ -123,7 +124,6 @@ impl RoleTable {
     }
 
     fn observe_cfgs(&mut self, inv: &Inventory, parsed: &Parsed) {
-        let facts = |r: Role, a: Aspect| -> Vec<String> { aspect_names(inv.role(r), a) };
         for h in &inv.hosts {
             let Some(pf) = parsed.cfgs.get(&h.name) else {
                 continue;
@@ -133,30 +133,73 @@ impl RoleTable {
                     continue;
                 };
                 let text = code_without_comments(pf, a.rhs.clone());
-                for aspect in [Aspect::Services, Aspect::Ldap, Aspect::Site] {
-                    let hits = |r: Role| -> Vec<String> {
-                        facts(r, aspect)
-                            .into_iter()
-                            .filter(|n| tokens::names(&text, n))
-                            .collect()
-                    };
-                    let (p, d) = (hits(Role::Prod), hits(Role::Dev));
-                    let says = match (p.is_empty(), d.is_empty()) {
-                        (true, true) => continue,
-                        (false, true) => Says::Role(Role::Prod),
-                        (true, false) => Says::Role(Role::Dev),
-                        (false, false) => Says::Both,
-                    };
-                    self.evidence.push(Evidence {
-                        colour: h.colour,
-                        aspect,
-                        host: h.name.clone(),
-                        item: key.clone(),
-                        matched: p.into_iter().chain(d).collect(),
-                        says,
-                    });
+                self.evidence_of_text(inv, h, key, &text);
+            }
+        }
+    }
+
+    /// The compose shape's settings: each swap key's value as each of the
+    /// host's services (and env files) have it.
+    fn observe_compose(&mut self, inv: &Inventory, parsed: &Parsed) {
+        for h in &inv.hosts {
+            let Some(p) = parsed.composes.get(&h.name) else {
+                continue;
+            };
+            for key in &inv.swap_keys {
+                let mut texts: Vec<String> = Vec::new();
+                for s in &h.units {
+                    if let crate::edit::compose::Lookup::One(item) = p.file.lookup(s, key) {
+                        if let Some(v) = &item.value {
+                            if !texts.contains(v) {
+                                texts.push(v.clone());
+                            }
+                        }
+                    }
+                }
+                for (_, env) in &p.env_files {
+                    if let crate::edit::envfile::Lookup::One(e) = env.lookup(key) {
+                        if !texts.contains(&e.value) {
+                            texts.push(e.value.clone());
+                        }
+                    }
+                }
+                for text in texts {
+                    self.evidence_of_text(inv, h, key, &text);
                 }
             }
+        }
+    }
+
+    /// What one setting's text says of its colour, aspect by aspect.
+    fn evidence_of_text(
+        &mut self,
+        inv: &Inventory,
+        h: &super::inventory::HostSpec,
+        key: &str,
+        text: &str,
+    ) {
+        for aspect in [Aspect::Services, Aspect::Ldap, Aspect::Site] {
+            let hits = |r: Role| -> Vec<String> {
+                aspect_names(inv.role(r), aspect)
+                    .into_iter()
+                    .filter(|n| tokens::names(text, n))
+                    .collect()
+            };
+            let (p, d) = (hits(Role::Prod), hits(Role::Dev));
+            let says = match (p.is_empty(), d.is_empty()) {
+                (true, true) => continue,
+                (false, true) => Says::Role(Role::Prod),
+                (true, false) => Says::Role(Role::Dev),
+                (false, false) => Says::Both,
+            };
+            self.evidence.push(Evidence {
+                colour: h.colour,
+                aspect,
+                host: h.name.clone(),
+                item: key.to_string(),
+                matched: p.into_iter().chain(d).collect(),
+                says,
+            });
         }
     }
 
@@ -187,6 +230,18 @@ impl RoleTable {
                         RouterFile::Map(map) => map_route(map, hostname, path)
                             .map(|(b, line)| vec![(b, format!("map line {line}"), Vec::new())])
                             .unwrap_or_default(),
+                        RouterFile::Nginx(cfg) => match cfg.route(hostname, path) {
+                            Ok(r) => {
+                                let at = nginx_where(&r);
+                                vec![(r.target, at, r.regex_locations)]
+                            }
+                            Err(why) => {
+                                self.notes.push(format!(
+                                    "{router}:{file}: {hostname}{path} ({role} host name): {why}"
+                                ));
+                                Vec::new()
+                            }
+                        },
                     };
                     if backends.is_empty() {
                         self.notes.push(format!(
@@ -392,4 +447,12 @@ pub fn map_route(
         })
         .max_by_key(|e| e.key.len())
         .map(|e| (e.value.clone(), e.line))
+}
+
+/// Where an nginx route was decided, for the evidence.
+fn nginx_where(r: &crate::edit::nginx::Route) -> String {
+    match r.via_map {
+        Some(line) => format!("server line {}, map line {line}", r.server_line),
+        None => format!("server line {}, line {}", r.server_line, r.pass_line),
+    }
 }

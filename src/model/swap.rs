@@ -123,8 +123,13 @@ pub enum Refusal {
 impl Swap {
     pub fn compute(inv: &Inventory, parsed: &Parsed) -> Result<Swap, Refusal> {
         let mut s = Swap::default();
-        s.swap_cfgs(inv, parsed)?;
-        s.swap_mounts(inv, parsed)?;
+        if inv.compose.is_some() {
+            s.swap_mounts(inv, parsed)?;
+            s.swap_compose(inv, parsed)?;
+        } else {
+            s.swap_cfgs(inv, parsed)?;
+            s.swap_mounts(inv, parsed)?;
+        }
         s.swap_routes(inv, parsed)?;
         s.warn_unswapped(inv, parsed);
         Ok(s)
@@ -262,7 +267,7 @@ impl Swap {
         Ok(())
     }
 
-    fn push_file(
+    pub(super) fn push_file(
         &mut self,
         host: &str,
         path: &str,
@@ -452,6 +457,13 @@ impl Swap {
                     }
                 }
                 map.text()
+            }
+            RouterFile::Nginx(cfg) => {
+                let (e, changes, warnings) = super::swap_nginx::route_edits(inv, cfg)?;
+                edits.extend(e);
+                self.routes.extend(changes);
+                self.warnings.extend(warnings);
+                cfg.text()
             }
         };
         let after = edit::apply(text, &edits).map_err(|e| Refusal::Edit {

@@ -36,6 +36,27 @@ pub struct WebSpec {
     /// have in flight before they are stopped (drained at the router
     /// first); 0 stops them at once.
     pub drain_timeout_secs: u64,
+    /// What the web units speak on `port`: HTTP, or the uwsgi protocol
+    /// (uWSGI's `socket =`, behind nginx's `uwsgi_pass`).
+    pub protocol: Protocol,
+}
+
+/// `[web] protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Uwsgi,
+}
+
+impl Protocol {
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Uwsgi => "uwsgi",
+        }
+    }
 }
 
 /// `[web] drain_timeout_secs` when the inventory does not say.
@@ -45,6 +66,12 @@ impl WebSpec {
     /// The address dialled on `host`.
     pub fn address_on(&self, host: &str) -> String {
         self.address.replace("{host}", host)
+    }
+
+    /// The address dialled for one web unit of `host` (`{unit}` stands for
+    /// the unit: a compose service has an address of its own).
+    pub fn address_for(&self, host: &str, unit: &str) -> String {
+        self.address_on(host).replace("{unit}", unit)
     }
 }
 
@@ -59,6 +86,7 @@ pub(super) struct RawWeb {
     router_paths: Option<Vec<Spanned<String>>>,
     ready_timeout_secs: Option<Spanned<u64>>,
     drain_timeout_secs: Option<Spanned<u64>>,
+    protocol: Option<Spanned<String>>,
 }
 
 /// A request path for a health check: starts with `/`, no spaces.
@@ -124,7 +152,7 @@ pub(super) fn build_web(
         None => "localhost".to_string(),
         Some(a) => {
             let v = a.get_ref();
-            let bare = v.replace("{host}", "h");
+            let bare = v.replace("{host}", "h").replace("{unit}", "u");
             if v.is_empty()
                 || !bare
                     .chars()
@@ -133,7 +161,7 @@ pub(super) fn build_web(
                 return Err(ck.err(
                     a.span(),
                     "web.address",
-                    "must be a host name or address (`{host}` stands for the host's name)",
+                    "must be a host name or address (`{host}` stands for the host's name, `{unit}` for the web unit's)",
                 ));
             }
             v.clone()
@@ -189,7 +217,22 @@ pub(super) fn build_web(
         }
         Some(t) => *t.get_ref(),
     };
+    let protocol = match raw.protocol {
+        None => Protocol::Http,
+        Some(p) => match p.get_ref().as_str() {
+            "http" => Protocol::Http,
+            "uwsgi" => Protocol::Uwsgi,
+            other => {
+                return Err(ck.err(
+                    p.span(),
+                    "web.protocol",
+                    format!("{other:?} is not a protocol: use \"http\" or \"uwsgi\""),
+                ))
+            }
+        },
+    };
     Ok(Some(WebSpec {
+        protocol,
         units,
         address,
         port: port as u16,

@@ -64,7 +64,7 @@ pub fn endpoints(text: &str) -> Vec<(String, u16)> {
 pub fn runtime_api(router: &RouterFile) -> Option<StatsSocket> {
     match router {
         RouterFile::Config(c) => c.stats_sockets().first().cloned(),
-        RouterFile::Map(_) => None,
+        RouterFile::Map(_) | RouterFile::Nginx(_) => None,
     }
 }
 
@@ -73,6 +73,17 @@ pub fn runtime_api(router: &RouterFile) -> Option<StatsSocket> {
 /// its HTTP probes are left out, as no hostname is known to be allowed, and
 /// the router probes expect no colour). `router`: the router's parsed
 /// config, for its runtime API ([`runtime_api`]) and its routes.
+/// The directory of an absolute path (`/` for a file at the root).
+fn parent_dir(path: &str) -> String {
+    path.rsplit_once('/').map_or("/".to_string(), |(d, _)| {
+        if d.is_empty() {
+            "/".into()
+        } else {
+            d.into()
+        }
+    })
+}
+
 pub fn probes(
     inv: &Inventory,
     cfgs: &BTreeMap<String, PyFile>,
@@ -87,16 +98,7 @@ pub fn probes(
         target,
         check,
     };
-    let cfg_dir = inv
-        .cfg_path
-        .rsplit_once('/')
-        .map_or("/".to_string(), |(d, _)| {
-            if d.is_empty() {
-                "/".into()
-            } else {
-                d.into()
-            }
-        });
+    let cfg_dir = parent_dir(&inv.cfg_path);
     for h in &inv.hosts {
         out.push(p(&h.name, Kind::Ssh, h.name.clone(), Check::Ssh));
         if !h.units.is_empty() {
@@ -107,14 +109,27 @@ pub fn probes(
                 Check::Units(h.units.clone()),
             ));
         }
-        out.push(p(
-            &h.name,
-            Kind::Disk,
-            cfg_dir.clone(),
-            Check::Disk(cfg_dir.clone()),
-        ));
-        if let Some(w) = &inv.web {
-            let address = w.address_on(&h.name);
+        let dir = match &h.compose {
+            Some(c) => parent_dir(&c.file),
+            None => cfg_dir.clone(),
+        };
+        out.push(p(&h.name, Kind::Disk, dir.clone(), Check::Disk(dir)));
+        // A compose project's web services each answer at their own address.
+        let web_addresses: Vec<String> = match (&inv.web, &h.compose) {
+            (Some(w), Some(_)) => h
+                .units
+                .iter()
+                .filter(|u| w.units.contains(u))
+                .map(|u| w.address_for(&h.name, u))
+                .collect(),
+            (Some(w), None) => vec![w.address_on(&h.name)],
+            (None, _) => Vec::new(),
+        };
+        for (w, address) in inv
+            .web
+            .iter()
+            .flat_map(|w| web_addresses.iter().map(move |a| (w, a.clone())))
+        {
             if let Some(sp) = w.stats_port {
                 out.push(p(
                     &h.name,
@@ -131,7 +146,12 @@ pub fn probes(
                 out.push(p(
                     &h.name,
                     Kind::HttpPing,
-                    format!("http://{address}:{}{} Host {hn}", w.port, w.ping),
+                    format!(
+                        "{}://{address}:{}{} Host {hn}",
+                        w.protocol.scheme(),
+                        w.port,
+                        w.ping
+                    ),
                     Check::Tcp {
                         address,
                         port: w.port,

@@ -262,7 +262,14 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 (Kind::UwsgiStats, _) => (Vec::new(), &wire::uwsgi_stats_done),
                 (_, Some(hh)) => {
                     let path = inv.web.as_ref().map_or("/ping", |w| w.ping.as_str());
-                    (http::get(path, hh), &http::status_line_complete)
+                    match inv.web.as_ref().map(|w| w.protocol) {
+                        Some(crate::model::web::Protocol::Uwsgi) => (
+                            crate::transport::uwsgi::get(path, hh, *port)
+                                .map_err(|e| e.to_string())?,
+                            &http::status_line_complete,
+                        ),
+                        _ => (http::get(path, hh), &http::status_line_complete),
+                    }
                 }
                 (_, None) => (Vec::new(), &|_: &[u8]| true),
             };

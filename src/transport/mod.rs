@@ -54,7 +54,8 @@ impl std::fmt::Display for ObserveError {
 }
 
 /// Reads everything the plan needs, one thread per host: each container's
-/// invenio.cfg (and /etc/fstab for the fstab driver), the router's routes
+/// invenio.cfg (and /etc/fstab for the fstab driver) or each compose
+/// project's compose file and env files, the router's routes
 /// file, and the mount sources from the Incus host. Missing files are left
 /// out (the core names them); hosts that fail are all reported.
 pub fn observe(
@@ -65,7 +66,10 @@ pub fn observe(
     let mut want: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for h in &inv.hosts {
         let files = want.entry(&h.name).or_default();
-        files.push(inv.cfg_path.clone());
+        match &h.compose {
+            Some(c) => files.extend(c.files()),
+            None => files.push(inv.cfg_path.clone()),
+        }
         if inv.mounts.driver == MountDriver::Fstab {
             files.push("/etc/fstab".into());
         }

@@ -333,6 +333,20 @@ pub fn haproxy_backends(
     Ok(out)
 }
 
+/// The pids of an nginx master's live workers, from `ps -o pid=,args=`
+/// of its children: `nginx: worker process` exactly (a worker of an older
+/// generation reads `… is shutting down`; cache managers are no workers).
+pub fn nginx_live_workers(ps: &str) -> std::collections::BTreeSet<u32> {
+    ps.lines()
+        .filter_map(|l| {
+            let (pid, args) = l.trim_start().split_once(' ')?;
+            (args.trim() == "nginx: worker process")
+                .then(|| pid.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -126,6 +126,16 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "0a9d6b3e51c84f2aa7e0c2b19d8f4e61",
     "Hs9-stats-pw",
     // shapes: the database passwords are split across two literals
+    // compose-nginx: compose environment, env files
+    "Pg-prod-Vq7",
+    "Pg-dev-Vq7",
+    "Rq4-prod-Mq",
+    "Rq4-dev-Mq",
+    "Sk-prod-9f8e7d6c5b4a",
+    "Sk-dev-9f8e7d6c5b4a",
+    "Ld-prod-Bind",
+    "Ld-dev-Bind",
+    "Bind#1",
     "Zp3-p",
     "rod-db",
     "Wq5-d",

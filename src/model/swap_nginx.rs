@@ -1,0 +1,133 @@
+//! The router swap of the nginx driver: in every `server` block that serves
+//! a role's hostnames, the upstream each `uwsgi_pass` / `proxy_pass` names
+//! and the static `alias` (or `root`) of the colour are exchanged with the
+//! other colour's, key by key as `[router.backends]` pairs them; in a
+//! `map $host` (or `$http_host`) the value of each role hostname likewise.
+//! Nothing else in the file changes.
+
+use super::inventory::Inventory;
+use super::swap::{Level, Refusal, RouteChange, Warning};
+use crate::edit::nginx::NginxConf;
+use crate::edit::Edit;
+use std::collections::BTreeMap;
+
+/// The edits of the routes file, what they change, what to know.
+pub(super) type RouteEdits = (Vec<Edit>, Vec<RouteChange>, Vec<Warning>);
+
+/// The edits of the routes file, what they change, and what an operator
+/// should know about what was left.
+pub(super) fn route_edits(inv: &Inventory, cfg: &NginxConf) -> Result<RouteEdits, Refusal> {
+    let pairs: BTreeMap<String, String> = inv.router.backend_pairs();
+    let host = &inv.router.host;
+    let path = inv.router.routes_file();
+    let role_of = |name: &str| {
+        super::colour::Role::ALL
+            .into_iter()
+            .find(|r| inv.role(*r).hostnames.iter().any(|h| h == name))
+    };
+    let mut edits = Vec::new();
+    let mut changes = Vec::new();
+    let mut warnings = Vec::new();
+    for s in cfg.servers() {
+        let roles: Vec<(super::colour::Role, &String)> = s
+            .names
+            .iter()
+            .filter_map(|n| role_of(n).map(|r| (r, n)))
+            .collect();
+        let label = s.names.first().cloned().unwrap_or_else(|| "_".to_string());
+        if roles.iter().any(|(r, _)| *r != roles[0].0) {
+            return Err(Refusal::Edit {
+                host: host.clone(),
+                path: path.to_string(),
+                message: format!(
+                    "the server block on line {} serves both prod and dev hostnames ({}); bgswap cannot move one role without the other. Give each role its own server block",
+                    s.line,
+                    roles.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        for p in &s.passes {
+            let Some(to) = pairs.get(&p.target) else {
+                continue;
+            };
+            let loc = p.location.as_deref().unwrap_or("(server)");
+            if roles.is_empty() {
+                warnings.push(Warning {
+                    level: Level::Notice,
+                    message: format!(
+                        "{host}:{path}:{}: the server block {label} (line {}) is no role hostname's, yet its location {loc} passes to {}; left as it is",
+                        p.line, s.line, p.target
+                    ),
+                });
+                continue;
+            }
+            edits.push(Edit {
+                span: p.target_span.clone(),
+                with: to.clone(),
+            });
+            changes.push(RouteChange {
+                line: p.line,
+                what: format!("{} of {label} {loc}", p.directive),
+                from: p.target.clone(),
+                to: to.clone(),
+            });
+        }
+        for a in &s.aliases {
+            let Some(to) = pairs.get(&a.path) else {
+                continue;
+            };
+            let loc = a.location.as_deref().unwrap_or("(server)");
+            if roles.is_empty() {
+                warnings.push(Warning {
+                    level: Level::Notice,
+                    message: format!(
+                        "{host}:{path}:{}: the server block {label} (line {}) is no role hostname's, yet its location {loc} serves {}; left as it is",
+                        a.line, s.line, a.path
+                    ),
+                });
+                continue;
+            }
+            edits.push(Edit {
+                span: a.span.clone(),
+                with: to.clone(),
+            });
+            changes.push(RouteChange {
+                line: a.line,
+                what: format!("{} of {label} {loc}", a.directive),
+                from: a.path.clone(),
+                to: to.clone(),
+            });
+        }
+    }
+    for m in cfg.maps() {
+        if m.source != "$host" && m.source != "$http_host" {
+            continue;
+        }
+        for e in &m.entries {
+            let Some(to) = pairs.get(&e.value) else {
+                continue;
+            };
+            if e.special || role_of(&e.key).is_none() {
+                warnings.push(Warning {
+                    level: Level::Notice,
+                    message: format!(
+                        "{host}:{path}:{}: map {} entry {} sends to {}, and is no role hostname's; left as it is",
+                        e.line, m.variable, e.key, e.value
+                    ),
+                });
+                continue;
+            }
+            edits.push(Edit {
+                span: e.value_span.clone(),
+                with: to.clone(),
+            });
+            changes.push(RouteChange {
+                line: e.line,
+                what: format!("map {} {}", m.variable, e.key),
+                from: e.value.clone(),
+                to: to.clone(),
+            });
+        }
+    }
+    Ok((edits, changes, warnings))
+}
