@@ -230,16 +230,3 @@ fn a_server_block_for_both_roles_is_refused() {
         r.stderr
     );
 }
-
-#[test]
-fn execute_refuses_the_compose_shape_before_touching_anything() {
-    let r = bgswap([
-        "execute".as_ref(),
-        "--confirm".as_ref(),
-        "--yes".as_ref(),
-        "--config".as_ref(),
-        config().as_os_str(),
-    ]);
-    assert_ne!(r.code, 0, "{}", r.all());
-    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
-}

@@ -8,7 +8,6 @@ use super::session::{self, LiveArgs, RunArgs};
 use super::{Failure, Outcome};
 use crate::engine::journal::Journal;
 use crate::engine::run;
-use crate::model::inventory::RouterDriver;
 use crate::model::plan::{Plan, PlanError};
 use crate::report::{style::Style, table};
 use clap::Args;
@@ -32,15 +31,6 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
     if !a.confirm {
         return Err(Failure::refused(format!(
             "execute changes the deployment and needs --confirm. Review first: bgswap plan --config {}",
-            a.live.config.display()
-        )));
-    }
-    let inv = crate::model::inventory::Inventory::load(&a.live.config)?;
-    if inv.compose.is_some() || inv.router.driver == RouterDriver::Nginx {
-        // Before the session: no lock is taken, nothing is written anywhere.
-        return Err(Failure::refused(format!(
-            "{}: execute does not drive compose projects or an nginx router yet (plan, probe and status do); nothing was changed. Switch this deployment by hand from `bgswap plan --config {}`",
-            a.live.config.display(),
             a.live.config.display()
         )));
     }

@@ -100,6 +100,31 @@ pub fn router_dial(
             }
         }
     }
+    if let Some(RouterFile::Nginx(c)) = router {
+        // The server block of this hostname: its first plain listener (a
+        // listener on 443 is taken as TLS, which nginx cannot say otherwise
+        // in the address alone).
+        for s in c
+            .servers()
+            .iter()
+            .filter(|s| s.names.iter().any(|n| n == hostname))
+        {
+            let mut found: Vec<(String, u16, usize)> = s
+                .listens
+                .iter()
+                .filter_map(|(a, line)| nginx_listen(a).map(|(ad, p)| (ad, p, *line)))
+                .collect();
+            found.sort_by_key(|(_, p, _)| *p == 443);
+            if let Some((address, port, line)) = found.into_iter().next() {
+                return Dial {
+                    tls: port == 443,
+                    address,
+                    port,
+                    from: format!("listen line {line} of the server block of {hostname}"),
+                };
+            }
+        }
+    }
     Dial {
         tls: false,
         address: inv.router.host.clone(),
@@ -108,9 +133,51 @@ pub fn router_dial(
     }
 }
 
+/// Where to dial an nginx `listen` address (`80`, `*:80`, `10.0.0.1:8080`,
+/// `[::]:80`); None for a Unix socket or no port.
+fn nginx_listen(a: &str) -> Option<(String, u16)> {
+    if a.starts_with("unix:") {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = a.strip_prefix('[') {
+        let (h, rest) = v6.split_once(']')?;
+        (h.to_string(), rest.strip_prefix(':').unwrap_or("80"))
+    } else if let Ok(p) = a.parse::<u16>() {
+        return Some(("127.0.0.1".into(), p));
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p),
+            None => (a.to_string(), "80"),
+        }
+    };
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    let address = match host.as_str() {
+        "" | "*" | "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "::1".to_string(),
+        h => h.to_string(),
+    };
+    Some((address, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nginx_listen_addresses() {
+        assert_eq!(nginx_listen("80"), Some(("127.0.0.1".into(), 80)));
+        assert_eq!(nginx_listen("*:8080"), Some(("127.0.0.1".into(), 8080)));
+        assert_eq!(
+            nginx_listen("127.0.10.2:80"),
+            Some(("127.0.10.2".into(), 80))
+        );
+        assert_eq!(nginx_listen("[::]:443"), Some(("::1".into(), 443)));
+        assert_eq!(nginx_listen("unix:/run/x.sock"), None);
+        assert_eq!(
+            nginx_listen("example.org"),
+            Some(("example.org".into(), 80))
+        );
+    }
     use crate::edit::haproxy;
     use crate::model::inventory::ProbeUrl;
 

@@ -64,7 +64,9 @@ fn router_sampled(
     };
     let (Some(api), Some(expect)) = (api, expect) else {
         let status = ask()?;
-        let unknown = if api.is_none() {
+        let unknown = if inv.router.driver == crate::model::inventory::RouterDriver::Nginx {
+            " (which upstream answered is not checked: nginx has no runtime API to ask)"
+        } else if api.is_none() {
             " (which backend answered is not checked: no `stats socket` in the router's global section)"
         } else {
             " (no colour is expected: the roles are not consistent)"

@@ -194,13 +194,19 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
             }
         }
         Check::Units(units) => {
-            let sc = inv
-                .host(&pr.host)
-                .map(|s| s.systemctl.clone())
-                .unwrap_or_else(|| vec!["systemctl".into()]);
-            let out = h
-                .run(&commands::units_state_with(&sc, units), timeout)
-                .map_err(err)?;
+            let spec = inv.host(&pr.host);
+            let cmd = match (inv.compose.as_ref(), spec.and_then(|s| s.compose.as_ref())) {
+                (Some(c), Some(hc)) => {
+                    commands::compose_state(&c.command, &hc.project, &hc.file, units)
+                }
+                _ => commands::units_state_with(
+                    &spec
+                        .map(|s| s.systemctl.clone())
+                        .unwrap_or_else(|| vec!["systemctl".into()]),
+                    units,
+                ),
+            };
+            let out = h.run(&cmd, timeout).map_err(err)?;
             let states: BTreeMap<&str, &str> = out
                 .stdout
                 .lines()
