@@ -24,6 +24,9 @@ pub struct Lab {
 }
 
 static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+/// `fixtures/lab/up`'s arguments for this test binary's lab: none (the
+/// Imperial shape) unless [`compose_lab`] set them first.
+static UP_ARGS: OnceLock<&'static [&'static str]> = OnceLock::new();
 static LOCK: Mutex<()> = Mutex::new(());
 /// The lab is in its fixture state (as `up` leaves it), as far as tests know.
 static PRISTINE: AtomicBool = AtomicBool::new(false);
@@ -52,6 +55,7 @@ fn start() -> Result<Lab, String> {
 fn run_up() -> Result<(), String> {
     PRISTINE.store(false, Ordering::SeqCst);
     let out = Command::new(super::repo().join("fixtures/lab/up"))
+        .args(UP_ARGS.get().copied().unwrap_or(&[]))
         .output()
         .map_err(|e| format!("cannot run fixtures/lab/up: {e}"))?;
     if !out.status.success() {
@@ -93,6 +97,18 @@ pub fn lab() -> Option<(&'static Lab, MutexGuard<'static, ()>)> {
             None
         }
     }
+}
+
+/// The lab of the compose-nginx shape (`fixtures/lab/up --shape
+/// compose-nginx`): as [`lab`], for a test binary that uses only this shape.
+pub fn compose_lab() -> Option<(&'static Lab, MutexGuard<'static, ()>)> {
+    let _ = UP_ARGS.set(&["--shape", "compose-nginx"]);
+    assert_eq!(
+        UP_ARGS.get().copied(),
+        Some(&["--shape", "compose-nginx"][..]),
+        "one test binary, one lab shape"
+    );
+    lab()
 }
 
 /// The lab in its fixture state (files, mounts, units, no faults), for a
