@@ -20,8 +20,9 @@ use toml::Spanned;
 pub struct Inventory {
     pub file: PathBuf,
     pub deployment: String,
-    /// invenio.cfg's path in every container; empty in the compose shape,
-    /// whose role configuration is the compose files' environment.
+    /// invenio.cfg's path in every container. In the compose shape, whose
+    /// role configuration is the compose files' environment, it is the
+    /// image's (optional: empty without it), for the effective-config probe.
     pub cfg_path: String,
     /// The Python that evaluates invenio.cfg on a container (its venv's).
     pub python: String,
@@ -560,13 +561,9 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
                 "is missing: give the path of invenio.cfg in the containers (or add [compose] for a compose deployment)",
             ))
         }
-        (Some(c), Some(_)) => {
-            return Err(ck.err(
-                c.span(),
-                "invenio.cfg",
-                "a compose deployment's role configuration is its INVENIO_* environment: remove `cfg` and list the variables in swap_keys",
-            ))
-        }
+        // The compose shape: the path in the containers (the image's), for
+        // the effective-config probe only; the swap edits the environment.
+        (Some(c), Some(_)) => absolute(ck, c, "invenio.cfg")?,
         (None, Some(_)) => String::new(),
     };
     let python = match &raw.invenio.python {

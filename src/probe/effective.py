@@ -7,13 +7,20 @@
 # allowed-hosts lists (host names, never secrets).
 # argv[1]: base64 of JSON {cfg_path, candidate (true: the text to evaluate is
 # on standard input, never in the command line; false: read cfg_path), units,
-# systemctl, keys, allowed_keys (the allowed-hosts keys), roles: {prod: [names],
+# systemctl, container_env (run in a container: its environment is in effect),
+# prefix (taken off each key to find it in the config: "INVENIO_"), keys, allowed_keys (the allowed-hosts keys), roles: {prod: [names],
 # dev: [names]}}.
 import base64, json, os, re, shlex, subprocess, sys
 
 a = json.loads(base64.b64decode(sys.argv[1]))
 candidate = sys.stdin.buffer.read().decode("utf-8") if a["candidate"] else None
-env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+# In a container (`docker compose exec`, the compose shape), the environment
+# in effect is the container's own: this process runs in it. There the
+# swapped keys are INVENIO_* variables: `prefix` is taken off to find the
+# config key, and a variable shadows nothing (it is the setting itself).
+container = a.get("container_env", False)
+prefix = a.get("prefix", "")
+env = dict(os.environ) if container else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 files = []
 # One `systemctl show` for every unit: their properties one after another,
 # merged in unit order as systemd applies them to each (one call, not one
@@ -58,7 +65,7 @@ for n, val in env.items():
             config[key] = ast.literal_eval(val)
         except (ValueError, SyntaxError):
             config[key] = val
-        if key in a["keys"]:
+        if key in a["keys"] and not container:
             shadowed.append(key)
 
 
@@ -81,10 +88,11 @@ def has(text, name):
 
 keys = {}
 for k in a["keys"]:
-    if k not in config:
+    ck = k[len(prefix):] if prefix and k.startswith(prefix) else k
+    if ck not in config:
         keys[k] = None
         continue
-    text = flat(config[k])
+    text = flat(config[ck])
     keys[k] = {r: any(has(text, n) for n in names) for r, names in a["roles"].items()}
 # Each allowed-hosts key in effect (APP_ALLOWED_HOSTS, TRUSTED_HOSTS) with its
 # list; a key unset, None or of another type is left out (nothing checked).

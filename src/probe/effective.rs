@@ -16,6 +16,7 @@ pub(super) fn effective(
     host: &str,
     candidate: Option<&str>,
     role: Role,
+    unit: Option<&String>,
     timeout: Duration,
 ) -> Result<String, String> {
     use base64::Engine as _;
@@ -30,21 +31,37 @@ pub(super) fn effective(
         v.extend(f.ldap_group.iter().cloned());
         v
     };
+    // In the compose shape the evaluation runs inside one of the project's
+    // services (`unit`), whose environment is the one in effect.
+    let compose = match (&inv.compose, &spec.compose, unit) {
+        (Some(c), Some(hc), Some(u)) => Some((c, hc, u)),
+        _ => None,
+    };
     let arg = serde_json::json!({
         "cfg_path": inv.cfg_path,
         "candidate": candidate.is_some(),
-        "units": spec.units,
+        "units": if compose.is_some() { Vec::new() } else { spec.units.clone() },
         "systemctl": spec.systemctl,
+        "container_env": compose.is_some(),
+        "prefix": if compose.is_some() { "INVENIO_" } else { "" },
         "keys": inv.swap_keys,
         "allowed_keys": ALLOWED_HOSTS_KEYS,
         "roles": {"prod": names(Role::Prod), "dev": names(Role::Dev)},
     });
-    let cmd = command::line(&[
+    let script = [
         inv.python.as_str(),
         "-c",
         EFFECTIVE_PY,
         &b64(arg.to_string().as_bytes()),
-    ]);
+    ];
+    let cmd = match compose {
+        Some((c, hc, u)) => {
+            let mut args: Vec<&str> = vec!["exec", "-T", u.as_str()];
+            args.extend(script);
+            crate::engine::commands::compose(&c.command, &hc.project, &hc.file, &args, &[])
+        }
+        None => command::line(&script),
+    };
     // The candidate goes on standard input: it holds the deployment's
     // secrets, and a command line is visible to every user of the host.
     let out = h
@@ -149,6 +166,61 @@ fn unlisted_hostnames(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The script in a container's mode, run by the machine's python3: the
+    /// environment in effect is its own, `INVENIO_` comes off each key, and
+    /// a variable shadows nothing.
+    #[test]
+    fn in_a_container_the_environment_is_the_setting() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = dir.path().join("invenio.cfg");
+        std::fs::write(&cfg, "SQLALCHEMY_DATABASE_URI = 'postgresql://x@image-default/db'\nAPP_ALLOWED_HOSTS = ['localhost']\n")
+            .expect("cfg");
+        let arg = serde_json::json!({
+            "cfg_path": cfg.display().to_string(),
+            "candidate": false,
+            "units": [],
+            "systemctl": ["systemctl"],
+            "container_env": true,
+            "prefix": "INVENIO_",
+            "keys": ["INVENIO_SQLALCHEMY_DATABASE_URI", "INVENIO_BROKER_URL"],
+            "allowed_keys": ["APP_ALLOWED_HOSTS"],
+            "roles": {"prod": ["rdm-postgresql"], "dev": ["rdm-postgresql-dev"]},
+        });
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                EFFECTIVE_PY,
+                &base64::engine::general_purpose::STANDARD.encode(arg.to_string()),
+            ])
+            .env(
+                "INVENIO_SQLALCHEMY_DATABASE_URI",
+                "postgresql+psycopg2://invenio:pw@rdm-postgresql-dev:5432/invenio",
+            )
+            .env("INVENIO_APP_ALLOWED_HOSTS", "['dev.data.example.org']")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(v["shadowed"], serde_json::json!([]), "{v}");
+        assert_eq!(
+            v["keys"]["INVENIO_SQLALCHEMY_DATABASE_URI"],
+            serde_json::json!({"prod": false, "dev": true}),
+            "{v}"
+        );
+        assert_eq!(
+            v["keys"]["INVENIO_BROKER_URL"],
+            serde_json::Value::Null,
+            "{v}"
+        );
+        assert_eq!(
+            v["allowed_hosts"]["APP_ALLOWED_HOSTS"],
+            serde_json::json!(["dev.data.example.org"]),
+            "{v}"
+        );
+    }
 
     #[test]
     fn effective_verdicts() {
@@ -269,6 +341,7 @@ mod tests {
             "rdm-invenio-ui-green",
             Some(cfg),
             role,
+            None,
             Duration::from_secs(30),
         )
     }

@@ -161,6 +161,22 @@ pub fn probes(
             }
         }
         if let Some(role) = role_of(&h.name) {
+            // A compose project: invenio.cfg (the image's) with the
+            // environment each service's container has, evaluated in it.
+            if h.compose.is_some() && !inv.cfg_path.is_empty() {
+                for u in &h.units {
+                    out.push(p(
+                        &h.name,
+                        Kind::EffectiveConfig,
+                        format!("{} in {u} as {role}", inv.cfg_path),
+                        Check::Effective {
+                            candidate: None,
+                            role,
+                            unit: Some(u.clone()),
+                        },
+                    ));
+                }
+            }
             if cfgs.contains_key(&h.name) && !h.units.is_empty() {
                 out.push(p(
                     &h.name,
@@ -169,6 +185,7 @@ pub fn probes(
                     Check::Effective {
                         candidate: None,
                         role,
+                        unit: None,
                     },
                 ));
             }
@@ -313,6 +330,7 @@ pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
                 check: Check::Effective {
                     candidate: Some(f.after.clone()),
                     role,
+                    unit: None,
                 },
             });
         }

@@ -117,6 +117,8 @@ enum Check {
     Effective {
         candidate: Option<String>,
         role: Role,
+        /// The compose shape: the service whose container evaluates it.
+        unit: Option<String>,
     },
 }
 

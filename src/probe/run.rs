@@ -246,9 +246,19 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
                 Err(format!("only {e} (needs {} MiB)", MIN_FREE_KB / 1024))
             }
         }
-        Check::Effective { candidate, role } => {
-            effective(inv, h, &pr.host, candidate.as_deref(), *role, timeout)
-        }
+        Check::Effective {
+            candidate,
+            role,
+            unit,
+        } => effective(
+            inv,
+            h,
+            &pr.host,
+            candidate.as_deref(),
+            *role,
+            unit.as_ref(),
+            timeout,
+        ),
         Check::Tcp {
             address,
             port,
