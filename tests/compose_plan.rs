@@ -79,12 +79,12 @@ fn plan_on_the_compose_fixture_exchanges_environment_binds_and_routes() {
         "{o}"
     );
     assert!(
-        o.contains("+  **** \"INVENIO_SQLALCHEMY_DATABASE_URI=postgresql+psycopg2://****@rdm-postgresql:5432/invenio\""),
+        o.contains("+  - \"INVENIO_SQLALCHEMY_DATABASE_URI=postgresql+psycopg2://****@rdm-postgresql:5432/invenio\""),
         "{o}"
     );
     // The bind paths of every app service, in the same file.
     assert_eq!(
-        o.matches("+      **** /srv/rdm-data:/opt/invenio/var/instance/data")
+        o.matches("+      - /srv/rdm-data:/opt/invenio/var/instance/data")
             .count(),
         3,
         "{o}"
@@ -229,4 +229,176 @@ fn a_server_block_for_both_roles_is_refused() {
         "{}",
         r.stderr
     );
+}
+
+/// The anchored environment list of a compose file written in map form,
+/// every value double-quoted (as compose wants strings).
+fn to_map_form(t: String) -> String {
+    t.lines()
+        .map(|l| {
+            let item = l
+                .strip_prefix("  - \"")
+                .and_then(|x| x.strip_suffix('"'))
+                .or_else(|| l.strip_prefix("  - "));
+            match item.and_then(|x| x.split_once('=')) {
+                Some((k, v)) if k.starts_with("INVENIO_") => format!("  {k}: \"{v}\""),
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn environment_in_map_form_is_exchanged_and_twice_is_identity() {
+    let b = broken(BLUE, to_map_form);
+    let green = b.snap.join("rdm-green/srv/rdm-green/docker-compose.yml");
+    let t = fs::read_to_string(&green).expect("read");
+    fs::write(&green, to_map_form(t)).expect("write");
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("+  INVENIO_SITE_UI_URL: \"https://dev.data.example.org\""),
+        "{}",
+        r.stdout
+    );
+    let once = b.snap.parent().expect("tmp").join("once");
+    let twice = b.snap.parent().expect("tmp").join("twice");
+    assert_eq!(
+        plan(&b.snap, &["--render", &once.display().to_string()]).code,
+        0
+    );
+    assert_eq!(
+        plan(&once, &["--render", &twice.display().to_string()]).code,
+        0
+    );
+    let (orig, back) = (tree(&b.snap), tree(&twice));
+    for (rel, bytes) in &orig {
+        assert_eq!(
+            back.get(rel),
+            Some(bytes),
+            "{} after two swaps",
+            rel.display()
+        );
+    }
+}
+
+#[test]
+fn a_value_written_in_list_form_on_one_colour_and_map_form_on_the_other_is_refused() {
+    let b = broken(BLUE, to_map_form);
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("rdm-green:/srv/rdm-green/docker-compose.yml: INVENIO_SQLALCHEMY_DATABASE_URI is written as a list item of `environment:` here (line 19) but as a map value of `environment:` in rdm-blue:/srv/rdm-blue/docker-compose.yml:19"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn routes_through_a_map_on_host_and_proxy_pass_are_exchanged() {
+    let b = broken(NGINX, |t| {
+        let t = t
+            .replace(
+                "    uwsgi_pass ui_blue;",
+                "    proxy_pass http://$ui_upstream;",
+            )
+            .replace(
+                "    uwsgi_pass ui_green;",
+                "    proxy_pass http://$ui_upstream;",
+            )
+            .replace(
+                "    uwsgi_pass api_blue;",
+                "    proxy_pass http://api_blue/;",
+            )
+            .replace(
+                "    uwsgi_pass api_green;",
+                "    proxy_pass http://api_green/;",
+            );
+        t.replacen(
+            "# Prod\n",
+            "map $host $ui_upstream {\n  default ui_green;\n  data.example.org ui_blue;\n  dev.data.example.org ui_green;\n}\n\n# Prod\n",
+            1,
+        )
+    });
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let o = &r.stdout;
+    assert!(
+        o.contains("blue    prod    prod      prod  prod  prod"),
+        "{o}"
+    );
+    assert!(
+        o.contains("map $ui_upstream data.example.org ui_blue -> ui_green"),
+        "{o}"
+    );
+    assert!(
+        o.contains("map $ui_upstream dev.data.example.org ui_green -> ui_blue"),
+        "{o}"
+    );
+    assert!(
+        o.contains("proxy_pass of data.example.org /api api_blue -> api_green"),
+        "{o}"
+    );
+    // The default entry is no role hostname's: left as it is, and said.
+    assert!(
+        o.contains("entry default sends to ui_green, and is no role hostname's"),
+        "{o}"
+    );
+    assert!(o.contains("+    proxy_pass http://api_green/;"), "{o}");
+}
+
+/// The compose, env-file and nginx corpora of fixtures/secrets planted in
+/// both colours and the router: no planted value in any output of `plan`
+/// (text, JSON, -vv) or `status`; the moved role tokens still show.
+#[test]
+fn the_secrets_corpus_of_compose_env_and_nginx_files_is_never_shown() {
+    let corpus = |f: &str| fs::read_to_string(repo().join("fixtures/secrets").join(f)).expect(f);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_tree(&fixture("compose-nginx"), &snap);
+    for c in ["blue", "green"] {
+        let yml = snap.join(format!("rdm-{c}/srv/rdm-{c}/docker-compose.yml"));
+        let t = fs::read_to_string(&yml).expect("read");
+        let t = t.replacen(
+            "\nservices:",
+            &format!("{}\nservices:", corpus("compose-corpus.yml").trim_end()),
+            1,
+        );
+        fs::write(&yml, t).expect("write");
+        let env = snap.join(format!("rdm-{c}/srv/rdm-{c}/ldap.env"));
+        let t = fs::read_to_string(&env).expect("read") + &corpus("env-corpus.env");
+        fs::write(&env, t).expect("write");
+    }
+    let conf = snap.join(NGINX);
+    let t = fs::read_to_string(&conf).expect("read") + &corpus("nginx-corpus.conf");
+    fs::write(&conf, t).expect("write");
+    let planted_in = |rel: &str, what: &str| {
+        let t = fs::read_to_string(snap.join(rel)).expect("read");
+        assert!(t.contains(what), "{what} is planted in {rel}");
+    };
+    planted_in(BLUE, "pl4nt60-mailpw");
+    planted_in("rdm-green/srv/rdm-green/docker-compose.yml", "pl4nt66-http");
+    planted_in(BLUE_ENV, "pl4nt70-env!1");
+    planted_in(NGINX, "pl4nt74basic");
+    for extra in [&[][..], &["--format", "json"][..], &["-vv"][..]] {
+        let r = plan(&snap, extra);
+        assert_eq!(r.code, 0, "{extra:?}: {}", r.all());
+        assert!(
+            r.stdout.contains("rdm-postgresql-dev"),
+            "{extra:?}: {}",
+            r.stdout
+        );
+    }
+    let r = bgswap([
+        "status".as_ref(),
+        "--config".as_ref(),
+        config().as_os_str(),
+        "--snapshot".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert_no_secret("status", &r.all());
+    assert_eq!(r.code, 0, "{}", r.all());
 }

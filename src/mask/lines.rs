@@ -12,6 +12,8 @@ pub enum Kind {
     Haproxy,
     Map,
     Fstab,
+    /// nginx configuration.
+    Nginx,
     /// Anything else: only role tokens, paths, addresses and `key=`.
     Other,
 }
@@ -24,6 +26,14 @@ impl Kind {
             Kind::Fstab
         } else if name.ends_with(".map") {
             Kind::Map
+        } else if path.contains("/nginx/")
+            || name.starts_with("nginx")
+            || text.lines().any(|l| {
+                let t = l.trim_start();
+                t.starts_with("upstream ") || t.starts_with("server_name ")
+            })
+        {
+            Kind::Nginx
         } else if name.contains("haproxy")
             || text.lines().any(|l| {
                 let w = l.split_whitespace().next().unwrap_or("");
@@ -71,6 +81,10 @@ pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>)
             words.extend(vocab::FSTAB);
             false
         }
+        Kind::Nginx => {
+            words.extend(vocab::NGINX);
+            false
+        }
         Kind::Map | Kind::Other => false,
     };
     let code = Opts {
@@ -91,6 +105,7 @@ pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>)
             force_credentials(body, &mut st);
         } else if kind == Kind::Other {
             force_secret_values(body, &mut st);
+            show_mapping_key(body, &mut st);
         }
         let (m, r) = render(body, &st);
         out.push_str(&m);
@@ -190,6 +205,38 @@ fn force_secret_values(body: &str, st: &mut [St]) {
     }
 }
 
+/// A YAML list item's `-` and a mapping key (`  INVENIO_SITE_UI_URL: …`,
+/// `- name: …`, `volumes:`): syntax and a name, shown as `name=` is; the
+/// value is judged on its own.
+fn show_mapping_key(body: &str, st: &mut [St]) {
+    let lead = body.len() - body.trim_start().len();
+    let rest = &body[lead..];
+    let (dash, rest) = match rest.strip_prefix("- ") {
+        Some(r) => {
+            // The list item's marker is syntax.
+            st[lead] = St::Show;
+            (2, r)
+        }
+        None => (0, rest),
+    };
+    let start = lead + dash;
+    let n = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        .count();
+    if n == 0 || !rest.as_bytes()[0].is_ascii_alphabetic() && rest.as_bytes()[0] != b'_' {
+        return;
+    }
+    let after = &rest[n..];
+    if after == ":"
+        || after.starts_with(": ")
+        || after.starts_with(":\r")
+        || after.starts_with(":\n")
+    {
+        st[start..start + n].fill(St::Show);
+    }
+}
+
 /// A line's text before an unquoted `#`, and the comment from it.
 fn split_comment(line: &str) -> (&str, Option<&str>) {
     let mut quote: Option<char> = None;
@@ -256,6 +303,31 @@ fn haproxy_names(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_structure_and_nginx_directives_show_values_do_not() {
+        let yml = "x-env: &app\n  - \"INVENIO_SITE_UI_URL=https://data.example.org\"\n  INVENIO_TITLE: \"Secretive Words\"\nvolumes:\n";
+        let (m, _) = mask(yml, Kind::Other, &["data.example.org".to_string()]);
+        assert!(
+            m.contains("  - \"INVENIO_SITE_UI_URL=https://data.example.org\""),
+            "{m}"
+        );
+        assert!(m.contains("  INVENIO_TITLE: \"**** ****\""), "{m}");
+        assert!(m.contains("volumes:"), "{m}");
+        let conf = "upstream ui_blue {\n  server web-ui.rdm-blue:5000 fail_timeout=0;\n}\n  proxy_set_header Authorization \"Basic c2VjcmV0\";\n";
+        assert_eq!(Kind::of("/etc/nginx/conf.d/rdm.conf", conf), Kind::Nginx);
+        let (m, _) = mask(
+            conf,
+            Kind::Nginx,
+            &["ui_blue".to_string(), "web-ui.rdm-blue".to_string()],
+        );
+        assert!(m.contains("upstream ui_blue {"), "{m}");
+        assert!(
+            m.contains("server web-ui.rdm-blue:5000 fail_timeout=0;"),
+            "{m}"
+        );
+        assert!(!m.contains("c2VjcmV0") && !m.contains("Basic"), "{m}");
+    }
 
     #[test]
     fn secret_named_values_are_masked_whole() {

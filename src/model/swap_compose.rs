@@ -24,6 +24,10 @@ struct Site {
     span: Range<usize>,
     raw: String,
     line: usize,
+    /// How the value is written: its text is exchanged only with a value
+    /// written the same way (a list item's text excludes the item's quotes,
+    /// a map value's and an env file's include theirs).
+    form: &'static str,
 }
 
 /// Where (host, file) a key is set, for the messages: `host:path:line`.
@@ -66,12 +70,21 @@ fn sites_of(
                 if out.iter().any(|o| o.path == p.path && o.span == span) {
                     continue; // one anchored list serves several services
                 }
+                let form = match item.style {
+                    compose::EnvStyle::ListPlain
+                    | compose::EnvStyle::ListSingle
+                    | compose::EnvStyle::ListDouble => "a list item of `environment:`",
+                    compose::EnvStyle::MapPlain
+                    | compose::EnvStyle::MapSingle
+                    | compose::EnvStyle::MapDouble => "a map value of `environment:`",
+                };
                 out.push(Site {
                     host: h.name.clone(),
                     path: p.path.clone(),
                     raw: text[span.clone()].to_string(),
                     span,
                     line: item.line,
+                    form,
                 });
             }
         }
@@ -105,6 +118,7 @@ fn sites_of(
                     span: e.value_span.clone(),
                     raw: env.raw_value(e).to_string(),
                     line: e.line,
+                    form: "a line of an env file",
                 });
             }
         }
@@ -198,6 +212,20 @@ impl Swap {
                 if blue == green {
                     unchanged.insert(key.clone());
                     continue;
+                }
+                let all: Vec<&Site> = values.values().flatten().collect();
+                if let Some(odd) = all.iter().find(|s| s.form != all[0].form) {
+                    return Err(Refusal::Edit {
+                        host: odd.host.clone(),
+                        path: odd.path.clone(),
+                        message: format!(
+                            "{key} is written as {} here (line {}) but as {} in {}; bgswap exchanges a value as it is written, so both colours must write it the same way",
+                            odd.form,
+                            odd.line,
+                            all[0].form,
+                            at(all[0])
+                        ),
+                    });
                 }
                 swapped.insert(key.clone());
                 for (colour, sites) in &values {
