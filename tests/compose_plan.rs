@@ -402,3 +402,17 @@ fn the_secrets_corpus_of_compose_env_and_nginx_files_is_never_shown() {
     assert_no_secret("status", &r.all());
     assert_eq!(r.code, 0, "{}", r.all());
 }
+
+#[test]
+fn an_env_file_no_service_reads_is_a_danger_warning() {
+    let b = broken(BLUE, |t| {
+        t.replace("      - ./ldap.env\n", "      - ./other.env\n")
+    });
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("rdm-blue:/srv/rdm-blue/ldap.env is in env_files, but no service of rdm-blue (web-ui, web-api, worker, scheduler) names it in `env_file:`"),
+        "{}",
+        r.stdout
+    );
+}

@@ -17,7 +17,7 @@
 mod common;
 
 use common::lab::{self, compose_lab, Dropped, Lab};
-use common::live::get_with_headers;
+use common::live::{get_with_headers, lab_bytes};
 use common::*;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -227,6 +227,42 @@ impl Drop for Traffic {
     }
 }
 
+/// A download of prod's users streamed slowly through nginx over `secs`
+/// (`/_lab/download`), in flight when the old prod is stopped: it must end
+/// complete, byte for byte, from the colour that began it.
+fn long_download(secs: u64) -> std::thread::JoinHandle<Result<String, String>> {
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let kb = 64;
+        let mut s = std::net::TcpStream::connect((NGINX, 80)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(secs + 60)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "GET /_lab/download?secs={secs}&kb={kb} HTTP/1.0\r\nHost: {PROD}\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply)
+            .map_err(|e| format!("the download broke: {e}"))?;
+        let at = reply
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or("no header end")?;
+        let (head, body) = (
+            String::from_utf8_lossy(&reply[..at]).to_string(),
+            &reply[at + 4..],
+        );
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(format!("answered {head}"));
+        }
+        if body != lab_bytes(kb * 1024).as_slice() {
+            return Err(format!("cut: {} of {} bytes", body.len(), kb * 1024));
+        }
+        Ok(head)
+    })
+}
+
 /// Waits (at most `secs`) until `flag` exists: the run paused there.
 fn wait_for(flag: &Path, secs: u64, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -288,8 +324,22 @@ fn a_switchover_and_its_rollback_under_traffic_serve_every_prod_request() {
     let before = t.capture("before");
     prod_on("blue").expect("blue is prod at lab start");
     let traffic = Traffic::start();
+    // In flight at blue when it stops (about 4 s into the switchover).
+    let download = long_download(10);
     let r = t.run(&["execute", "--confirm", "--yes", "--plain"]);
     assert_eq!(r.code, 0, "{}", r.all());
+    let head = download
+        .join()
+        .expect("download thread")
+        .unwrap_or_else(|e| panic!("{e}\n{}", r.stderr));
+    assert!(head.contains("X-Lab-Colour: blue"), "began on blue: {head}");
+    assert!(
+        r.stderr
+            .contains("stop web-ui on rdm-blue once its requests in flight are done")
+            && r.stderr.contains("drained: no request in flight after"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr
             .contains("candidate /etc/nginx/conf.d/rdm.conf passes nginx -t"),

@@ -44,7 +44,7 @@ impl Hosts<'_> {
         let deadline = Instant::now() + Duration::from_secs(a.drain_timeout_secs);
         let t0 = Instant::now();
         loop {
-            match self.in_flight(host) {
+            match self.in_flight(host, a.unit.as_deref()) {
                 Ok(0) => {
                     if t0.elapsed() >= POLL {
                         notes.push(format!(
@@ -113,8 +113,10 @@ impl Hosts<'_> {
             ));
         }
         let peer = match &a.api {
-            StatsSocket::Unix(p) => Peer::Unix(p),
-            StatsSocket::Tcp(addr, port) => Peer::Tcp(addr, *port),
+            Some(StatsSocket::Unix(p)) => Peer::Unix(p),
+            Some(StatsSocket::Tcp(addr, port)) => Peer::Tcp(addr, *port),
+            // A router without a runtime API (nginx): nothing to tell it.
+            None => return Ok(()),
         };
         let router = self.host(&a.router).map_err(|e| e.to_string())?;
         let reply = router
@@ -134,15 +136,19 @@ impl Hosts<'_> {
     /// Requests in flight on `host`'s web server: from uWSGI's stats server
     /// when `[web] stats_port` is set, else the established connections to
     /// the web port.
-    fn in_flight(&self, host: &str) -> Result<u64, HostError> {
+    fn in_flight(&self, host: &str, unit: Option<&str>) -> Result<u64, HostError> {
         let h = self.host(host)?;
         let Some(w) = self.inv.web.as_ref() else {
             return Ok(0);
         };
+        let address = match unit {
+            Some(u) => w.address_for(host, u),
+            None => w.address_on(host),
+        };
         match w.stats_port {
             Some(sp) => {
                 let doc = h.exchange(
-                    Peer::Tcp(&w.address_on(host), sp),
+                    Peer::Tcp(&address, sp),
                     &[],
                     &wire::uwsgi_stats_done,
                     self.timeout,

@@ -81,10 +81,17 @@ pub struct Ready {
 pub struct AtRouter {
     /// The router host, where the runtime API is reached.
     pub router: String,
-    pub api: crate::edit::haproxy::StatsSocket,
+    /// HAProxy's runtime API; None for a router without one (nginx): then
+    /// only the wait for the requests in flight is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<crate::edit::haproxy::StatsSocket>,
     /// `backend/server`, each with whether HAProxy health-checks it.
     pub servers: Vec<RouterServer>,
     pub drain_timeout_secs: u64,
+    /// The web unit whose requests in flight are counted, where each has an
+    /// address of its own (a compose service); None: the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +301,11 @@ impl Action {
                 ..
             } => match at_router {
                 None => format!("stop {} on {host}", units.join(" ")),
+                Some(a) if a.servers.is_empty() => format!(
+                    "stop {} on {host} once its requests in flight are done (up to {} s)",
+                    units.join(" "),
+                    a.drain_timeout_secs
+                ),
                 Some(a) => format!(
                     "stop {} on {host} once drained (router: {} in drain; up to {} s for its requests in flight)",
                     units.join(" "),
@@ -315,7 +327,7 @@ impl Action {
                         r.describe()
                     ),
                 };
-                if let Some(a) = at_router {
+                if let Some(a) = at_router.as_ref().filter(|a| !a.servers.is_empty()) {
                     d.push_str(&format!("; then router: {} in service", a.names()));
                 }
                 d
@@ -495,7 +507,7 @@ fn at_router(
     let super::parsed::RouterFile::Config(cfg) = router else {
         return None;
     };
-    let api = cfg.stats_sockets().first()?.clone();
+    let api = Some(cfg.stats_sockets().first()?.clone());
     let web_address = w.address_on(&h.name);
     let mut servers = Vec::new();
     for b in cfg.backend_names() {
@@ -518,6 +530,26 @@ fn at_router(
         api,
         servers,
         drain_timeout_secs: w.drain_timeout_secs,
+        unit: None,
+    })
+}
+
+/// The old prod's compose web service under an nginx router, which has no
+/// runtime API: once the routes moved, its requests in flight are waited
+/// for at the service (bounded by `[web] drain_timeout_secs`) before it
+/// stops. None elsewhere.
+fn compose_drain(inv: &Inventory, h: &HostSpec, units: &[String]) -> Option<AtRouter> {
+    let w = inv.web.as_ref()?;
+    if h.compose.is_none() || inv.router.driver != super::inventory::RouterDriver::Nginx {
+        return None;
+    }
+    let [unit] = units else { return None };
+    w.units.contains(unit).then(|| AtRouter {
+        router: inv.router.host.clone(),
+        api: None,
+        servers: Vec::new(),
+        drain_timeout_secs: w.drain_timeout_secs,
+        unit: Some(unit.clone()),
     })
 }
 
@@ -624,7 +656,7 @@ fn steps(
                     host: h.name.clone(),
                     ready: ready(h, Role::Prod, &units),
                     at_router: if units.iter().any(is_web) {
-                        at_router(inv, router, h)
+                        at_router(inv, router, h).or_else(|| compose_drain(inv, h, &units))
                     } else {
                         None
                     },

@@ -253,6 +253,7 @@ impl Swap {
             }
         }
         self.unchanged_keys = unchanged.difference(&swapped).cloned().collect();
+        self.warn_unread_env_files(inv, parsed);
         self.compose_mount_edits(inv, parsed, &mut edits, &mut items)?;
 
         for h in &inv.hosts {
@@ -291,6 +292,45 @@ impl Swap {
             }
         }
         Ok(())
+    }
+
+    /// An env file of `env_files` that no service of the host names in its
+    /// `env_file:` changes nothing a container sees: the operator listed
+    /// the wrong file, or a service lost its `env_file:`.
+    fn warn_unread_env_files(&mut self, inv: &Inventory, parsed: &Parsed) {
+        for h in &inv.hosts {
+            let Some(p) = parsed.composes.get(&h.name) else {
+                continue;
+            };
+            let dir = p.path.rsplit_once('/').map_or("/", |(d, _)| d);
+            let mut read: Vec<String> = Vec::new();
+            let mut unknown = false;
+            for s in &h.units {
+                for (written, _) in p.file.env_files(s) {
+                    if written.contains('$') {
+                        unknown = true; // interpolated: not known from the file
+                    }
+                    read.push(resolve(dir, &written));
+                }
+            }
+            if unknown {
+                continue;
+            }
+            for (path, _) in &p.env_files {
+                if !read.contains(path) {
+                    self.warnings.push(Warning {
+                        level: Level::Danger,
+                        message: format!(
+                            "{}:{path} is in env_files, but no service of {} ({}) names it in `env_file:` of {}: what the swap writes there reaches no container",
+                            h.name,
+                            h.name,
+                            h.units.join(", "),
+                            p.path
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     /// The bind paths of the mount changes, as edits of the compose files.
@@ -365,4 +405,47 @@ fn raw_source_of(
         }
     }
     None
+}
+
+/// A path of a compose file (relative to its directory `dir`) as an
+/// absolute, normalised path (`.` and `..` resolved lexically).
+fn resolve(dir: &str, written: &str) -> String {
+    let joined = if written.starts_with('/') {
+        written.to_string()
+    } else {
+        format!("{dir}/{written}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn env_file_paths_resolve_against_the_compose_files_directory() {
+        assert_eq!(
+            resolve("/srv/rdm-blue", "./ldap.env"),
+            "/srv/rdm-blue/ldap.env"
+        );
+        assert_eq!(
+            resolve("/srv/rdm-blue", "ldap.env"),
+            "/srv/rdm-blue/ldap.env"
+        );
+        assert_eq!(
+            resolve("/srv/rdm-blue", "../shared/x.env"),
+            "/srv/shared/x.env"
+        );
+        assert_eq!(resolve("/srv/rdm-blue", "/etc/rdm.env"), "/etc/rdm.env");
+    }
 }
