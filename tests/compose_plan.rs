@@ -416,3 +416,23 @@ fn an_env_file_no_service_reads_is_a_danger_warning() {
         r.stdout
     );
 }
+
+#[test]
+fn a_unit_that_extends_a_base_service_is_refused() {
+    // cookiecutter-invenio-rdm's docker-compose.full.yml takes the app
+    // services' environment from docker-services.yml through `extends:`.
+    let b = broken(BLUE, |t| {
+        t.replacen(
+            "  web-ui:\n",
+            "  web-ui:\n    extends:\n      file: docker-services.yml\n      service: app\n",
+            1,
+        )
+    });
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("rdm-blue:/srv/rdm-blue/docker-compose.yml: service web-ui extends another service (line 30); bgswap does not follow `extends:` yet"),
+        "{}",
+        r.stderr
+    );
+}

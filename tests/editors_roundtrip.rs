@@ -4,7 +4,7 @@
 
 mod common;
 
-use bgswap::edit::{apply, fstab, hamap, haproxy, pycfg, Edit};
+use bgswap::edit::{apply, compose, envfile, fstab, hamap, haproxy, nginx, pycfg, Edit};
 use common::*;
 use std::path::Path;
 
@@ -90,6 +90,68 @@ fn check(rel: &Path, text: &str) -> Option<&'static str> {
             );
             "fstab"
         }
+        "docker-compose.yml" => {
+            let c = compose::parse(text).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+            assert_eq!(c.text(), text);
+            let mut spans = Vec::new();
+            for svc in c.services() {
+                spans.extend(
+                    c.environment(svc)
+                        .iter()
+                        .filter_map(|e| e.value_span.clone()),
+                );
+                spans.extend(c.volumes(svc).iter().map(|v| v.source_span.clone()));
+            }
+            spans.sort_by_key(|r| (r.start, r.end));
+            spans.dedup();
+            let same: Vec<(std::ops::Range<usize>, &str)> = spans
+                .iter()
+                .map(|r| (r.clone(), &text[r.clone()]))
+                .collect();
+            assert_eq!(
+                c.replace_spans(&same).expect("same values"),
+                text,
+                "{}",
+                rel.display()
+            );
+            "compose"
+        }
+        n if n.ends_with(".env") => {
+            let e = envfile::parse(text).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+            assert_eq!(e.text(), text);
+            let same: Vec<(&str, &str)> = e
+                .entries()
+                .iter()
+                .map(|x| (x.key.as_str(), e.raw_value(x)))
+                .collect();
+            assert_eq!(
+                e.replace_values(&same).expect("same values"),
+                text,
+                "{}",
+                rel.display()
+            );
+            "envfile"
+        }
+        n if n.ends_with(".conf") && rel.to_string_lossy().contains("nginx") => {
+            let c = nginx::parse(text).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+            assert_eq!(c.text(), text);
+            let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+            for sv in c.servers() {
+                spans.extend(sv.passes.iter().map(|p| p.target_span.clone()));
+                spans.extend(sv.aliases.iter().map(|a| a.span.clone()));
+            }
+            let same: Vec<(std::ops::Range<usize>, &str)> = spans
+                .iter()
+                .map(|r| (r.clone(), &text[r.clone()]))
+                .collect();
+            assert_eq!(
+                c.replace_spans(&same).expect("same values"),
+                text,
+                "{}",
+                rel.display()
+            );
+            "nginx"
+        }
         _ => return None,
     };
     assert_eq!(apply(text, &[]).expect("no edit"), text);
@@ -99,7 +161,7 @@ fn check(rel: &Path, text: &str) -> Option<&'static str> {
 #[test]
 fn every_editor_round_trips_every_fixture_file() {
     let mut seen = std::collections::BTreeMap::new();
-    for fx in ["imperial-ae", "split-state", "shapes"] {
+    for fx in ["imperial-ae", "split-state", "shapes", "compose-nginx"] {
         for (rel, bytes) in tree(&fixture(fx)) {
             let text = String::from_utf8(bytes).expect("fixtures are UTF-8");
             if let Some(kind) = check(&rel, &text) {
@@ -108,7 +170,9 @@ fn every_editor_round_trips_every_fixture_file() {
         }
     }
     // Every editor met at least one real fixture file.
-    for kind in ["pycfg", "haproxy", "hamap", "fstab"] {
+    for kind in [
+        "pycfg", "haproxy", "hamap", "fstab", "compose", "envfile", "nginx",
+    ] {
         assert!(
             seen.get(kind).is_some_and(|n| *n > 0),
             "no fixture exercised {kind}: {seen:?}"

@@ -38,6 +38,9 @@ struct Service {
     env: Vec<EnvItem>,
     env_files: Vec<(String, usize)>,
     volumes: Vec<VolumeItem>,
+    /// The line of its `extends:`, if it has one (its environment and
+    /// volumes then come partly from another service, not read here).
+    extends: Option<usize>,
 }
 
 /// One environment variable of a service, as the service sees it.
@@ -268,6 +271,14 @@ impl ComposeFile {
     }
 
     /// `env_file` paths as written (decoded), with their lines.
+    /// The line of `service`'s `extends:`, if it extends another service.
+    pub fn extends_line(&self, service: &str) -> Option<usize> {
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .and_then(|s| s.extends)
+    }
+
     pub fn env_files(&self, service: &str) -> Vec<(String, usize)> {
         self.service(service)
             .map(|s| s.env_files.clone())
@@ -1522,6 +1533,7 @@ impl<'n> Reader<'n> {
             env: Vec::new(),
             env_files: Vec::new(),
             volumes: Vec::new(),
+            extends: None,
         };
         let v = &nodes[sp.value];
         self.no_tag(v, &place)?;
@@ -1536,6 +1548,7 @@ impl<'n> Reader<'n> {
                 what: "a `<<` merge into a service (its environment or volumes would come from elsewhere)",
             });
         }
+        svc.extends = unique(keys, "extends")?.map(|p| p.line);
         if let Some(e) = unique(keys, "environment")? {
             svc.env = self.environment(e.value, &format!("the environment of service `{name}`"))?;
         }

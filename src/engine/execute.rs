@@ -565,11 +565,11 @@ fn candidate_check(
             _ => (commands::haproxy_check(staged), "haproxy -c"),
         });
     }
-    let cmd = inv.compose.as_ref()?;
+    let cmd = inv.compose_command(host)?;
     let hc = inv.host(host)?.compose.as_ref()?;
     (hc.file == path).then(|| {
         (
-            commands::compose_check(&cmd.command, &hc.project, staged),
+            commands::compose_check(cmd, &hc.project, staged),
             "compose config",
         )
     })

@@ -94,9 +94,9 @@ impl<'a> Hosts<'a> {
 
     /// The compose command and the host's project, in the compose shape.
     fn compose_of(&self, host: &str) -> Option<(&[String], &HostCompose)> {
-        let cmd = self.inv.compose.as_ref()?;
+        let cmd = self.inv.compose_command(host)?;
         let hc = self.inv.host(host)?.compose.as_ref()?;
-        Some((cmd.command.as_slice(), hc))
+        Some((cmd, hc))
     }
 
     /// Which of the units are active now.

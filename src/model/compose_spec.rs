@@ -25,6 +25,9 @@ pub struct HostCompose {
     pub file: String,
     /// Env files whose `INVENIO_*` values the swap may exchange, absolute.
     pub env_files: Vec<String>,
+    /// This host's compose command, when it is not `[compose] command`
+    /// (e.g. `docker-compose` v1 on an older Docker host).
+    pub command: Option<Vec<String>>,
 }
 
 impl HostCompose {
@@ -80,6 +83,94 @@ pub(super) fn is_project_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::inventory::Inventory;
+
+    const RUNBOOK: &str = include_str!("../../runbooks/compose-nginx.toml");
+
+    fn parse(text: &str) -> Result<Inventory, String> {
+        Inventory::parse(std::path::Path::new("compose.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_runbook_parses_and_a_host_may_have_its_own_compose_command() {
+        let inv = parse(RUNBOOK).expect("runbook");
+        assert_eq!(
+            inv.compose_command("rdm-blue"),
+            Some(&["docker".to_string(), "compose".to_string()][..])
+        );
+        let text = RUNBOOK.replacen(
+            "compose_file = \"/srv/rdm-green/docker-compose.yml\"",
+            "compose_file = \"/srv/rdm-green/docker-compose.yml\"\ncompose_command = [\"docker-compose\"]",
+            1,
+        );
+        let inv = parse(&text).expect("with compose_command");
+        assert_eq!(
+            inv.compose_command("rdm-green"),
+            Some(&["docker-compose".to_string()][..])
+        );
+        assert_eq!(inv.compose_command("rdm-blue").map(|c| c.len()), Some(2));
+        assert_eq!(
+            inv.host("rdm-blue")
+                .and_then(|h| h.compose.as_ref())
+                .map(|c| c.project.as_str()),
+            Some("rdm-blue")
+        );
+    }
+
+    #[test]
+    fn compose_settings_are_checked_with_their_line() {
+        let cases = [
+            (
+                RUNBOOK.replacen(
+                    "compose_file = \"/srv/rdm-blue/docker-compose.yml\"\n",
+                    "",
+                    1,
+                ),
+                "`hosts.compose_file`: host rdm-blue has no `compose_file`",
+            ),
+            (
+                RUNBOOK.replacen("[compose]\n", "[nothing]\n", 1),
+                "unknown field `nothing`",
+            ),
+            (
+                RUNBOOK.replacen("driver = \"compose\"", "driver = \"fstab\"", 1),
+                "a compose deployment's mounts are the bind paths in its compose files",
+            ),
+            (
+                RUNBOOK.replacen(
+                    "env_files = [\"/srv/rdm-blue/ldap.env\"]",
+                    "env_files = [\"ldap.env\"]",
+                    1,
+                ),
+                "`hosts.env_files`: \"ldap.env\" must be an absolute path",
+            ),
+            (
+                RUNBOOK.replacen(
+                    "units = [\"web-ui\", \"web-api\", \"worker\", \"scheduler\"]",
+                    "units = [\"web ui\"]",
+                    1,
+                ),
+                "\"web ui\" is not a compose service name",
+            ),
+            (
+                RUNBOOK.replacen(
+                    "ssh = \"docker-1\"\n",
+                    "ssh = \"docker-1\"\nsystemctl = [\"systemctl\"]\n",
+                    1,
+                ),
+                "driven by [compose] command; remove `systemctl`",
+            ),
+            (
+                RUNBOOK.replacen("protocol = \"uwsgi\"", "protocol = \"fastcgi\"", 1),
+                "\"fastcgi\" is not a protocol",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).expect_err(want);
+            assert!(e.contains(want), "{want:?} in {e}");
+            assert!(e.starts_with("compose.toml:"), "{e}");
+        }
+    }
 
     #[test]
     fn names() {

@@ -404,6 +404,7 @@ struct RawHost {
     units: Vec<Spanned<String>>,
     systemctl: Option<Spanned<Vec<String>>>,
     project: Option<Spanned<String>>,
+    compose_command: Option<Spanned<Vec<String>>>,
     compose_file: Option<Spanned<String>>,
     env_files: Option<Vec<Spanned<String>>>,
 }
@@ -514,6 +515,14 @@ impl Inventory {
 
     pub fn hosts_of(&self, colour: Colour) -> impl Iterator<Item = &HostSpec> {
         self.hosts.iter().filter(move |h| h.colour == colour)
+    }
+
+    /// The compose command of `host`: its own `compose_command`, else
+    /// `[compose] command`; None outside the compose shape.
+    pub fn compose_command(&self, host: &str) -> Option<&[String]> {
+        let hc = self.host(host)?.compose.as_ref()?;
+        let global = self.compose.as_ref()?;
+        Some(hc.command.as_deref().unwrap_or(&global.command))
     }
 
     /// Whether `path` is one of `host`'s compose project files (compose
@@ -792,6 +801,7 @@ fn host_compose(
             .as_ref()
             .map(|v| v.span())
             .or(h.project.as_ref().map(|v| v.span()))
+            .or(h.compose_command.as_ref().map(|v| v.span()))
             .or(h
                 .env_files
                 .as_ref()
@@ -801,7 +811,7 @@ fn host_compose(
             Some(span) => Err(ck.err(
                 span,
                 "hosts",
-                "`compose_file`, `env_files` and `project` belong to a compose deployment: add [compose], or remove them",
+                "`compose_file`, `env_files`, `project` and `compose_command` belong to a compose deployment: add [compose], or remove them",
             )),
             None => Ok(None),
         };
@@ -850,10 +860,21 @@ fn host_compose(
         }
         env_files.push(p);
     }
+    let command = match &h.compose_command {
+        Some(c) if c.get_ref().is_empty() || c.get_ref().iter().any(|w| w.trim().is_empty()) => {
+            return Err(ck.err(
+                c.span(),
+                "hosts.compose_command",
+                "give the command as a non-empty list of words, e.g. [\"docker-compose\"]",
+            ))
+        }
+        c => c.as_ref().map(|c| c.get_ref().clone()),
+    };
     Ok(Some(HostCompose {
         project,
         file,
         env_files,
+        command,
     }))
 }
 

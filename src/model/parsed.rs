@@ -126,6 +126,17 @@ impl<'o> Parsed<'o> {
                             format!("has no service {u} (a unit of {} in the inventory)", h.name),
                         ));
                     }
+                    if let Some(line) = file.extends_line(u) {
+                        // Its environment and volumes come partly from the
+                        // base service: a swap of this file alone could
+                        // leave a role value in effect from there.
+                        return Err(syntax(
+                            f,
+                            format!(
+                                "service {u} extends another service (line {line}); bgswap does not follow `extends:` yet: fold the base service's environment and volumes into {u} (as `docker compose config` prints it)"
+                            ),
+                        ));
+                    }
                 }
                 composes.insert(
                     h.name.clone(),

@@ -33,7 +33,7 @@ pub(super) fn effective(
     };
     // In the compose shape the evaluation runs inside one of the project's
     // services (`unit`), whose environment is the one in effect.
-    let compose = match (&inv.compose, &spec.compose, unit) {
+    let compose = match (inv.compose_command(host), &spec.compose, unit) {
         (Some(c), Some(hc), Some(u)) => Some((c, hc, u)),
         _ => None,
     };
@@ -58,7 +58,7 @@ pub(super) fn effective(
         Some((c, hc, u)) => {
             let mut args: Vec<&str> = vec!["exec", "-T", u.as_str()];
             args.extend(script);
-            crate::engine::commands::compose(&c.command, &hc.project, &hc.file, &args, &[])
+            crate::engine::commands::compose(c, &hc.project, &hc.file, &args, &[])
         }
         None => command::line(&script),
     };

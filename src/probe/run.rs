@@ -195,10 +195,11 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
         }
         Check::Units(units) => {
             let spec = inv.host(&pr.host);
-            let cmd = match (inv.compose.as_ref(), spec.and_then(|s| s.compose.as_ref())) {
-                (Some(c), Some(hc)) => {
-                    commands::compose_state(&c.command, &hc.project, &hc.file, units)
-                }
+            let cmd = match (
+                inv.compose_command(&pr.host),
+                spec.and_then(|s| s.compose.as_ref()),
+            ) {
+                (Some(c), Some(hc)) => commands::compose_state(c, &hc.project, &hc.file, units),
                 _ => commands::units_state_with(
                     &spec
                         .map(|s| s.systemctl.clone())
