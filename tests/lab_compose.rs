@@ -9,7 +9,8 @@
 //!   every file back byte for byte;
 //! - a service of the new prod that fails to start: rolled back, prod never
 //!   left blue;
-//! - nginx rejecting the candidate (`nginx -t`): refused before any change;
+//! - `probe` on the healthy lab, then nginx rejecting the candidate
+//!   (`nginx -t`): refused before any change;
 //! - bgswap SIGKILLed after the reload: nginx's watchdog puts prod back,
 //!   `rollback` finishes;
 //! - the Docker host lost while the old prod is converted: prod stays served.
@@ -396,6 +397,20 @@ fn nginx_rejecting_the_candidate_refuses_before_any_change() {
     lab::reset();
     let t = T::new(l);
     let before = t.capture("before");
+    // `probe` on the healthy lab: every probe passes, the web services are
+    // asked over the uwsgi protocol, invenio.cfg is evaluated in each
+    // service's container.
+    let p = t.run(&["probe"]);
+    assert_eq!(p.code, 0, "{}", p.all());
+    for want in [
+        "uwsgi://web-ui.rdm-blue:5000/ping Host data.example.org: 200",
+        "uwsgi://web-api.rdm-green:5000/ping Host dev.data.example.org: 200",
+        "/opt/invenio/var/instance/invenio.cfg in worker as prod",
+        "rdm-blue     units",
+        "router",
+    ] {
+        assert!(p.stdout.contains(want), "{want:?} in:\n{}", p.stdout);
+    }
     // Another file nginx includes: `nginx -t` fails for any candidate,
     // while the running nginx (never reloaded) serves on.
     let broken = l
