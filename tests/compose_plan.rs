@@ -291,7 +291,7 @@ fn a_value_written_in_list_form_on_one_colour_and_map_form_on_the_other_is_refus
     let r = plan(&b.snap, &[]);
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(
-        r.stderr.contains("rdm-green:/srv/rdm-green/docker-compose.yml: INVENIO_SQLALCHEMY_DATABASE_URI is written as a list item of `environment:` here (line 19) but as a map value of `environment:` in rdm-blue:/srv/rdm-blue/docker-compose.yml:19"),
+        r.stderr.contains("rdm-green:/srv/rdm-green/docker-compose.yml: INVENIO_SQLALCHEMY_DATABASE_URI is written as a double-quoted list item of `environment:` here (line 19) but as a map value of `environment:` in rdm-blue:/srv/rdm-blue/docker-compose.yml:19"),
         "{}",
         r.stderr
     );
@@ -434,5 +434,62 @@ fn a_unit_that_extends_a_base_service_is_refused() {
         r.stderr.contains("rdm-blue:/srv/rdm-blue/docker-compose.yml: service web-ui extends another service (line 30); bgswap does not follow `extends:` yet"),
         "{}",
         r.stderr
+    );
+}
+
+#[test]
+fn a_route_the_swap_cannot_move_is_refused() {
+    // The prod hostname reaches its server block through a wildcard name:
+    // the block names no role hostname, so no edit would move prod.
+    let b = broken(NGINX, |t| {
+        t.replacen(
+            "server_name data.example.org;",
+            "server_name *.example.org;",
+            1,
+        )
+    });
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("/ping (prod) would still reach ui_blue (server block on line 20), not ui_green: bgswap cannot move this route"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_interpolated_value_is_refused() {
+    let b = broken(BLUE, |t| {
+        t.replace(
+            "INVENIO_CACHE_REDIS_URL=redis://rdm-redis:6379/0",
+            "INVENIO_CACHE_REDIS_URL=${CACHE_URL}",
+        )
+    });
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("INVENIO_CACHE_REDIS_URL (line 13) is interpolated by compose (`$`)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_env_file_a_service_reads_but_bgswap_does_not_is_a_danger_warning() {
+    let b = broken(BLUE, |t| {
+        t.replacen(
+            "      - ./ldap.env\n",
+            "      - ./ldap.env\n      - ./extra.env\n",
+            1,
+        )
+    });
+    let r = plan(&b.snap, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("rdm-blue: a service reads the env file /srv/rdm-blue/extra.env"),
+        "{}",
+        r.stdout
     );
 }

@@ -371,7 +371,8 @@ pub fn plan_of(
 
 /// What must hold of `colour` before prod is routed to it: each of its hosts
 /// with units runs them and, where it serves HTTP, answers a prod hostname.
-/// The checks are those the forward plan recorded for stopping that colour.
+/// The checks are those the forward plan recorded for stopping that colour:
+/// one per stop step (a host stopped in several steps has each checked).
 fn serves_guard(inv: &Inventory, st: &RunState, colour: Colour) -> Guard {
     let mut checks: Vec<ServeCheck> = Vec::new();
     for s in &st.steps {
@@ -384,7 +385,9 @@ fn serves_guard(inv: &Inventory, st: &RunState, colour: Colour) -> Guard {
                 .get(host)
                 .copied()
                 .or_else(|| inv.host(host).map(|h| h.colour));
-            if c == Some(colour) && !checks.iter().any(|c| &c.host == host) {
+            // One check per stop: a compose project's web services are
+            // stopped one per step, each with its own health check.
+            if c == Some(colour) && !checks.iter().any(|c| &c.host == host && &c.units == units) {
                 checks.push(ServeCheck {
                     host: host.clone(),
                     units: units.clone(),

@@ -99,13 +99,22 @@ pub fn mask(text: &str, kind: Kind, allowed: &[String]) -> (String, Vec<String>)
     let mut out = String::with_capacity(text.len());
     let mut runs = Vec::new();
     for line in text.split_inclusive('\n') {
-        let (body, comment) = split_comment(line);
+        // YAML, env files, shells and nginx start a comment only at a word's
+        // start (`pass#1` is one word); HAProxy at any unquoted `#`.
+        let (body, comment) = if matches!(kind, Kind::Other | Kind::Nginx) {
+            split_comment_at_word(line)
+        } else {
+            split_comment(line)
+        };
         let mut st = classify_with(body, &roles, &code);
         if kind == Kind::Haproxy {
             force_credentials(body, &mut st);
         } else if kind == Kind::Other {
             force_secret_values(body, &mut st);
             show_mapping_key(body, &mut st);
+        } else if kind == Kind::Nginx {
+            force_nginx_credentials(body, &mut st);
+            force_secret_values(body, &mut st);
         }
         let (m, r) = render(body, &st);
         out.push_str(&m);
@@ -170,11 +179,18 @@ fn force_secret_values(body: &str, st: &mut [St]) {
             continue;
         }
         let name = &body[start..i];
-        let value_at = match (b.get(i), b.get(i + 1)) {
+        // `NAME=`, `NAME = `, `NAME: `, `"NAME": `, `'NAME' : `
+        let mut j = i;
+        if matches!(b.get(j), Some(b'"' | b'\'')) {
+            j += 1;
+        }
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        let value_at = match (b.get(j), b.get(j + 1)) {
             (Some(b'='), Some(b'=')) => None,
-            (Some(b'='), _) => Some(i + 1),
-            (Some(b':'), Some(b' ' | b'\t')) => Some(i + 2),
-            (Some(b':'), None | Some(b'\r' | b'\n')) => None,
+            (Some(b'='), _) => Some(j + 1),
+            (Some(b':'), Some(b' ' | b'\t')) => Some(j + 2),
             _ => None,
         };
         let Some(mut v) = value_at else {
@@ -235,6 +251,68 @@ fn show_mapping_key(body: &str, st: &mut [St]) {
     {
         st[start..start + n].fill(St::Show);
     }
+}
+
+/// nginx's credential positions: the value of a header or parameter that
+/// carries one (`proxy_set_header Authorization "Basic …";`, `uwsgi_param
+/// HTTP_X_API_KEY …;`, `set $secret_token …;`), masked whatever it holds.
+fn force_nginx_credentials(body: &str, st: &mut [St]) {
+    let words: Vec<(usize, &str)> = body
+        .split_inclusive(char::is_whitespace)
+        .scan(0, |at, w| {
+            let start = *at;
+            *at += w.len();
+            Some((start, w.trim_end()))
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    let [(_, directive), (_, name), rest @ ..] = words.as_slice() else {
+        return;
+    };
+    let setter = matches!(
+        *directive,
+        "proxy_set_header"
+            | "grpc_set_header"
+            | "uwsgi_param"
+            | "fastcgi_param"
+            | "scgi_param"
+            | "add_header"
+            | "set"
+    );
+    let name = name.trim_start_matches('$');
+    let upper = name.to_ascii_uppercase();
+    let credential = ["AUTHORIZATION", "COOKIE", "KEY"]
+        .iter()
+        .any(|w| upper.contains(w))
+        || super::is_secret_key(&upper.replace('-', "_"));
+    if !setter || !credential {
+        return;
+    }
+    if let Some((start, _)) = rest.first() {
+        let end = body
+            .rfind(';')
+            .filter(|e| e > start)
+            .unwrap_or(body.trim_end().len());
+        st[*start..end].fill(St::Force);
+    }
+}
+
+/// A line's text before an unquoted `#` that starts a word (at the line's
+/// start or after a blank), and the comment from it.
+fn split_comment_at_word(line: &str) -> (&str, Option<&str>) {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q && prev != '\\' => quote = None,
+            Some(_) => {}
+            None if (c == '"' || c == '\'') && prev != '\\' => quote = Some(c),
+            None if c == '#' && prev.is_whitespace() => return (&line[..i], Some(&line[i..])),
+            None => {}
+        }
+        prev = c;
+    }
+    (line, None)
 }
 
 /// A line's text before an unquoted `#`, and the comment from it.
@@ -327,6 +405,26 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("c2VjcmV0") && !m.contains("Basic"), "{m}");
+        for line in [
+            "  proxy_set_header X-Api-Key 123456;\n",
+            "  set $secret_token 98765;\n",
+            "  uwsgi_param HTTP_AUTHORIZATION 4242;\n",
+        ] {
+            let (m, _) = mask(line, Kind::Nginx, &[]);
+            for bad in ["123456", "98765", "4242"] {
+                assert!(!m.contains(bad), "{bad} in {m}");
+            }
+        }
+        for line in [
+            "INVENIO_MAIL_PASSWORD = hunter#12\n",
+            "  \"db_password\": x!34\n",
+            "  'API_TOKEN' : y#56\n",
+        ] {
+            let (m, _) = mask(line, Kind::Other, &[]);
+            for bad in ["12", "34", "56"] {
+                assert!(!m.contains(bad), "{bad} in {m}");
+            }
+        }
     }
 
     #[test]

@@ -743,6 +743,38 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
     let roles = build_roles(raw.roles, ck, &mounts)?;
     let all_units: BTreeSet<String> = hosts.iter().flat_map(|h| h.units.clone()).collect();
     let web = build_web(raw.web, ck, &all_units)?;
+    if let (Some(_), Some(w)) = (&compose, &web) {
+        // A service's connections live in its container's network
+        // namespace: the Docker host's /proc/net/tcp does not show them, so
+        // only uWSGI's stats server can count its requests in flight.
+        if w.stats_port.is_none() {
+            return Err(ck.err(
+                raw.deployment.span(),
+                "web.stats_port",
+                "a compose deployment needs [web] stats_port (uWSGI's stats server, `stats = :9000`): bgswap counts each old prod service's requests in flight there before it stops it",
+            ));
+        }
+    }
+    // Two compose projects of one name (or one compose file) on one Docker
+    // host are one project: stopping the new prod's services would stop prod's.
+    for (i, a) in hosts.iter().enumerate() {
+        for b in &hosts[..i] {
+            let (Some(ca), Some(cb)) = (&a.compose, &b.compose) else {
+                continue;
+            };
+            let same_machine = a.ssh.address == b.ssh.address && a.ssh.port == b.ssh.port;
+            if same_machine && (ca.project == cb.project || ca.file == cb.file) {
+                return Err(ck.err(
+                    raw.hosts.span(),
+                    "hosts.project",
+                    format!(
+                        "{} and {} are the same compose project on {} (project {}, file {}): each colour needs its own project name and compose file",
+                        b.name, a.name, a.ssh.address, ca.project, ca.file
+                    ),
+                ));
+            }
+        }
+    }
     let mut workers = Vec::new();
     for u in raw.invenio.workers.iter().flatten() {
         let v = u.get_ref();

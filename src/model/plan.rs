@@ -534,22 +534,28 @@ fn at_router(
     })
 }
 
-/// The old prod's compose web service under an nginx router, which has no
-/// runtime API: once the routes moved, its requests in flight are waited
-/// for at the service (bounded by `[web] drain_timeout_secs`) before it
-/// stops. None elsewhere.
+/// The old prod's web units under an nginx router, which has no runtime
+/// API: once the routes moved, their requests in flight are waited for at
+/// the host (a compose service: at its own address), bounded by `[web]
+/// drain_timeout_secs`, before they stop. None elsewhere.
 fn compose_drain(inv: &Inventory, h: &HostSpec, units: &[String]) -> Option<AtRouter> {
     let w = inv.web.as_ref()?;
-    if h.compose.is_none() || inv.router.driver != super::inventory::RouterDriver::Nginx {
+    if inv.router.driver != super::inventory::RouterDriver::Nginx
+        || !units.iter().any(|u| w.units.contains(u))
+    {
         return None;
     }
-    let [unit] = units else { return None };
-    w.units.contains(unit).then(|| AtRouter {
+    let unit = match (&h.compose, units) {
+        (Some(_), [one]) => Some(one.clone()),
+        (Some(_), _) => return None,
+        (None, _) => None,
+    };
+    Some(AtRouter {
         router: inv.router.host.clone(),
         api: None,
         servers: Vec::new(),
         drain_timeout_secs: w.drain_timeout_secs,
-        unit: Some(unit.clone()),
+        unit,
     })
 }
 

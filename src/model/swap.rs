@@ -471,6 +471,9 @@ impl Swap {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        if let RouterFile::Nginx(cfg) = &parsed.router {
+            super::swap_nginx::check_moved(inv, cfg, &after)?;
+        }
         self.routes.sort_by_key(|r| r.line);
         let items = self
             .routes

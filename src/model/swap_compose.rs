@@ -57,7 +57,10 @@ fn sites_of(
                 })
             }
             compose::Lookup::One(item) => {
-                let Some(span) = item.value_span.clone() else {
+                let null = item.style == compose::EnvStyle::MapPlain
+                    && matches!(item.value.as_deref(), Some("null" | "Null" | "NULL" | "~"));
+                let span = item.value_span.clone().filter(|_| !null);
+                let Some(span) = span else {
                     return Err(Refusal::Edit {
                         host: h.name.clone(),
                         path: p.path.clone(),
@@ -70,10 +73,13 @@ fn sites_of(
                 if out.iter().any(|o| o.path == p.path && o.span == span) {
                     continue; // one anchored list serves several services
                 }
+                // A list item's span is inside its quotes, so the quoting
+                // decides what its text means; a map value's span holds its
+                // own quotes.
                 let form = match item.style {
-                    compose::EnvStyle::ListPlain
-                    | compose::EnvStyle::ListSingle
-                    | compose::EnvStyle::ListDouble => "a list item of `environment:`",
+                    compose::EnvStyle::ListPlain => "an unquoted list item of `environment:`",
+                    compose::EnvStyle::ListSingle => "a single-quoted list item of `environment:`",
+                    compose::EnvStyle::ListDouble => "a double-quoted list item of `environment:`",
                     compose::EnvStyle::MapPlain
                     | compose::EnvStyle::MapSingle
                     | compose::EnvStyle::MapDouble => "a map value of `environment:`",
@@ -125,6 +131,18 @@ fn sites_of(
     }
     if out.iter().any(|s| s.path != p.path) {
         lacking.clear(); // an env file's value reaches every service that reads it
+    }
+    // `$` is compose's interpolation (from the shell or the project's .env):
+    // the value in effect is not this text, and is not seen here.
+    if let Some(s) = out.iter().find(|s| s.raw.contains('$')) {
+        return Err(Refusal::Edit {
+            host: s.host.clone(),
+            path: s.path.clone(),
+            message: format!(
+                "{key} (line {}) is interpolated by compose (`$`): its value comes from the shell or the project's .env, which bgswap does not read. Write the value itself, or remove {key} from swap_keys",
+                s.line
+            ),
+        });
     }
     Ok(out)
 }
@@ -315,6 +333,18 @@ impl Swap {
             }
             if unknown {
                 continue;
+            }
+            for r in read
+                .iter()
+                .filter(|r| !p.env_files.iter().any(|(e, _)| e == *r))
+            {
+                self.warnings.push(Warning {
+                    level: Level::Danger,
+                    message: format!(
+                        "{}: a service reads the env file {r} (`env_file:` of {}), which is not in env_files: bgswap does not read it, and a swap key set there is not switched. List it in env_files",
+                        h.name, p.path
+                    ),
+                });
             }
             for (path, _) in &p.env_files {
                 if !read.contains(path) {

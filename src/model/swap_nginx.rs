@@ -20,10 +20,14 @@ pub(super) fn route_edits(inv: &Inventory, cfg: &NginxConf) -> Result<RouteEdits
     let pairs: BTreeMap<String, String> = inv.router.backend_pairs();
     let host = &inv.router.host;
     let path = inv.router.routes_file();
+    // nginx compares server names and `map $host` keys without case.
     let role_of = |name: &str| {
-        super::colour::Role::ALL
-            .into_iter()
-            .find(|r| inv.role(*r).hostnames.iter().any(|h| h == name))
+        super::colour::Role::ALL.into_iter().find(|r| {
+            inv.role(*r)
+                .hostnames
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+        })
     };
     let mut edits = Vec::new();
     let mut changes = Vec::new();
@@ -130,4 +134,60 @@ pub(super) fn route_edits(inv: &Inventory, cfg: &NginxConf) -> Result<RouteEdits
         }
     }
     Ok((edits, changes, warnings))
+}
+
+/// The edited configuration must send every role hostname, on every path
+/// the router is asked, to the partner of the upstream it reached before
+/// (as nginx would choose: server, location, map). Anything the edits did
+/// not move — a wildcard or differently-cased name, a `default_server`, a
+/// map value written as a URL — would leave a route behind, and nginx
+/// cannot be asked afterwards which upstream answered: refused instead.
+pub(super) fn check_moved(inv: &Inventory, before: &NginxConf, after: &str) -> Result<(), Refusal> {
+    let host = &inv.router.host;
+    let path = inv.router.routes_file();
+    let refuse = |message: String| Refusal::Edit {
+        host: host.clone(),
+        path: path.to_string(),
+        message,
+    };
+    let after = crate::edit::nginx::parse(after)
+        .map_err(|e| refuse(format!("the swapped configuration does not parse: {e}")))?;
+    let pairs = inv.router.backend_pairs();
+    let mut paths: Vec<String> = inv
+        .web
+        .as_ref()
+        .map(|w| w.router_paths.clone())
+        .unwrap_or_default();
+    for p in ["/", "/api/"] {
+        if !paths.iter().any(|x| x == p) {
+            paths.push(p.to_string());
+        }
+    }
+    for role in super::colour::Role::ALL {
+        for hostname in &inv.role(role).hostnames {
+            for p in &paths {
+                let Ok(was) = before.route(hostname, p) else {
+                    continue;
+                };
+                let Some(want) = pairs.get(&was.target) else {
+                    continue;
+                };
+                match after.route(hostname, p) {
+                    Ok(now) if &now.target == want => {}
+                    Ok(now) => {
+                        return Err(refuse(format!(
+                            "after the swap, {hostname}{p} ({role}) would still reach {} (server block on line {}), not {want}: bgswap cannot move this route (a wildcard or differently written name, a default server, or a map value it does not pair). Route each role hostname by name, to the upstreams of [router.backends]",
+                            now.target, now.server_line
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(refuse(format!(
+                            "after the swap, where {hostname}{p} ({role}) goes cannot be told: {e}"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
