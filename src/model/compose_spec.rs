@@ -161,6 +161,22 @@ mod tests {
                 "driven by [compose] command; remove `systemctl`",
             ),
             (
+                RUNBOOK.replacen("address = \"{unit}.{host}\"", "address = \"{host}\"", 1),
+                "is one address for every web service of a project",
+            ),
+            (
+                RUNBOOK.replacen("stats_port = 9000\n", "", 1),
+                "a compose deployment needs [web] stats_port",
+            ),
+            (
+                RUNBOOK.replacen(
+                    "name = \"rdm-green\"",
+                    "name = \"rdm-green\"\nproject = \"rdm-blue\"",
+                    1,
+                ),
+                "rdm-blue and rdm-green are the same compose project on docker-1",
+            ),
+            (
                 RUNBOOK.replacen("protocol = \"uwsgi\"", "protocol = \"fastcgi\"", 1),
                 "\"fastcgi\" is not a protocol",
             ),

@@ -747,6 +747,19 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         // A service's connections live in its container's network
         // namespace: the Docker host's /proc/net/tcp does not show them, so
         // only uWSGI's stats server can count its requests in flight.
+        let several = hosts
+            .iter()
+            .any(|h| h.units.iter().filter(|u| w.units.contains(u)).count() > 1);
+        if several && !w.address.contains("{unit}") {
+            return Err(ck.err(
+                raw.deployment.span(),
+                "web.address",
+                format!(
+                    "{:?} is one address for every web service of a project: each service answers at its own, so write `{{unit}}` in it (e.g. \"{{unit}}.{{host}}\")",
+                    w.address
+                ),
+            ));
+        }
         if w.stats_port.is_none() {
             return Err(ck.err(
                 raw.deployment.span(),
