@@ -436,6 +436,34 @@ fn nginx_rejecting_the_candidate_refuses_before_any_change() {
         r.stderr
     );
     assert_back_on_blue(&t, &before, "nginx -t");
+    // An inventory whose `main` does not load the routes file: the swap
+    // would edit a file nginx never reads. Refused before any change.
+    let other = l.dir.join("hosts/nginx-front/fs/etc-nginx/other.conf");
+    fs::write(&other, "events {}\nhttp {}\n").expect("other.conf");
+    let text = fs::read_to_string(&t.config).expect("inventory");
+    let elsewhere = text.replacen(
+        "main = \"/etc/nginx/nginx.conf\"",
+        "main = \"/etc/nginx/other.conf\"",
+        1,
+    );
+    assert_ne!(text, elsewhere, "the lab inventory names main");
+    fs::write(&t.config, elsewhere).expect("inventory");
+    let r = t.run(&["execute", "--confirm", "--yes", "--plain"]);
+    let _ = fs::remove_file(&other);
+    fs::write(&t.config, text).expect("inventory");
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("nginx -T -c /etc/nginx/other.conf does not load /etc/nginx/conf.d/rdm.conf"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("step 1 start"),
+        "no step ran: {}",
+        r.stderr
+    );
+    assert_back_on_blue(&t, &before, "main without the routes");
     lab::restored();
 }
 

@@ -98,21 +98,30 @@ pub fn compose_check(cmd: &[String], project: &str, staged: &str) -> String {
 /// `nginx -t` of a candidate: of the staged file itself when it is the
 /// main configuration; otherwise of the main configuration with the
 /// candidate bound over the routes file in a private mount namespace, so
-/// the running nginx never sees it.
+/// the running nginx never sees it. With `-T`, nginx also prints every file
+/// it loaded: the routes file must be one of them (exit 4 otherwise), or
+/// the swap would edit a file nginx does not read.
 pub fn nginx_check(nginx: &str, main: &str, config: &str, staged: &str) -> String {
-    if main == config {
-        return line(&[nginx, "-t", "-q", "-c", staged]);
-    }
-    let inner = format!(
-        "mount --bind -- \"$1\" \"$2\" && exec {} -t -q -c \"$3\"",
+    // $1 the file nginx is started with, $2 the file that must be loaded.
+    let check = format!(
+        "out=$({} -T -q -c \"$1\") || exit 1; printf '%s\\n' \"$out\" | grep -qxF -e \"# configuration file $2:\" || {{ echo \"nginx -T -c $1 does not load $2\" >&2; exit 4; }}",
         quote(nginx)
     );
+    if main == config {
+        return format!(
+            "sh -c {} sh {} {}",
+            quote(&check),
+            quote(staged),
+            quote(staged)
+        );
+    }
+    let inner = format!("mount --bind -- \"$3\" \"$2\" && {check}");
     format!(
         "unshare --mount --propagation private -- sh -c {} sh {} {} {}",
         quote(&inner),
-        quote(staged),
+        quote(main),
         quote(config),
-        quote(main)
+        quote(staged)
     )
 }
 
@@ -490,6 +499,7 @@ mod tests {
             compose_check(&dc, "p", "/srv/p/.docker-compose.yml.bgswap-x"),
             "docker compose -p p -f /srv/p/.docker-compose.yml.bgswap-x config -q"
         );
+        let check = "out=$(nginx -T -q -c \"$1\") || exit 1; printf '%s\\n' \"$out\" | grep -qxF -e \"# configuration file $2:\" || { echo \"nginx -T -c $1 does not load $2\" >&2; exit 4; }";
         assert_eq!(
             nginx_check(
                 "nginx",
@@ -497,11 +507,14 @@ mod tests {
                 "/etc/nginx/nginx.conf",
                 "/etc/nginx/.s"
             ),
-            "nginx -t -q -c /etc/nginx/.s"
+            format!("sh -c {} sh /etc/nginx/.s /etc/nginx/.s", quote(check))
         );
         assert_eq!(
             nginx_check("nginx", "/etc/nginx/nginx.conf", "/etc/nginx/conf.d/rdm.conf", "/etc/nginx/conf.d/.s"),
-            "unshare --mount --propagation private -- sh -c 'mount --bind -- \"$1\" \"$2\" && exec nginx -t -q -c \"$3\"' sh /etc/nginx/conf.d/.s /etc/nginx/conf.d/rdm.conf /etc/nginx/nginx.conf"
+            format!(
+                "unshare --mount --propagation private -- sh -c {} sh /etc/nginx/nginx.conf /etc/nginx/conf.d/rdm.conf /etc/nginx/conf.d/.s",
+                quote(&format!("mount --bind -- \"$3\" \"$2\" && {check}"))
+            )
         );
         assert_eq!(
             nginx_children("/run/nginx.pid"),
