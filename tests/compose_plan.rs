@@ -115,27 +115,7 @@ fn plan_on_the_compose_fixture_exchanges_environment_binds_and_routes() {
 
 #[test]
 fn swap_twice_is_identity_on_compose() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let once = tmp.path().join("once");
-    let twice = tmp.path().join("twice");
-    let r = plan(
-        &fixture("compose-nginx"),
-        &["--render", &once.display().to_string()],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
-    let r = plan(&once, &["--render", &twice.display().to_string()]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("promote blue to prod"), "{}", r.stdout);
-    let (orig, first, back) = (tree(&fixture("compose-nginx")), tree(&once), tree(&twice));
-    assert_ne!(orig, first, "one swap changes files");
-    for (rel, bytes) in &orig {
-        assert_eq!(
-            back.get(rel),
-            Some(bytes),
-            "{} after two swaps",
-            rel.display()
-        );
-    }
+    twice_is_identity(&config(), &fixture("compose-nginx"));
 }
 
 #[test]
@@ -264,25 +244,7 @@ fn environment_in_map_form_is_exchanged_and_twice_is_identity() {
         "{}",
         r.stdout
     );
-    let once = b.snap.parent().expect("tmp").join("once");
-    let twice = b.snap.parent().expect("tmp").join("twice");
-    assert_eq!(
-        plan(&b.snap, &["--render", &once.display().to_string()]).code,
-        0
-    );
-    assert_eq!(
-        plan(&once, &["--render", &twice.display().to_string()]).code,
-        0
-    );
-    let (orig, back) = (tree(&b.snap), tree(&twice));
-    for (rel, bytes) in &orig {
-        assert_eq!(
-            back.get(rel),
-            Some(bytes),
-            "{} after two swaps",
-            rel.display()
-        );
-    }
+    twice_is_identity(&config(), &b.snap);
 }
 
 #[test]

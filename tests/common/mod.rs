@@ -198,3 +198,70 @@ pub fn keygen(path: &Path) {
         .expect("ssh-keygen runs");
     assert!(st.success(), "ssh-keygen made {}", path.display());
 }
+
+/// `plan --render` twice from `fixture_dir`: the first render changes files,
+/// the second (the way back) gives every file back byte for byte, and the
+/// mount sources too.
+pub fn twice_is_identity(config: &Path, fixture_dir: &Path) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let once = tmp.path().join("once");
+    let twice = tmp.path().join("twice");
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--snapshot".as_ref(),
+        fixture_dir.as_os_str(),
+        "--render".as_ref(),
+        once.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = bgswap([
+        "plan".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--snapshot".as_ref(),
+        once.as_os_str(),
+        "--render".as_ref(),
+        twice.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "planning the way back: {}", r.all());
+    assert!(
+        r.stdout.contains("promote blue to prod") || r.stdout.contains("promote green to prod")
+    );
+    let (orig, first, back) = (tree(fixture_dir), tree(&once), tree(&twice));
+    assert_ne!(
+        orig.iter()
+            .filter(|(p, _)| !p.starts_with(".bgswap"))
+            .collect::<Vec<_>>(),
+        first
+            .iter()
+            .filter(|(p, _)| !p.starts_with(".bgswap"))
+            .collect::<Vec<_>>(),
+        "one swap changes files"
+    );
+    for (rel, bytes) in &orig {
+        if rel.starts_with(".bgswap") {
+            continue;
+        }
+        assert_eq!(
+            back.get(rel),
+            Some(bytes),
+            "{} is byte-identical after two swaps",
+            rel.display()
+        );
+    }
+    let mounts = |d: &Path| -> Option<toml::Value> {
+        fs::read_to_string(d.join(".bgswap/mounts.toml"))
+            .ok()
+            .map(|t| toml::from_str(&t).expect("toml"))
+    };
+    assert_eq!(
+        mounts(fixture_dir),
+        mounts(&twice),
+        "mount sources are back"
+    );
+    if let Some(m) = mounts(fixture_dir) {
+        assert_ne!(Some(m), mounts(&once), "one swap moves the mounts");
+    }
+}
