@@ -50,55 +50,53 @@ pub(super) fn route_edits(inv: &Inventory, cfg: &NginxConf) -> Result<RouteEdits
                 ),
             });
         }
-        for p in &s.passes {
-            let Some(to) = pairs.get(&p.target) else {
+        // Each pass and each static alias (or root): what it names, where.
+        let named = s
+            .passes
+            .iter()
+            .map(|p| {
+                (
+                    &p.directive,
+                    &p.location,
+                    p.line,
+                    &p.target,
+                    &p.target_span,
+                    "passes to",
+                )
+            })
+            .chain(s.aliases.iter().map(|a| {
+                (
+                    &a.directive,
+                    &a.location,
+                    a.line,
+                    &a.path,
+                    &a.span,
+                    "serves",
+                )
+            }));
+        for (directive, location, line, from, span, verb) in named {
+            let Some(to) = pairs.get(from) else {
                 continue;
             };
-            let loc = p.location.as_deref().unwrap_or("(server)");
+            let loc = location.as_deref().unwrap_or("(server)");
             if roles.is_empty() {
                 warnings.push(Warning {
                     level: Level::Notice,
                     message: format!(
-                        "{host}:{path}:{}: the server block {label} (line {}) is no role hostname's, yet its location {loc} passes to {}; left as it is",
-                        p.line, s.line, p.target
+                        "{host}:{path}:{line}: the server block {label} (line {}) is no role hostname's, yet its location {loc} {verb} {from}; left as it is",
+                        s.line
                     ),
                 });
                 continue;
             }
             edits.push(Edit {
-                span: p.target_span.clone(),
+                span: span.clone(),
                 with: to.clone(),
             });
             changes.push(RouteChange {
-                line: p.line,
-                what: format!("{} of {label} {loc}", p.directive),
-                from: p.target.clone(),
-                to: to.clone(),
-            });
-        }
-        for a in &s.aliases {
-            let Some(to) = pairs.get(&a.path) else {
-                continue;
-            };
-            let loc = a.location.as_deref().unwrap_or("(server)");
-            if roles.is_empty() {
-                warnings.push(Warning {
-                    level: Level::Notice,
-                    message: format!(
-                        "{host}:{path}:{}: the server block {label} (line {}) is no role hostname's, yet its location {loc} serves {}; left as it is",
-                        a.line, s.line, a.path
-                    ),
-                });
-                continue;
-            }
-            edits.push(Edit {
-                span: a.span.clone(),
-                with: to.clone(),
-            });
-            changes.push(RouteChange {
-                line: a.line,
-                what: format!("{} of {label} {loc}", a.directive),
-                from: a.path.clone(),
+                line,
+                what: format!("{directive} of {label} {loc}"),
+                from: from.clone(),
                 to: to.clone(),
             });
         }
