@@ -31,14 +31,37 @@ pub fn clock() -> String {
 
 pub fn emit(level: u8, msg: &str) {
     if enabled(level) {
-        eprintln!("{} bgswap: {}", clock(), crate::mask::mask_text(msg));
+        say_line(&format!(
+            "{} bgswap: {}",
+            clock(),
+            crate::mask::mask_text(msg)
+        ));
     }
 }
 
 /// Always shown (on stderr): what the operator must know even without -v,
 /// such as a host key added to known_hosts.
 pub fn notice(msg: impl AsRef<str>) {
-    eprintln!("bgswap: {}", crate::mask::mask_text(msg.as_ref()));
+    say_line(&format!("bgswap: {}", crate::mask::mask_text(msg.as_ref())));
+}
+
+/// `text` and a newline on stderr, in one write. Unlike `eprintln!`, a
+/// stderr that cannot be written (a closed pipe, a closed terminal) is not
+/// a panic: a switchover goes on whoever stopped reading it.
+pub fn say_line(text: &str) {
+    use std::io::Write;
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// `eprintln!` that never panics: [`say_line`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::log::say_line(&format!($($arg)*))
+    };
 }
 
 /// `info` at -v, `debug` at -vv.

@@ -256,16 +256,38 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
     });
     eventually(20, || workers("blue"));
 
-    // On a terminal the operator types the colour: a wrong one changes nothing.
+    // On a terminal the operator sees every warning, the dangerous one set
+    // apart, and what the run touches; `d` shows the whole plan in the
+    // pager and the question comes back; a wrong colour changes nothing.
     let (code, text) = pty(
-        r#"[{"expect": "green"}, {"expect": ":"}, {"send": "blue\r"}]"#,
+        r#"[{"expect": "press d to read"}, {"send": "d"}, {"next": "Roles as observed"},
+            {"next": "Files (5)"}, {"send": "q"}, {"next": "press d to read"}, {"send": "blue\r"}]"#,
         &t,
         &["execute", "--confirm"],
-        &[],
+        &[("PAGER", "less"), ("LESS", "-R")],
     );
     assert_eq!(code, 3, "{text}");
     assert!(
         text.contains("the typed colour is not green; nothing was changed"),
+        "{text}"
+    );
+    let danger = text
+        .find("DANGER: 1 dangerous warning. Read it before you go on:")
+        .expect(&text);
+    let warning = text
+        .find("! SECRET_KEY differs between the colours")
+        .expect(&text);
+    let counts = text
+        .find("Touches 5 hosts: restarts 12 units on 4 hosts; changes 5 files, 8 mounts and 12 routes, in 24 steps.")
+        .expect(&text);
+    let prompt = text.find("press d to read").expect(&text);
+    assert!(
+        danger < warning && warning < counts && counts < prompt,
+        "{text}"
+    );
+    // The whole warning, not a line cut short, before the prompt.
+    assert!(
+        text[..prompt].contains("will be unreadable by the new prod"),
         "{text}"
     );
     assert_as_before(&t, l, &before, "wrong colour");
@@ -414,13 +436,27 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
         c,
         "nothing was changed"
     );
-    let r = t.run(&["rollback", "--yes", "--overwrite-changed"]);
+    // For a program: every event one JSON object per line on stdout.
+    let r = t.run(&[
+        "rollback",
+        "--yes",
+        "--overwrite-changed",
+        "--format",
+        "json",
+    ]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stderr.contains("rolled back: blue holds prod again"),
         "{}",
         r.stderr
     );
+    let ev = json_events(&r.stdout);
+    assert_eq!(kind(&ev[0]), "undo-plan", "{}", r.stdout);
+    assert!(ev.iter().any(|e| kind(e) == "undo-ok"), "{}", r.stdout);
+    let last = ev.last().expect("events");
+    assert_eq!(kind(last), "outcome", "{}", r.stdout);
+    assert_eq!(last["exit_code"], 0);
+    assert_eq!(last["outcome"], "ok");
     routed("prod", "blue").unwrap_or_else(|e| panic!("right after rollback: {e}"));
     assert_as_before(&t, l, &before, "after rollback");
     eventually(20, || routed("dev", "green"));
@@ -449,8 +485,9 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
         saved.to_str().expect("utf-8"),
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let r = t.run(&["execute", "--confirm", "--yes"]);
+    let r = t.run(&["execute", "--confirm", "--yes", "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.all());
+    assert_execute_events(&r.stdout);
     assert_as_before(&t, l, &before, "after two switchovers");
     // Three runs ended verified: their backups are kept ([journal] keep = 3),
     // the older one is gone, a file bgswap did not name is not touched.
@@ -460,6 +497,74 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
     assert!(not_ours.exists(), "a file bgswap did not name stays");
     fs::remove_file(&not_ours).expect("rm");
     restored();
+}
+
+/// The lines of `--format json`: each one JSON object with its kind and time.
+fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    let ev: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v["event"].is_string() && v["at"].is_string(), "{l}");
+            v
+        })
+        .collect();
+    assert!(!ev.is_empty(), "no events");
+    assert_no_secret("--format json", stdout);
+    ev
+}
+
+fn kind(v: &serde_json::Value) -> &str {
+    v["event"].as_str().unwrap_or("")
+}
+
+/// A whole switchover as events: the plan (with the figures of the run
+/// before), the preflight, ten phases, each step started then ok, the
+/// engine's end, the outcome with exit code 0.
+fn assert_execute_events(stdout: &str) {
+    let ev = json_events(stdout);
+    let kinds: Vec<&str> = ev.iter().map(kind).collect();
+    assert_eq!(kinds[..2], ["plan", "preflight"], "{stdout}");
+    let plan = &ev[0];
+    assert_eq!(plan["promote"], "blue", "the saved plan promoted green");
+    assert_eq!(plan["steps"], 24);
+    assert_eq!(plan["units_restarted"], 12);
+    assert_eq!(plan["warnings"][0]["level"], "danger", "{stdout}");
+    // The run before (the saved plan's) switched: its figures are expected.
+    assert!(
+        plan["last_run"]["cutover_ms"].as_u64().is_some(),
+        "{stdout}"
+    );
+    assert_eq!(ev[1]["failed"], serde_json::json!([]), "{stdout}");
+    assert_eq!(kinds.iter().filter(|k| **k == "phase-started").count(), 10);
+    assert_eq!(kinds.iter().filter(|k| **k == "phase-done").count(), 10);
+    for n in 1..=24u64 {
+        let started = ev
+            .iter()
+            .position(|e| kind(e) == "step-started" && e["step"] == n)
+            .unwrap_or_else(|| panic!("step {n} started: {stdout}"));
+        let ok = ev
+            .iter()
+            .position(|e| kind(e) == "step-ok" && e["step"] == n)
+            .unwrap_or_else(|| panic!("step {n} ok: {stdout}"));
+        assert!(started < ok, "{stdout}");
+    }
+    assert!(ev.iter().any(|e| kind(e) == "note"
+        && e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("prod cut-over"))));
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["finished", "outcome"],
+        "{stdout}"
+    );
+    let last = &ev[ev.len() - 1];
+    assert_eq!(last["exit_code"], 0);
+    assert_eq!(last["outcome"], "ok");
+    assert!(last["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("switched.")));
 }
 
 #[test]
@@ -483,6 +588,21 @@ fn execute_refuses_without_confirm_or_without_a_terminal() {
             .contains("there is no terminal to confirm on: add --yes"),
         "{}",
         r.stderr
+    );
+    // For a program: without --yes the refusal is an event too.
+    let r = t.run(&["execute", "--confirm", "--format", "json"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    let ev = json_events(&r.stdout);
+    assert_eq!(ev.len(), 1, "{}", r.stdout);
+    assert_eq!(ev[0]["event"], "outcome");
+    assert_eq!(ev[0]["exit_code"], 3);
+    assert_eq!(ev[0]["outcome"], "refused");
+    assert!(
+        ev[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("add --yes")),
+        "{}",
+        r.stdout
     );
     assert_as_before(&t, l, &before, "after refusals");
 }

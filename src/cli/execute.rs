@@ -7,9 +7,11 @@
 use super::session::{self, LiveArgs, RunArgs};
 use super::{Failure, Outcome};
 use crate::engine::journal::Journal;
+use crate::engine::journal::Timings;
 use crate::engine::run;
 use crate::model::plan::{Plan, PlanError};
-use crate::report::{style::Style, table};
+use crate::model::swap::Level;
+use crate::report::{review, style::Style, table, text};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -28,6 +30,13 @@ pub struct ExecuteArgs {
 }
 
 pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
+    let events = crate::ui::events_json::stdout_events(a.run.json());
+    session::conclude(events.as_ref(), execute(a, events.as_ref()))
+}
+
+type Events<'a> = Option<&'a crate::ui::events_json::JsonLines<std::io::Stdout>>;
+
+fn execute(a: &ExecuteArgs, events: Events) -> Result<(Outcome, String), Failure> {
     if !a.confirm {
         return Err(Failure::refused(format!(
             "execute changes the deployment and needs --confirm. Review first: bgswap plan --config {}",
@@ -41,17 +50,17 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
     };
     let s = session::open(&a.live, &a.run, "execute")?;
     let result = (|| {
-        session::refuse_unfinished(&s)?;
+        let records = session::refuse_unfinished(&s)?;
         let obs = crate::transport::observe(&s.inv, &s.hosts, s.timeout()).map_err(|e| {
             super::observe_failure(&e, "could not read every host; nothing was changed")
         })?;
         let plan = match Plan::make(&s.inv, &obs, "live hosts") {
             Ok(p) => p,
             Err(PlanError::Split { roles, .. }) => {
-                eprint!(
+                crate::say!(
                     "{}{}",
-                    table::roles_table(&roles, Style::plain()),
-                    table::verdict_line(&roles, Style::plain())
+                    table::roles_table(&roles, Style::plain()).trim_end(),
+                    table::verdict_line(&roles, Style::plain()).trim_end()
                 );
                 return Err(Failure::refused(
                     "split state: nothing was changed. Repair it or run `bgswap rollback`",
@@ -68,9 +77,35 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
                 )));
             }
         }
-        preflight(&s, &obs, &plan)?;
-        let summary = summary(&plan);
-        session::confirm(interactive, a.run.yes, &summary, plan.promote)?;
+        let last = Timings::latest(&records);
+        if let Some(ev) = events {
+            ev.write(plan_event(&plan, last.as_ref()));
+        }
+        preflight(&s, &obs, &plan, events)?;
+        if events.is_none() {
+            let style = Style {
+                colour: console::colors_enabled_stderr(),
+            };
+            let summary = review::before_prompt(&plan, last.as_ref(), style);
+            let cfg_path = s.inv.cfg_path.clone();
+            let config = a.live.config.display().to_string();
+            let whole = || {
+                text::plan_text(
+                    &plan,
+                    &cfg_path,
+                    "live hosts, as read just now",
+                    &config,
+                    style,
+                )
+            };
+            session::confirm(
+                interactive,
+                a.run.yes,
+                summary.trim_end(),
+                plan.promote,
+                Some(("the whole plan (diffs, steps)", &whole)),
+            )?;
+        }
         let journal =
             Journal::create(&s.state_dir, &s.inv.deployment, Some(s.router()?)).map_err(|e| {
                 Failure {
@@ -89,12 +124,42 @@ pub fn run(a: &ExecuteArgs) -> Result<Outcome, Failure> {
     result
 }
 
+/// The `plan` event of `--format json`: what is about to be done, counted,
+/// with every warning (masked) and the last run's figures.
+fn plan_event(plan: &Plan, last: Option<&(String, Timings)>) -> serde_json::Value {
+    let c = review::Counts::of(plan);
+    let m = crate::mask::mask_text;
+    serde_json::json!({
+        "event": "plan",
+        "deployment": m(&plan.deployment),
+        "promote": plan.promote.as_str(),
+        "demote": plan.demote.as_str(),
+        "hosts": c.hosts,
+        "units_restarted": c.units,
+        "files": c.files,
+        "mounts": c.mounts,
+        "routes": c.routes,
+        "steps": c.steps,
+        "warnings": plan.warnings.iter().map(|w| serde_json::json!({
+            "level": match w.level { Level::Danger => "danger", Level::Notice => "notice" },
+            "message": m(&w.message),
+        })).collect::<Vec<_>>(),
+        "last_run": last.map(|(run, t)| serde_json::json!({
+            "run": m(run),
+            "total_ms": t.total_ms,
+            "cutover_ms": t.cutover_ms,
+            "dev_offline_ms": t.dev_offline_ms,
+        })),
+    })
+}
+
 /// The probes of `probe::preflight`, before the operator is asked and before
 /// any change: one failure refuses the switchover.
 fn preflight(
     s: &session::Session,
     obs: &crate::model::observation::Observation,
     plan: &Plan,
+    events: Events,
 ) -> Result<(), Failure> {
     use crate::probe::{self, Verdict};
     let parsed = crate::model::parsed::Parsed::parse(&s.inv, obs, "live hosts")
@@ -116,8 +181,16 @@ fn preflight(
     let failed: Vec<String> = results
         .iter()
         .filter(|r| r.verdict == Verdict::Fail)
-        .map(|r| r.line())
+        .map(|r| crate::mask::mask_text(&r.line()))
         .collect();
+    if let Some(ev) = events {
+        ev.write(serde_json::json!({
+            "event": "preflight",
+            "probes": results.len(),
+            "failed": failed,
+            "took_ms": t.elapsed().as_millis() as u64,
+        }));
+    }
     if !failed.is_empty() {
         return Err(Failure::refused(format!(
             "preflight: {} of {} probes failed, so the switchover would not end healthy; nothing was changed:\n  {}\nRepair them (`bgswap probe` shows every probe), then run execute again",
@@ -126,7 +199,7 @@ fn preflight(
             failed.join("\n  ")
         )));
     }
-    eprintln!(
+    crate::say!(
         "bgswap: preflight: {} probes passed in {:.1} s",
         results.len(),
         t.elapsed().as_secs_f64()
@@ -140,23 +213,3 @@ fn preflight(
 /// seconds to see a copy that was just restarted) before it refuses.
 const PROBE_TIMEOUT_SECS: u64 = 5;
 const PREFLIGHT_SETTLE_SECS: u64 = 10;
-
-fn summary(plan: &Plan) -> String {
-    let danger = plan
-        .warnings
-        .iter()
-        .filter(|w| w.level == crate::model::swap::Level::Danger)
-        .count();
-    format!(
-        "bgswap execute: {}: promote {} to prod, demote {} to dev.\n  {} files, {} mount changes, {} route changes, {} steps; {} warnings ({} dangerous, see `bgswap plan`).",
-        plan.deployment,
-        plan.promote,
-        plan.demote,
-        plan.files.len(),
-        plan.mounts.len(),
-        plan.routes.len(),
-        plan.steps.len(),
-        plan.warnings.len(),
-        danger
-    )
-}

@@ -246,9 +246,16 @@ fn show_text(place: &str, records: &[Record]) -> String {
             Record::UndoFailed { n, at, error } => {
                 line(format!("{at}  undo of step {n} FAILED: {error}"))
             }
-            Record::End { at, ending } => line(format!(
-                "{at}  end: {}",
-                outcome_words(Some(*ending), false)
+            Record::End {
+                at,
+                ending,
+                timings,
+            } => line(format!(
+                "{at}  end: {}{}",
+                outcome_words(Some(*ending), false),
+                timings
+                    .map(|t| format!(" ({})", t.describe()))
+                    .unwrap_or_default()
             )),
         }
     }
@@ -350,6 +357,7 @@ mod tests {
             v.push(Record::End {
                 at: "2026-01-01T00:00:03Z".into(),
                 ending: e,
+                timings: None,
             });
         }
         v

@@ -114,6 +114,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Its name in `--format json` events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::BadInput => "bad-input",
+            Outcome::Refused => "refused",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Stopped => "stopped",
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Outcome::Ok => 0,

@@ -20,12 +20,10 @@ pub struct RollbackArgs {
     /// Restore files that someone changed after the switchover too (their diff is shown first).
     #[arg(long)]
     pub overwrite_changed: bool,
-    /// Print the undo plan (steps, order, guards) from the journal and change nothing.
+    /// Print the undo plan (steps, order, guards) from the journal and change nothing
+    /// (`--format json`: as one JSON document).
     #[arg(long)]
     pub dry_run: bool,
-    /// Output of --dry-run.
-    #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
-    pub format: Format,
 }
 
 /// `rollback --dry-run`: the undo plan as it would run now, read-only: no
@@ -46,7 +44,7 @@ fn dry_run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             "the journal has no beginning record; inspect it by hand",
         ));
     };
-    match a.format {
+    match a.run.format {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&plan)
@@ -95,6 +93,14 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
     if a.dry_run {
         return dry_run(a);
     }
+    let events = crate::ui::events_json::stdout_events(a.run.json());
+    session::conclude(events.as_ref(), rollback(a, events.as_ref()))
+}
+
+fn rollback(
+    a: &RollbackArgs,
+    events: Option<&crate::ui::events_json::JsonLines<std::io::Stdout>>,
+) -> Result<(Outcome, String), Failure> {
     let interactive = session::require_consent(&a.run)?;
     let (inv, hosts) = session::connect_live(&a.live, None)?;
     let state_dir = session::state_dir(&a.run);
@@ -113,18 +119,19 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
     };
     match st.ending {
         Some(Ending::RolledBack) => {
-            eprintln!(
-                "bgswap: the last run ({}) is already rolled back: nothing to do",
-                st.run
-            );
-            return Ok(Outcome::Ok);
+            return Ok((
+                Outcome::Ok,
+                format!(
+                    "the last run ({}) is already rolled back: nothing to do",
+                    st.run
+                ),
+            ));
         }
         Some(Ending::NothingChanged) => {
-            eprintln!(
-                "bgswap: the last run ({}) changed nothing: nothing to do",
-                st.run
-            );
-            return Ok(Outcome::Ok);
+            return Ok((
+                Outcome::Ok,
+                format!("the last run ({}) changed nothing: nothing to do", st.run),
+            ));
         }
         _ => {}
     }
@@ -175,7 +182,7 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             }
         }
         if !changed.is_empty() {
-            eprintln!("bgswap: {} file(s) changed since the switchover; restoring them would discard these changes:\n{}", changed.len(), changed.join("\n"));
+            crate::say!("bgswap: {} file(s) changed since the switchover; restoring them would discard these changes:\n{}", changed.len(), changed.join("\n"));
             if !a.overwrite_changed {
                 return Err(Failure::refused(
                     "refusing to overwrite files someone else changed; nothing was changed. Keep their changes by hand, or rerun with --overwrite-changed",
@@ -200,7 +207,15 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             crate::engine::state::router_files(&s.hosts, &st),
         );
         let undo = plan.steps();
-        eprint!("{}", crate::mask::mask_text(&plan.text()));
+        match events {
+            Some(ev) => ev.write(serde_json::json!({
+                "event": "undo-plan",
+                "run": crate::mask::mask_text(&st.run),
+                "promote_back": st.demote.as_str(),
+                "steps": undo,
+            })),
+            None => crate::say!("{}", crate::mask::mask_text(&plan.text()).trim_end()),
+        }
         let summary = format!(
             "bgswap rollback: {}: run {} ({}), ended {}; {undo} steps to inspect and undo (the plan above). {} will hold prod again.",
             s.inv.deployment,
@@ -214,7 +229,13 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             },
             st.demote
         );
-        session::confirm(interactive, a.run.yes, &summary, st.demote)?;
+        session::confirm(
+            interactive,
+            a.run.yes,
+            &crate::mask::mask_text(&summary),
+            st.demote,
+            None,
+        )?;
         let journal = Journal::resume(&s.state_dir, &s.inv.deployment, &records, Some(s.router()?))
             .map_err(|e| Failure::failed(format!("nothing was changed: {e}")))?;
         let cause = match st.ending {
@@ -225,14 +246,14 @@ pub fn run(a: &RollbackArgs) -> Result<Outcome, Failure> {
             run::rollback(ctx, journal, &st, &cause)
         });
         Ok(match o {
-            run::Outcome::RolledBack(_) => {
-                eprintln!(
-                    "bgswap: rolled back: {} holds prod again. Journal: {}",
+            run::Outcome::RolledBack(_) => (
+                Outcome::Ok,
+                format!(
+                    "rolled back: {} holds prod again. Journal: {}",
                     st.demote,
                     s.journal_path().display()
-                );
-                Outcome::Ok
-            }
+                ),
+            ),
             other => session::report(other, &s.journal_path()),
         })
     })();

@@ -2,7 +2,7 @@
 //! lock, the journal's whereabouts, Ctrl-C, and turning an engine outcome
 //! into words and an exit code.
 
-use super::{connect, Failure, Outcome};
+use super::{connect, Failure, Format, Outcome};
 use crate::engine::events::Sink;
 use crate::engine::journal::{self, Ending, Record, RunState};
 use crate::engine::lock::{self, Held, LockError, LockInfo};
@@ -45,6 +45,16 @@ pub struct RunArgs {
     /// Seconds to wait for units to become active after a start.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub start_timeout: u64,
+    /// `json`: one JSON object per event on stdout, for a program (no bars,
+    /// no prompts; needs --yes). README, "Events for automation".
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl RunArgs {
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -52,6 +62,19 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Without a terminal nothing can be asked: `--yes` is required, before any
 /// connection. Returns whether prompts are possible.
 pub fn require_consent(r: &RunArgs) -> Result<bool, Failure> {
+    if r.json() {
+        if !r.yes {
+            return Err(Failure::refused(
+                "--format json asks nothing (it is for programs): add --yes to run without prompts. Nothing was changed",
+            ));
+        }
+        if r.step {
+            return Err(Failure::refused(
+                "--step asks before each phase and cannot be used with --format json. Nothing was changed",
+            ));
+        }
+        return Ok(false);
+    }
     let interactive = crate::ui::prompt::terminal_available();
     if !interactive && !r.yes {
         return Err(Failure::refused(
@@ -95,6 +118,8 @@ pub struct Session {
     pub run_id: String,
     pub state_dir: PathBuf,
     pub plain: bool,
+    /// `--format json`: the engine's events as JSON lines on stdout.
+    pub json: bool,
     pub start_timeout: Duration,
 }
 
@@ -157,7 +182,7 @@ pub fn open_with(
             let current = lock::read(router.as_ref(), &inv.deployment).ok().flatten();
             match (take_over, current) {
                 (Some(run), Some((Some(info), sha))) if info.run == run && holder_is_dead(&info) => {
-                    eprintln!("bgswap: taking over the lock left by the interrupted run: {}", crate::mask::mask_text(&holder.to_string()));
+                    crate::say!("bgswap: taking over the lock left by the interrupted run: {}", crate::mask::mask_text(&holder.to_string()));
                     lock::remove_if(router.as_ref(), &path, &sha).map_err(|e| Failure::failed(e.to_string()))?;
                     lock::acquire(router.as_ref(), &inv.deployment, mine).map_err(|e| Failure::refused(e.to_string()))?
                 }
@@ -184,6 +209,7 @@ pub fn open_with(
         run_id,
         state_dir: state_dir(r),
         plain: r.plain,
+        json: r.json(),
         start_timeout: Duration::from_secs(r.start_timeout),
     })
 }
@@ -194,9 +220,9 @@ fn install_interrupt_handler() {
     if INSTALL_HANDLER.swap(false, Ordering::SeqCst) {
         let _ = ctrlc::set_handler(|| {
             if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!("\nbgswap: already stopping; rolling back what was done, please wait");
+                crate::say!("\nbgswap: already stopping; rolling back what was done, please wait");
             } else {
-                eprintln!(
+                crate::say!(
                     "\nbgswap: interrupted: stopping at the next step boundary and rolling back"
                 );
             }
@@ -241,7 +267,7 @@ impl Session {
     pub fn release(&self) {
         if let Ok(r) = self.router() {
             if let Err(e) = self.lock.release(r) {
-                eprintln!(
+                crate::say!(
                     "bgswap: could not release the lock {}: {e}. Check `bgswap lock status`",
                     self.lock.path
                 );
@@ -260,7 +286,11 @@ impl Session {
         overwrite_changed: bool,
         f: impl FnOnce(&Ctx) -> T,
     ) -> T {
-        let sink: Box<dyn Sink> = crate::ui::progress::renderer(self.plain);
+        let sink: Box<dyn Sink> = if self.json {
+            Box::new(crate::ui::events_json::JsonLines::stdout())
+        } else {
+            crate::ui::progress::renderer(self.plain)
+        };
         let prompter = crate::ui::prompt::Dialoguer;
         let pause_dir = journal::local_path(&self.state_dir, &self.inv.deployment)
             .parent()
@@ -292,7 +322,7 @@ impl Session {
             },
             sink: sink.as_ref(),
             interrupted: &INTERRUPTED,
-            prompter: Some(&prompter),
+            prompter: (!self.json).then_some(&prompter as &dyn crate::engine::ports::Prompter),
             step_mode,
             pause_before,
             pause_before_undo,
@@ -373,16 +403,19 @@ fn journal_pair(
     Ok(records)
 }
 
-/// Refuses to start a switchover over one that did not finish.
-pub fn refuse_unfinished(s: &Session) -> Result<(), Failure> {
+/// Refuses to start a switchover over one that did not finish. Returns the
+/// newest journal's records (the last run's figures are in them).
+pub fn refuse_unfinished(s: &Session) -> Result<Vec<Record>, Failure> {
     let Some(records) = s.latest_journal()? else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let Some(st) = RunState::from_records(&records) else {
-        return Ok(());
+        return Ok(records);
     };
     match st.ending {
-        Some(Ending::Switched) | Some(Ending::RolledBack) | Some(Ending::NothingChanged) => Ok(()),
+        Some(Ending::Switched) | Some(Ending::RolledBack) | Some(Ending::NothingChanged) => {
+            Ok(records)
+        }
         other => Err(Failure::refused(format!(
             "the last switchover (run {}, {}) {}: undo it with `bgswap rollback` first. Nothing was changed",
             st.run,
@@ -396,21 +429,34 @@ pub fn refuse_unfinished(s: &Session) -> Result<(), Failure> {
     }
 }
 
-/// Shows the summary and, on a terminal without `--yes`, makes the operator
-/// type the colour that will hold prod. Anything else refuses, nothing changed.
+/// What the operator can read at the prompt, one keypress away: its name
+/// ("the plan") and the text (masked), made only if asked for.
+pub type Review<'a> = (&'a str, &'a dyn Fn() -> String);
+
+/// Shows the summary (masked by the caller: it may carry the style's
+/// colours) and, on a terminal without `--yes`, makes the operator type the
+/// colour that will hold prod (with `review` one keypress away). Anything
+/// else refuses, nothing changed.
 pub fn confirm(
     interactive: bool,
     yes: bool,
     summary: &str,
     colour: crate::model::colour::Colour,
+    review: Option<Review>,
 ) -> Result<(), Failure> {
-    let summary = &crate::mask::mask_text(summary);
     if !interactive || yes {
-        eprintln!("{summary}");
+        crate::say!("{summary}");
         return Ok(());
     }
     let p = crate::ui::prompt::Dialoguer;
-    let ok = crate::ui::prompt::Prompter::confirm_typed(&p, summary, colour.as_str())
+    let asked = match review {
+        Some((what, text)) => {
+            crate::say!("{summary}");
+            p.confirm_typed_with_review(colour.as_str(), what, text)
+        }
+        None => crate::ui::prompt::Prompter::confirm_typed(&p, summary, colour.as_str()),
+    };
+    let ok = asked
         .map_err(|e| Failure::refused(format!("no confirmation ({e}); nothing was changed")))?;
     if ok {
         Ok(())
@@ -421,36 +467,62 @@ pub fn confirm(
     }
 }
 
-/// Prints the end of a run and maps it to the process outcome.
-pub fn report(o: run::Outcome, journal: &Path) -> Outcome {
+/// The end of a run in words (masked), and its process outcome.
+pub fn report(o: run::Outcome, journal: &Path) -> (Outcome, String) {
     let m = crate::mask::mask_text;
     match o {
-        run::Outcome::Switched => {
-            eprintln!("bgswap: switched. Journal: {}", journal.display());
-            Outcome::Ok
-        }
-        run::Outcome::NothingChanged(c) => {
-            eprintln!("bgswap: failed before any change: {}", m(&c));
-            Outcome::Failed
-        }
-        run::Outcome::RolledBack(c) => {
-            let c = m(&c);
-            eprintln!("bgswap: FAILED and ROLLED BACK: {c}\nThe deployment is as it was before. Journal: {}", journal.display());
-            Outcome::RolledBack
-        }
-        run::Outcome::Incomplete { cause, report, .. } => {
-            let (cause, report) = (m(&cause), m(&report));
-            eprintln!(
-                "bgswap: ROLLBACK INCOMPLETE: {cause}\n{report}Journal: {}",
+        run::Outcome::Switched => (
+            Outcome::Ok,
+            format!("switched. Journal: {}", journal.display()),
+        ),
+        run::Outcome::NothingChanged(c) => (
+            Outcome::Failed,
+            format!("failed before any change: {}", m(&c)),
+        ),
+        run::Outcome::RolledBack(c) => (
+            Outcome::RolledBack,
+            format!(
+                "FAILED and ROLLED BACK: {}\nThe deployment is as it was before. Journal: {}",
+                m(&c),
                 journal.display()
-            );
-            Outcome::Incomplete
-        }
-        run::Outcome::Stopped(c) => {
-            eprintln!("bgswap: {}", m(&c));
-            Outcome::Stopped
-        }
+            ),
+        ),
+        run::Outcome::Incomplete { cause, report, .. } => (
+            Outcome::Incomplete,
+            format!(
+                "ROLLBACK INCOMPLETE: {}\n{}Journal: {}",
+                m(&cause),
+                m(&report),
+                journal.display()
+            ),
+        ),
+        run::Outcome::Stopped(c) => (Outcome::Stopped, m(&c)),
     }
+}
+
+/// The end of `execute` or `rollback`: its words on stderr and, with
+/// `--format json`, the `outcome` event with the exit code. A failure's
+/// words are printed by `cli::main`, like every command's.
+pub fn conclude(
+    events: Option<&crate::ui::events_json::JsonLines<std::io::Stdout>>,
+    result: Result<(Outcome, String), Failure>,
+) -> Result<Outcome, Failure> {
+    let (outcome, message) = match &result {
+        Ok((o, words)) => {
+            crate::say!("bgswap: {words}");
+            (*o, words.clone())
+        }
+        Err(f) => (f.outcome, crate::mask::mask_text(&f.message)),
+    };
+    if let Some(ev) = events {
+        ev.write(serde_json::json!({
+            "event": "outcome",
+            "outcome": outcome.name(),
+            "exit_code": outcome.code(),
+            "message": message,
+        }));
+    }
+    result.map(|(o, _)| o)
 }
 
 /// Why a local journal cannot be used, in a few words (its path is said
@@ -526,7 +598,7 @@ fn say_once(note: &str) {
         .map(|mut s| s.insert(note.to_string()))
         .unwrap_or(true);
     if first {
-        eprintln!("bgswap: {note}");
+        crate::say!("bgswap: {note}");
     }
 }
 

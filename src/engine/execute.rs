@@ -498,9 +498,15 @@ pub fn execute(
             break;
         }
     }
+    let mut timings = None;
     if failure.is_none() {
         match verify_and_postflight(ctx, plan.promote) {
             Ok(()) => {
+                timings = Some(super::journal::Timings {
+                    total_ms: 0,
+                    cutover_ms: cutover.map(|c| c.as_millis() as u64),
+                    dev_offline_ms: dev_offline.map(|w| w.elapsed().as_millis() as u64),
+                });
                 if let Some(c) = cutover {
                     note(
                         ctx,
@@ -543,7 +549,8 @@ pub fn execute(
             }
         }
     };
-    finish(ctx, &journal, t0, outcome)
+    let timings = timings.filter(|_| outcome == Outcome::Switched);
+    super::run::finish_with(ctx, &journal, t0, outcome, timings)
 }
 
 /// The check a staged candidate must pass before anything changes, and its

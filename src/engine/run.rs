@@ -116,6 +116,18 @@ pub use super::undo::{rollback, undo_run};
 pub use super::verify::verify;
 
 pub(super) fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcome) -> Outcome {
+    finish_with(ctx, journal, t0, o, None)
+}
+
+/// [`finish`], with what a switchover measured of itself written into its
+/// end record (the next operator is told to expect it).
+pub(super) fn finish_with(
+    ctx: &Ctx,
+    journal: &Mutex<Journal>,
+    t0: Instant,
+    o: Outcome,
+    timings: Option<super::journal::Timings>,
+) -> Outcome {
     // After a verified end, the originals older runs kept on the hosts go
     // (all but the newest `[journal] keep` runs').
     if matches!(o, Outcome::Switched | Outcome::RolledBack(_)) {
@@ -143,6 +155,10 @@ pub(super) fn finish(ctx: &Ctx, journal: &Mutex<Journal>, t0: Instant, o: Outcom
             Record::End {
                 at: super::journal::utc_now(),
                 ending,
+                timings: timings.map(|t| super::journal::Timings {
+                    total_ms: t0.elapsed().as_millis() as u64,
+                    ..t
+                }),
             },
         );
     }

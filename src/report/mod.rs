@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod json;
+pub mod review;
 pub mod style;
 pub mod table;
 pub mod text;

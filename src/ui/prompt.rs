@@ -11,7 +11,7 @@
 
 use std::io::{self, IsTerminal};
 
-use console::{style, Term};
+use console::{style, Key, Term};
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Select};
 
@@ -61,18 +61,7 @@ impl Prompter for Dialoguer {
                 .allow_empty(true)
                 .report(false)
                 .interact_text_on(term)?;
-            let answer = answer.trim();
-            let ok = answer == expected;
-            let line = if ok {
-                style(format!("✔ confirmed: {expected}")).green()
-            } else {
-                style(format!(
-                    "✘ not confirmed: typed {answer:?}, not {expected:?}"
-                ))
-                .red()
-            };
-            term.write_line(&line.for_stderr().to_string())?;
-            Ok(ok)
+            Ok(confirmed(term, &answer, expected)?)
         })
     }
 
@@ -99,6 +88,120 @@ impl Prompter for Dialoguer {
                 .interact_on(term)
         })
     }
+}
+
+/// Says whether the typed `answer` confirms `expected`, on the terminal and
+/// as the result.
+fn confirmed(term: &Term, answer: &str, expected: &str) -> io::Result<bool> {
+    let answer = answer.trim();
+    let ok = answer == expected;
+    let line = if ok {
+        style(format!("✔ confirmed: {expected}")).green()
+    } else {
+        style(format!(
+            "✘ not confirmed: typed {answer:?}, not {expected:?}"
+        ))
+        .red()
+    };
+    term.write_line(&line.for_stderr().to_string())?;
+    Ok(ok)
+}
+
+impl Dialoguer {
+    /// [`Prompter::confirm_typed`] with the review one keypress away: `d`
+    /// as the first key shows `review()` (`what` names it) in a pager, and
+    /// the question comes back after. Any other first key begins the typed
+    /// answer. The summary was printed by the caller.
+    pub fn confirm_typed_with_review(
+        &self,
+        expected: &str,
+        what: &str,
+        review: &dyn Fn() -> String,
+    ) -> io::Result<bool> {
+        let expected = expected.trim();
+        if expected.is_empty() || expected.starts_with(['d', 'D']) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "confirmation asked with nothing (or the review key) to type",
+            ));
+        }
+        let question = format!("Type {expected} to go on (anything else stops)");
+        ask(|term| {
+            loop {
+                term.write_str(&format!(
+                    "{} {} {}",
+                    style("?").yellow().for_stderr(),
+                    style(format!(
+                        "Type {expected} to go on, or press d to read {what} in a pager (anything else stops)"
+                    ))
+                    .bold()
+                    .for_stderr(),
+                    style("›").black().bright().for_stderr()
+                ))?;
+                let key = term.read_key()?;
+                term.clear_line()?;
+                let first = match key {
+                    Key::Char('d') | Key::Char('D') => {
+                        page(term, &review())?;
+                        continue;
+                    }
+                    Key::Char(c) if !c.is_control() => c,
+                    // Enter, Escape, Tab, …: nothing typed, which stops.
+                    Key::Enter | Key::Escape | Key::Tab | Key::Backspace => {
+                        return Ok(confirmed(term, "", expected)?)
+                    }
+                    // Arrows and other keys: ask again.
+                    _ => continue,
+                };
+                let answer: String = Input::with_theme(&ColorfulTheme::default())
+                    .with_prompt(&question)
+                    .with_initial_text(first.to_string())
+                    .allow_empty(true)
+                    .report(false)
+                    .interact_text_on(term)?;
+                return Ok(confirmed(term, &answer, expected)?);
+            }
+        })
+    }
+}
+
+/// Shows `text` in the operator's pager (`$PAGER`, else `less`, with
+/// `LESS=FRX` unless `LESS` is set: colours kept, short texts printed and
+/// left on screen), on the terminal; without a pager, straight on the
+/// terminal. Returns when the pager is closed.
+fn page(term: &Term, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::process::{Command, Stdio};
+    let pager = std::env::var("PAGER")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "less".to_string());
+    let tty = io::stderr().as_fd().try_clone_to_owned()?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&pager)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(tty));
+    if std::env::var_os("LESS").is_none() {
+        cmd.env("LESS", "FRX");
+    }
+    let shown = match cmd.spawn() {
+        Ok(mut child) => {
+            if let Some(mut stdin) = child.stdin.take() {
+                // The operator may quit before reading it all: not an error.
+                let _ = stdin.write_all(text.as_bytes());
+            }
+            // `sh` says 127 when the pager is not there.
+            matches!(child.wait(), Ok(st) if st.code() != Some(127))
+        }
+        Err(_) => false,
+    };
+    if !shown {
+        term.write_str(text)?;
+    }
+    term.write_line("")?;
+    Ok(())
 }
 
 /// Runs one dialoguer prompt on stderr with SIGINT ignored. On any error

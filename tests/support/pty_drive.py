@@ -3,7 +3,8 @@ drive bgswap's interactive flow as an operator would.
 
 usage: python3 pty_drive.py SCRIPT -- COMMAND [ARG ...]
 SCRIPT is JSON: a list of steps, each {"expect": "text"} (wait, bounded, for
-text to appear in the output), {"send": "text"} (type it; "\\r" is Enter),
+text to appear in the output), {"next": "text"} (the same, but only output
+after the end of the last text waited for counts: a prompt drawn again), {"send": "text"} (type it; "\\r" is Enter),
 {"signal": "INT"} (send SIGINT to the terminal's foreground process group, as
 Ctrl-C does), {"sleep": seconds}. Prints the whole output, then a last line
 `pty-exit=N` (N = exit code, or -signal). Exits 2 when an expected text does
@@ -25,6 +26,7 @@ if pid == 0:
     os.execvp(cmd[0], cmd)
 
 out = b""
+mark = 0
 
 
 def pump(timeout):
@@ -43,17 +45,21 @@ def pump(timeout):
 
 status = None
 for step in script:
-    if "expect" in step:
-        want = step["expect"].encode()
+    if "expect" in step or "next" in step:
+        text = step.get("expect", step.get("next"))
+        want = text.encode()
+        start = 0 if "expect" in step else mark
         deadline = time.time() + 60
-        while want not in out and time.time() < deadline:
+        while out.find(want, start) < 0 and time.time() < deadline:
             if not pump(0.1):
                 break
-        if want not in out:
+        at = out.find(want, start)
+        if at < 0:
             sys.stdout.write(out.decode(errors="replace"))
-            print(f"\npty-drive: {step['expect']!r} did not appear")
+            print(f"\npty-drive: {text!r} did not appear")
             os.kill(pid, signal.SIGKILL)
             sys.exit(2)
+        mark = at + len(want)
     elif "send" in step:
         os.write(fd, step["send"].encode())
     elif "signal" in step:
