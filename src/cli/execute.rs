@@ -83,9 +83,7 @@ fn execute(a: &ExecuteArgs, events: Events) -> Result<(Outcome, String), Failure
         }
         preflight(&s, &obs, &plan, events)?;
         if events.is_none() {
-            let style = Style {
-                colour: console::colors_enabled_stderr(),
-            };
+            let style = Style::for_stderr();
             let summary = review::before_prompt(&plan, last.as_ref(), style);
             let cfg_path = s.inv.cfg_path.clone();
             let config = a.live.config.display().to_string();

@@ -6,6 +6,7 @@ mod connect;
 mod execute;
 mod journal;
 mod lock;
+mod man;
 mod plan;
 mod probe;
 mod rollback;
@@ -16,10 +17,12 @@ mod status;
 use crate::model::inventory::{Inventory, InventoryError};
 use crate::model::observation::Observation;
 use crate::model::plan::PlanError;
+use crate::report::style::{self, ColorChoice};
 use crate::transport::snapshot::Snapshot;
 use crate::transport::{self, Host};
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +45,9 @@ pub struct Cli {
     /// Say what bgswap does (-v), and every command and file it touches (-vv). Never a secret.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// When to colour stdout and stderr (reports, errors, progress, prompts).
+    #[arg(long, value_enum, value_name = "WHEN", global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,6 +77,28 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (bgswap.1, and one per subcommand: bgswap-plan.1, bgswap-execute.1, ...) into a directory.
+    Man(man::ManArgs),
+}
+
+impl Command {
+    /// Whether the command only reads and reports, so that it may die
+    /// quietly of SIGPIPE when whoever reads its output goes away
+    /// (`bgswap plan | head`). Never a command that changes the deployment
+    /// or its lock: a switchover must not be killed half-way by a closed pipe.
+    fn reads_only(&self) -> bool {
+        match self {
+            Command::Plan(_)
+            | Command::Status(_)
+            | Command::Probe(_)
+            | Command::Snapshot(_)
+            | Command::Journal(_)
+            | Command::Completions { .. }
+            | Command::Man(_) => true,
+            Command::Lock(c) => matches!(c, lock::LockCommand::Status(_)),
+            Command::Execute(_) | Command::Rollback(_) => false,
+        }
+    }
 }
 
 /// Where the observation comes from: the live hosts over SSH, or a snapshot.
@@ -196,7 +224,12 @@ impl From<PlanError> for Failure {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
+    // Before any output: the choice holds for everything printed or drawn.
+    style::set_choice(cli.color);
+    if cli.command.reads_only() {
+        die_quietly_on_broken_pipe();
+    }
     crate::log::set_level(cli.verbose);
     let result = match cli.command {
         Command::Plan(a) => plan::run(&a),
@@ -213,6 +246,7 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "bgswap", &mut std::io::stdout());
             Ok(Outcome::Ok)
         }
+        Command::Man(a) => man::run(&a),
     };
     let outcome = match result {
         Ok(o) => o,
@@ -222,6 +256,63 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(outcome.code())
+}
+
+/// The arguments, parsed. clap's own help and errors follow `--color` too:
+/// the choice is looked up in the raw arguments first ([`color_in_args`]),
+/// since they are printed before the parse is done.
+fn parse() -> Cli {
+    let clap_color = match color_in_args(std::env::args_os().skip(1)) {
+        Some(ColorChoice::Always) => clap::ColorChoice::Always,
+        Some(ColorChoice::Never) => clap::ColorChoice::Never,
+        Some(ColorChoice::Auto) | None => clap::ColorChoice::Auto,
+    };
+    let mut cmd = Cli::command().color(clap_color);
+    let parsed = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut cmd).exit(),
+    }
+}
+
+/// The last valid `--color WHEN` or `--color=WHEN` before a `--` (None:
+/// not given, or given wrong, which the parse then reports).
+fn color_in_args(args: impl IntoIterator<Item = OsString>) -> Option<ColorChoice> {
+    let mut found = None;
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        let value = match a.to_str() {
+            Some("--") => break,
+            Some("--color") => args.next(),
+            Some(s) => s.strip_prefix("--color=").map(OsString::from),
+            None => None,
+        };
+        if let Some(c) = value
+            .as_ref()
+            .and_then(|v| v.to_str())
+            .and_then(|v| ColorChoice::from_str(v, false).ok())
+        {
+            found = Some(c);
+        }
+    }
+    found
+}
+
+/// Rust starts with SIGPIPE ignored, so a write into a closed pipe fails
+/// with EPIPE and `println!` panics ("failed printing to stdout: Broken
+/// pipe"). A command that only reads and reports instead ends as a Unix
+/// filter does: killed by SIGPIPE, silently (`bgswap plan | head`). Sockets
+/// are unaffected (std and libssh2 send with MSG_NOSIGNAL); a pipe to a
+/// child process would be, and the read-only commands write to none.
+fn die_quietly_on_broken_pipe() {
+    // SAFETY: `signal` with SIG_DFL installs no handler, so no Rust code runs
+    // in signal context; it is called from the main thread before any output
+    // and before bgswap starts a thread of its own.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// `execute` and `rollback` refuse `--accept-new-host-key`: a switchover
@@ -344,4 +435,63 @@ pub(crate) fn load(a: &SourceArgs) -> Result<Loaded, Failure> {
         kind,
         hosts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn color_of(args: &[&str]) -> Option<ColorChoice> {
+        color_in_args(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn the_color_choice_is_found_in_the_raw_arguments() {
+        assert_eq!(color_of(&["plan", "--config", "x"]), None);
+        assert_eq!(
+            color_of(&["--color", "never", "plan"]),
+            Some(ColorChoice::Never)
+        );
+        assert_eq!(
+            color_of(&["plan", "--color=always"]),
+            Some(ColorChoice::Always)
+        );
+        assert_eq!(
+            color_of(&["plan", "--color=always", "--color", "never"]),
+            Some(ColorChoice::Never)
+        );
+        // A wrong value is the parse's to report; after `--` nothing counts.
+        assert_eq!(color_of(&["plan", "--color", "pink"]), None);
+        assert_eq!(color_of(&["journal", "show", "--", "--color=never"]), None);
+    }
+
+    #[test]
+    fn only_the_commands_that_change_nothing_may_die_of_a_closed_pipe() {
+        let reads = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("bgswap").chain(args.iter().copied()))
+                .expect("parses")
+                .command
+                .reads_only()
+        };
+        for a in [
+            &["plan", "-c", "x"][..],
+            &["status", "-c", "x"],
+            &["probe", "-c", "x"],
+            &["snapshot", "-c", "x", "--out", "o"],
+            &["journal", "list", "-c", "x"],
+            &["journal", "show", "-c", "x"],
+            &["lock", "status", "-c", "x"],
+            &["completions", "bash"],
+            &["man", "--out", "o"],
+        ] {
+            assert!(reads(a), "{a:?}");
+        }
+        for a in [
+            &["execute", "-c", "x", "--confirm"][..],
+            &["rollback", "-c", "x"],
+            &["lock", "break", "-c", "x"],
+        ] {
+            assert!(!reads(a), "{a:?}");
+        }
+    }
 }
