@@ -164,7 +164,7 @@ pub fn run(c: &LockCommand) -> Result<Outcome, Failure> {
             Ok(Outcome::Ok)
         }
         LockCommand::Break(b) => {
-            eprintln!(
+            crate::say!(
                 "bgswap: the lock {path} on {} is held by {who}",
                 inv.router.host
             );
@@ -176,8 +176,8 @@ pub fn run(c: &LockCommand) -> Result<Outcome, Failure> {
                 .as_ref()
                 .map(|i| lock::liveness(i, &here, pid_alive))
             {
-                None => eprintln!("bgswap: it is not a lock bgswap wrote, so no bgswap run holds it"),
-                Some(Liveness::Dead) => eprintln!(
+                None => crate::say!("bgswap: it is not a lock bgswap wrote, so no bgswap run holds it"),
+                Some(Liveness::Dead) => crate::say!(
                     "bgswap: its process is gone (pid {} on this machine): that run is dead. If it died mid-way, `bgswap rollback` takes its lock over by itself.",
                     info.as_ref().map(|i| i.pid).unwrap_or_default()
                 ),
@@ -219,7 +219,7 @@ pub fn run(c: &LockCommand) -> Result<Outcome, Failure> {
                     "the lock changed while you looked, not broken: {e}"
                 ))
             })?;
-            eprintln!("bgswap: lock broken (it was held by {who})");
+            crate::say!("bgswap: lock broken (it was held by {who})");
             Ok(Outcome::Ok)
         }
     }

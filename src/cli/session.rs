@@ -241,8 +241,12 @@ fn holder_is_dead(info: &LockInfo) -> bool {
 }
 
 fn console_show_cursor() -> std::io::Result<()> {
-    use std::io::Write;
+    use std::io::{IsTerminal, Write};
     let mut e = std::io::stderr();
+    // Only a terminal has a cursor; a pipe or file gets no escape.
+    if !e.is_terminal() {
+        return Ok(());
+    }
     e.write_all(b"\x1b[?25h")?;
     e.flush()
 }
