@@ -314,7 +314,7 @@ fn routes_through_a_map_on_host_and_proxy_pass_are_exchanged() {
 
 /// The compose, env-file and nginx corpora of fixtures/secrets planted in
 /// both colours and the router: no planted value in any output of `plan`
-/// (text, JSON, -vv) or `status`; the moved role tokens still show.
+/// (text, JSON, Markdown, -vv) or `status`; the moved role tokens still show.
 #[test]
 fn the_secrets_corpus_of_compose_env_and_nginx_files_is_never_shown() {
     let corpus = |f: &str| fs::read_to_string(repo().join("fixtures/secrets").join(f)).expect(f);
@@ -345,7 +345,12 @@ fn the_secrets_corpus_of_compose_env_and_nginx_files_is_never_shown() {
     planted_in("rdm-green/srv/rdm-green/docker-compose.yml", "pl4nt66-http");
     planted_in(BLUE_ENV, "pl4nt70-env!1");
     planted_in(NGINX, "pl4nt74basic");
-    for extra in [&[][..], &["--format", "json"][..], &["-vv"][..]] {
+    for extra in [
+        &[][..],
+        &["--format", "json"][..],
+        &["--format", "markdown"][..],
+        &["-vv"][..],
+    ] {
         let r = plan(&snap, extra);
         assert_eq!(r.code, 0, "{extra:?}: {}", r.all());
         assert!(

@@ -3,10 +3,11 @@
 //! planted in a copy of the Imperial snapshot: in both colours, in the
 //! router config, and inside swapped keys and swapped lines with a value per
 //! colour, so that they stand in the diff's changed lines too. No planted
-//! value may appear in any output of `plan` or `status`, text or JSON, at
-//! any verbosity (every run of the binary is checked by `common::bgswap`;
-//! the lab carries the same corpus, so `execute`, `rollback` and `probe` are
-//! checked there). And the diff still shows every role token that moves.
+//! value may appear in any output of `plan` or `status`, text or JSON (and
+//! `plan`'s Markdown, also as its reader sees it), at any verbosity (every
+//! run of the binary is checked by `common::bgswap`; the lab carries the
+//! same corpus, so `execute`, `rollback` and `probe` are checked there).
+//! And the diff still shows every role token that moves.
 
 mod common;
 
@@ -213,7 +214,10 @@ fn no_planted_secret_in_any_output_of_plan_or_status() {
     let snap = planted_snapshot(tmp.path());
     for cmd in ["plan", "status"] {
         for verbosity in [None, Some("-v"), Some("-vv")] {
-            for format in ["text", "json"] {
+            for format in ["text", "json", "markdown"] {
+                if cmd == "status" && format == "markdown" {
+                    continue; // plan's format alone
+                }
                 let mut extra = vec!["--format", format];
                 extra.extend(verbosity);
                 // `bgswap` itself asserts that no planted value is shown.
@@ -228,6 +232,7 @@ fn no_planted_secret_in_any_output_of_plan_or_status() {
     if std::env::var_os("BGSWAP_SHOW_PLAN").is_some() {
         eprintln!("{}", r.stdout);
     }
+    let md = run_on(&snap, "plan", &["--format", "markdown"]);
     for shown in [
         "'http_auth': ('****', '****')",
         "postgresql+psycopg2://****@rdm-postgresql-1-dev:5432/invenio\" % \"****\"",
@@ -235,6 +240,12 @@ fn no_planted_secret_in_any_output_of_plan_or_status() {
         "hdr Host data-dev.ae.ic.ac.uk hdr Authorization \"**** ****\"",
     ] {
         assert!(r.stdout.contains(shown), "{shown}\n{}", r.stdout);
+        // The Markdown's diff blocks hold the same masked lines.
+        assert!(
+            md.stdout.contains(shown),
+            "markdown: {shown}\n{}",
+            md.stdout
+        );
     }
     // `--render` is the one unmasked output: the values are there, 0600.
     let out = tmp.path().join("render");

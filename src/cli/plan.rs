@@ -1,13 +1,22 @@
 //! `bgswap plan`: read, compute the plan, print it. Writes nothing, except the
 //! rendered snapshot when `--render` asks for one (a new local directory).
 
-use super::{load, Failure, Format, Outcome, SourceArgs};
+use super::{load, Failure, Outcome, SourceArgs};
 use crate::model::parsed::Parsed;
 use crate::model::plan::{Plan, PlanError};
-use crate::report::{json, style::Style, table, text};
+use crate::report::{json, markdown, style::Style, table, text};
 use crate::transport::snapshot;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+
+/// `plan`'s formats: `status` and `probe` have text and JSON only.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    /// A change request (GitHub-flavoured Markdown) for a review board or a ticket.
+    Markdown,
+}
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -19,8 +28,8 @@ pub struct PlanArgs {
     /// Save the plan (steps and the sha256 of everything read; no contents, mode 0600) for `execute --plan`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
 }
 
 pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
@@ -32,11 +41,14 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         Err(PlanError::Split { roles, problems }) => {
             let style = Style::for_stdout();
             match a.format {
-                Format::Text => {
+                PlanFormat::Text => {
                     print!("{}", table::roles_table(&roles, style));
                     print!("{}", table::verdict_line(&roles, style));
                 }
-                Format::Json => println!("{}", json::to_pretty(&json::roles_json(&roles))),
+                PlanFormat::Json => println!("{}", json::to_pretty(&json::roles_json(&roles))),
+                PlanFormat::Markdown => {
+                    print!("{}", markdown::split_markdown(&inv.deployment, &roles))
+                }
             }
             return Err(Failure {
                 outcome: Outcome::Refused,
@@ -59,7 +71,7 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
         })?;
     }
     match a.format {
-        Format::Text => print!(
+        PlanFormat::Text => print!(
             "{}",
             text::plan_text(
                 &plan,
@@ -69,7 +81,7 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
                 Style::for_stdout()
             )
         ),
-        Format::Json => {
+        PlanFormat::Json => {
             let doc = json::plan_json(&plan, &inv.cfg_path);
             match serde_json::from_str::<serde_json::Value>(&doc) {
                 Ok(mut v) => {
@@ -86,8 +98,21 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
                 Err(_) => println!("{doc}"),
             }
         }
+        PlanFormat::Markdown => print!(
+            "{}",
+            markdown::plan_markdown(
+                &plan,
+                &probes,
+                &markdown::Origin {
+                    cfg_path: &inv.cfg_path,
+                    source: &l.source,
+                    config: &a.source.config.display().to_string(),
+                    version: super::VERSION,
+                }
+            )
+        ),
     }
-    if a.format == Format::Text {
+    if a.format == PlanFormat::Text {
         print!("{}", probes_text(&probes));
     }
     if let Some(out) = &a.render {
