@@ -89,7 +89,7 @@ pub fn run(a: &PlanArgs) -> Result<Outcome, Failure> {
                         probes
                             .iter()
                             .map(|p| {
-                                serde_json::json!({"host": p.host, "kind": p.kind.as_str(), "target": p.target})
+                                serde_json::json!({"host": p.host, "kind": p.kind.as_str(), "target": crate::mask::mask_text(&p.target)})
                             })
                             .collect(),
                     );
@@ -130,7 +130,7 @@ fn probes_text(probes: &[crate::probe::Probe]) -> String {
     for p in probes {
         let item = match p.kind {
             crate::probe::Kind::Ssh | crate::probe::Kind::Units => p.kind.as_str().to_string(),
-            _ => format!("{} {}", p.kind.as_str(), p.target),
+            _ => format!("{} {}", p.kind.as_str(), crate::mask::mask_text(&p.target)),
         };
         match by_host.iter_mut().find(|(h, _)| *h == p.host) {
             Some((_, v)) => v.push(item),

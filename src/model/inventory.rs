@@ -1651,7 +1651,7 @@ mod tests {
         let inv = parse(RUNBOOK).expect("the runbook is valid");
         assert_eq!(inv.deployment, "imperial-ae");
         assert_eq!(inv.hosts.len(), 4);
-        assert_eq!(inv.swap_keys.len(), 15);
+        assert_eq!(inv.swap_keys.len(), 16);
         assert_eq!(inv.router.host, "haproxy-inner");
         assert_eq!(inv.mounts.host.as_deref(), Some("incus-host"));
         assert_eq!(
@@ -1800,13 +1800,13 @@ mod tests {
         let e = err(&RUNBOOK.replacen("name = \"external-data\"", "name = \"-external-data\"", 1));
         assert!(
             e.starts_with(
-                "bgswap.toml:108: `mounts.devices.name`: \"-external-data\" is not a device name"
+                "bgswap.toml:114: `mounts.devices.name`: \"-external-data\" is not a device name"
             ),
             "{e}"
         );
         let e = err(&RUNBOOK.replacen("\"ui.service\", \"celery", "\"--now\", \"celery", 1));
         assert!(
-            e.starts_with("bgswap.toml:46: `hosts.units`: \"--now\" is not a systemd unit name"),
+            e.starts_with("bgswap.toml:52: `hosts.units`: \"--now\" is not a systemd unit name"),
             "{e}"
         );
         let e = err(&RUNBOOK.replacen(
@@ -1815,12 +1815,12 @@ mod tests {
             1,
         ));
         assert!(
-            e.starts_with("bgswap.toml:43: `hosts.name`: \"-oProxyCommand=x\" is not a host name"),
+            e.starts_with("bgswap.toml:49: `hosts.name`: \"-oProxyCommand=x\" is not a host name"),
             "{e}"
         );
         let e = err(&RUNBOOK.replacen("group = \"invenio\"", "group = \"-x\"", 1));
         assert!(
-            e.starts_with("bgswap.toml:105: `mounts.group`: is not a group name"),
+            e.starts_with("bgswap.toml:111: `mounts.group`: is not a group name"),
             "{e}"
         );
     }
@@ -1833,7 +1833,7 @@ mod tests {
         );
         let e = err(&t);
         assert!(
-            e.contains("host rdm-invenio-ui-green is listed twice (first on line 55)"),
+            e.contains("host rdm-invenio-ui-green is listed twice (first on line 61)"),
             "{e}"
         );
         assert!(e.contains("`hosts.name`"), "{e}");
@@ -1849,7 +1849,7 @@ mod tests {
     fn bad_colour_and_tier() {
         let e = err(&RUNBOOK.replacen("colour = \"blue\"", "colour = \"Blue\"", 1));
         assert!(
-            e.contains("bgswap.toml:44: `hosts.colour`: \"Blue\" is not a colour"),
+            e.contains("bgswap.toml:50: `hosts.colour`: \"Blue\" is not a colour"),
             "{e}"
         );
         let e = err(&RUNBOOK.replacen("tier = \"ui\"", "tier = \"web\"", 1));

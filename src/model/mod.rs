@@ -5,6 +5,7 @@
 pub mod allowed_hosts;
 pub mod colour;
 pub mod compose_spec;
+pub mod deps;
 pub mod inventory;
 pub mod observation;
 pub mod parsed;

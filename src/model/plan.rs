@@ -418,6 +418,37 @@ pub enum PlanError {
     Refused(#[from] Refusal),
 }
 
+/// Every aspect the inventory names facts for must be seen on the hosts:
+/// a column that would be empty means bgswap cannot tell which colour holds
+/// it, and is a refusal naming the keys that were expected to show it.
+fn every_aspect_observed(
+    inv: &Inventory,
+    parsed: &Parsed,
+    roles: &RoleTable,
+) -> Result<(), Refusal> {
+    use super::colour::Aspect;
+    let seen: std::collections::BTreeSet<Aspect> = roles.aspects().into_iter().collect();
+    let has_settings = !parsed.cfgs.is_empty() || !parsed.composes.is_empty();
+    for aspect in [Aspect::Services, Aspect::Ldap, Aspect::Site] {
+        if seen.contains(&aspect) || !has_settings {
+            continue;
+        }
+        let mut expected: Vec<String> = Vec::new();
+        for r in Role::ALL {
+            expected.extend(super::roles::aspect_names(inv.role(r), aspect));
+        }
+        if expected.is_empty() {
+            continue;
+        }
+        return Err(Refusal::AspectUnseen {
+            aspect: aspect.as_str(),
+            keys: inv.swap_keys.join(", "),
+            expected: expected.join(", "),
+        });
+    }
+    Ok(())
+}
+
 impl Plan {
     pub fn make(inv: &Inventory, obs: &Observation, source_kind: &str) -> Result<Plan, PlanError> {
         let parsed = Parsed::parse(inv, obs, source_kind)?;
@@ -428,6 +459,18 @@ impl Plan {
     /// them too (`plan` lists the preflight probes from them), so that a
     /// large file is not parsed twice.
     pub fn from_parsed(inv: &Inventory, parsed: &Parsed) -> Result<Plan, PlanError> {
+        // What the listed keys depend on is swapped with them: the roles
+        // are observed, and the files swapped, with those names listed too.
+        let ext = super::deps::extend(inv, parsed)?;
+        let extended;
+        let inv = if ext.keys.is_empty() {
+            inv
+        } else {
+            let mut i = inv.clone();
+            i.swap_keys.extend(ext.keys.iter().cloned());
+            extended = i;
+            &extended
+        };
         let roles = RoleTable::observe(inv, parsed);
         let prod = match roles.verdict() {
             Verdict::Consistent { prod } => prod,
@@ -438,7 +481,15 @@ impl Plan {
                 })
             }
         };
+        every_aspect_observed(inv, parsed, &roles)?;
         let mut swap = Swap::compute(inv, parsed)?;
+        super::deps::check_result(inv, parsed, &swap.files, prod.other())?;
+        for n in ext.notes {
+            swap.warnings.push(Warning {
+                level: Level::Notice,
+                message: n,
+            });
+        }
         if inv.web.is_none() {
             swap.warnings.push(Warning {
                 level: Level::Notice,

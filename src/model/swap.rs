@@ -4,7 +4,7 @@
 //! applied twice gives the input back byte for byte.
 
 use super::allowed_hosts::is_allowed_hosts_key;
-use super::colour::{Colour, Tier};
+use super::colour::{Colour, Role, Tier};
 use super::inventory::{Inventory, MountDriver};
 use super::observation::sha256_hex;
 use super::parsed::{Parsed, RouterFile};
@@ -111,6 +111,29 @@ pub enum Refusal {
         colour: Colour,
         tier: Tier,
         hosts: String,
+    },
+    #[error("{host}:{path}: a swapped key depends on what bgswap cannot follow (it reads invenio.cfg as text and never runs it):\n  {chains}\nWrite the value from plain assignments, or list the name at the end of a chain in swap_keys: its text is then exchanged as it is, and you vouch for what it reads")]
+    Unfollowable {
+        host: String,
+        path: String,
+        chains: String,
+    },
+    #[error("{host}:{path}:{line}: after the swap, {key} would still name {name}, which belongs to {role}, while {colour} becomes {becomes}: the plan's result would be mixed, so it is refused. Add the key (or the name it is built from) to swap_keys, or report this as a bug")]
+    Mixed {
+        host: String,
+        path: String,
+        line: usize,
+        key: String,
+        name: String,
+        role: Role,
+        colour: Colour,
+        becomes: Role,
+    },
+    #[error("no observed setting shows the {aspect} aspect of either colour: none of {keys} names {expected}. bgswap cannot tell which colour holds it, and would swap blind. List the keys that name them in swap_keys (values built from other names are followed)")]
+    AspectUnseen {
+        aspect: &'static str,
+        keys: String,
+        expected: String,
     },
     #[error("{host}:{path}: {message}")]
     Edit {
