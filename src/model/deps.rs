@@ -14,6 +14,7 @@ use super::parsed::Parsed;
 use super::roles::{aspect_names, code_without_comments};
 use super::swap::Refusal;
 use super::tokens;
+use crate::edit::envfile;
 use crate::edit::pycfg::{self, Lookup, PyFile, Token, TokenKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -530,28 +531,70 @@ pub fn check_result(
             Role::Dev
         };
         let wrong = inv.role(role.other());
-        for key in &inv.swap_keys {
-            let Lookup::One(a) = pf.lookup(key) else {
-                continue;
-            };
-            let text = code_without_comments(pf, a.rhs.clone());
-            for aspect in [Aspect::Services, Aspect::Ldap, Aspect::Site] {
-                if let Some(n) = aspect_names(wrong, aspect)
-                    .into_iter()
-                    .find(|n| tokens::names(&text, n))
-                {
-                    return Err(Refusal::Mixed {
-                        host: h.name.clone(),
-                        path: inv.cfg_path.clone(),
-                        line: a.line,
-                        key: key.clone(),
-                        name: n,
-                        role: role.other(),
-                        colour: h.colour,
-                        becomes: role,
-                    });
+        // The units' env file as it will be: its INVENIO_<KEY> are checked
+        // like the keys.
+        let env_after = match (&inv.env_file, parsed.envs.get(&h.name)) {
+            (Some(path), Some(env)) => {
+                match files.iter().find(|f| f.host == h.name && &f.path == path) {
+                    Some(f) => Some((
+                        path,
+                        envfile::parse(&f.after).map_err(|e| Refusal::Edit {
+                            host: h.name.clone(),
+                            path: path.clone(),
+                            message: format!("the swapped file would not read as an env file: {e}"),
+                        })?,
+                    )),
+                    None => Some((path, env.clone())),
                 }
             }
+            _ => None,
+        };
+        for key in &inv.swap_keys {
+            let mut texts: Vec<(String, usize, String)> = Vec::new();
+            if let Lookup::One(a) = pf.lookup(key) {
+                texts.push((
+                    inv.cfg_path.clone(),
+                    a.line,
+                    code_without_comments(pf, a.rhs.clone()),
+                ));
+            }
+            if let Some((path, env)) = &env_after {
+                if let envfile::Lookup::One(e) = env.lookup(&super::swap_env::env_var(key)) {
+                    texts.push(((*path).clone(), e.line, e.value.clone()));
+                }
+            }
+            for (path, line, text) in texts {
+                check_text(h, role, wrong, (key, &path, line), &text)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One value as it will be, at `path:line` of host `h` (which becomes
+/// `role`): refused if it names a fact of the role `h` leaves.
+fn check_text(
+    h: &super::inventory::HostSpec,
+    role: Role,
+    wrong: &super::inventory::RoleFacts,
+    (key, path, line): (&str, &str, usize),
+    text: &str,
+) -> Result<(), Refusal> {
+    for aspect in [Aspect::Services, Aspect::Ldap, Aspect::Site] {
+        if let Some(n) = aspect_names(wrong, aspect)
+            .into_iter()
+            .find(|n| tokens::names(text, n))
+        {
+            return Err(Refusal::Mixed {
+                host: h.name.clone(),
+                path: path.to_string(),
+                line,
+                key: key.to_string(),
+                name: n,
+                role: role.other(),
+                colour: h.colour,
+                becomes: role,
+            });
         }
     }
     Ok(())
@@ -669,6 +712,39 @@ LDAP = f"(cn={GROUP})"
         assert_eq!(
             f.blocked,
             ["C reads B, which reads A, which reads the process environment (line 2)"]
+        );
+    }
+
+    #[test]
+    fn a_mixed_result_is_refused_before_anyone_sees_it() {
+        let (inv, _world, hosts) = crate::sim::imperial_parts();
+        let obs = crate::transport::observe(&inv, &hosts, std::time::Duration::from_secs(5))
+            .expect("observe");
+        let parsed = Parsed::parse(&inv, &obs, "fixture").expect("parse");
+        let plan = crate::model::plan::Plan::from_parsed(&inv, &parsed).expect("plan");
+        assert_eq!(
+            check_result(&inv, &parsed, &plan.files, plan.promote),
+            Ok(())
+        );
+        // A swap that forgot one key: green (the new prod) keeps dev's Redis.
+        let mut files = plan.files.clone();
+        let f = files
+            .iter_mut()
+            .find(|f| f.host == "rdm-invenio-ui-green" && f.path == inv.cfg_path)
+            .expect("ui-green's cfg changes");
+        let line = f
+            .after
+            .lines()
+            .find(|l| l.starts_with("CACHE_REDIS_URL"))
+            .expect("the key")
+            .to_string();
+        f.after = f
+            .after
+            .replacen(&line, "CACHE_REDIS_URL=\"redis://rdm-redis-dev:6379/0\"", 1);
+        let e = check_result(&inv, &parsed, &files, plan.promote).expect_err("mixed");
+        assert_eq!(
+            e.to_string(),
+            "rdm-invenio-ui-green:/opt/invenio/var/instance/invenio.cfg:31: after the swap, CACHE_REDIS_URL would still name rdm-redis-dev, which belongs to dev, while green becomes prod: the plan's result would be mixed, so it is refused. Add the key (or the name it is built from) to swap_keys, or report this as a bug"
         );
     }
 }

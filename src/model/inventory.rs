@@ -26,6 +26,10 @@ pub struct Inventory {
     pub cfg_path: String,
     /// The Python that evaluates invenio.cfg on a container (its venv's).
     pub python: String,
+    /// `[invenio] env_file`: the units' `EnvironmentFile=` in every container
+    /// (for example /etc/conf.d/invenio): each swap key's `INVENIO_<KEY>` set
+    /// there is exchanged too, as invenio.cfg's text is.
+    pub env_file: Option<String>,
     pub swap_keys: Vec<String>,
     /// `[invenio] workers`: the units (Celery workers) that must hold a
     /// connection to the broker their invenio.cfg names.
@@ -374,6 +378,7 @@ fn journal_keep(raw: Option<&RawJournal>, ck: &Check) -> Result<usize, Inventory
 #[serde(deny_unknown_fields)]
 struct RawInvenio {
     cfg: Option<Spanned<String>>,
+    env_file: Option<Spanned<String>>,
     python: Option<Spanned<String>>,
     swap_keys: Spanned<Vec<Spanned<String>>>,
     workers: Option<Vec<Spanned<String>>>,
@@ -574,6 +579,17 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         // the effective-config probe only; the swap edits the environment.
         (Some(c), Some(_)) => absolute(ck, c, "invenio.cfg")?,
         (None, Some(_)) => String::new(),
+    };
+    let env_file = match (&raw.invenio.env_file, &compose) {
+        (None, _) => None,
+        (Some(e), Some(_)) => {
+            return Err(ck.err(
+                e.span(),
+                "invenio.env_file",
+                "is for containers run by systemd units; in the compose shape, list each host's env files in its `env_files`",
+            ))
+        }
+        (Some(e), None) => Some(absolute(ck, e, "invenio.env_file")?),
     };
     let python = match &raw.invenio.python {
         None => "python3".to_string(),
@@ -820,6 +836,7 @@ fn build(path: &Path, raw: RawInventory, ck: &Check) -> Result<Inventory, Invent
         deployment,
         cfg_path,
         python,
+        env_file,
         swap_keys,
         workers,
         ssh,

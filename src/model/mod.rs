@@ -14,6 +14,7 @@ pub mod roles;
 pub mod saved;
 pub mod swap;
 mod swap_compose;
+pub mod swap_env;
 mod swap_nginx;
 pub mod tokens;
 pub mod web;

@@ -38,6 +38,8 @@ pub struct Parsed<'o> {
     pub cfgs: BTreeMap<String, pycfg::PyFile>,
     /// Host → its compose project's files (compose shape).
     pub composes: BTreeMap<String, ComposeProject>,
+    /// Container → its units' env file (`[invenio] env_file`).
+    pub envs: BTreeMap<String, envfile::EnvFile>,
     pub router: RouterFile,
     /// Container → its /etc/fstab (fstab driver only).
     pub fstabs: BTreeMap<String, fstab::Fstab>,
@@ -108,6 +110,7 @@ impl<'o> Parsed<'o> {
         };
 
         let mut cfgs = BTreeMap::new();
+        let mut envs = BTreeMap::new();
         let mut composes = BTreeMap::new();
         for h in &inv.hosts {
             if let Some(hc) = &h.compose {
@@ -151,6 +154,11 @@ impl<'o> Parsed<'o> {
             let f = get(&h.name, &inv.cfg_path)?;
             let p = pycfg::parse(&f.text).map_err(|e| syntax(f, e.to_string()))?;
             cfgs.insert(h.name.clone(), p);
+            if let Some(path) = &inv.env_file {
+                let e = get(&h.name, path)?;
+                let env = envfile::parse(&e.text).map_err(|x| syntax(e, x.to_string()))?;
+                envs.insert(h.name.clone(), env);
+            }
         }
 
         let router = parse_router(inv, get(&inv.router.host, inv.router.routes_file())?)?;
@@ -234,6 +242,7 @@ impl<'o> Parsed<'o> {
             obs,
             cfgs,
             composes,
+            envs,
             router,
             fstabs,
             mounts,

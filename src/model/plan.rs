@@ -847,7 +847,9 @@ fn config_actions(
     actions: &mut Vec<(Phase, Action)>,
 ) {
     for f in swap.files.iter().filter(|f| {
-        (f.path == inv.cfg_path || inv.is_compose_file(&f.host, &f.path))
+        (f.path == inv.cfg_path
+            || inv.env_file.as_ref() == Some(&f.path)
+            || inv.is_compose_file(&f.host, &f.path))
             && f.host != inv.router.host
             && inv.host(&f.host).is_some_and(|h| h.colour == colour)
     }) {

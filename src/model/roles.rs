@@ -135,6 +135,16 @@ impl RoleTable {
                 let text = code_without_comments(pf, a.rhs.clone());
                 self.evidence_of_text(inv, h, key, &text);
             }
+            // `[invenio] env_file`: an INVENIO_<KEY> there is the value in
+            // effect, and evidence of its colour's role like the key's.
+            if let Some(env) = parsed.envs.get(&h.name) {
+                for key in &inv.swap_keys {
+                    let var = super::swap_env::env_var(key);
+                    if let crate::edit::envfile::Lookup::One(e) = env.lookup(&var) {
+                        self.evidence_of_text(inv, h, &var, &e.value);
+                    }
+                }
+            }
         }
     }
 

@@ -151,6 +151,7 @@ impl Swap {
             s.swap_compose(inv, parsed)?;
         } else {
             s.swap_cfgs(inv, parsed)?;
+            s.swap_env_file(inv, parsed)?;
             s.swap_mounts(inv, parsed)?;
         }
         s.swap_routes(inv, parsed)?;

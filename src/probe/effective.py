@@ -13,7 +13,14 @@
 import base64, json, os, re, shlex, subprocess, sys
 
 a = json.loads(base64.b64decode(sys.argv[1]))
-candidate = sys.stdin.buffer.read().decode("utf-8") if a["candidate"] else None
+# Standard input: invenio.cfg's candidate, then (after a NUL) the env file's.
+data = sys.stdin.buffer.read().decode("utf-8") if a["candidate"] or a.get("candidate_env") else ""
+cfg_text, _, env_text = data.partition("\0")
+candidate = cfg_text if a["candidate"] else None
+# `[invenio] env_file`: bgswap swaps its INVENIO_* too, so they shadow nothing;
+# its candidate replaces the file on disk; the units must read it.
+env_file = a.get("env_file")
+managed = set()
 # In a container (`docker compose exec`, the compose shape), the environment
 # in effect is the container's own: this process runs in it. There the
 # swapped keys are INVENIO_* variables: `prefix` is taken off to find the
@@ -36,11 +43,16 @@ for line in out.splitlines():
             env[n] = val
     elif k == "EnvironmentFiles":
         files += [m.group(1) for m in re.finditer(r"(\S+) \(ignore_errors=(?:yes|no)\)", v)]
+env_file_read = False
 for f in files:
     try:
-        text = open(f, encoding="utf-8").read()
+        if f == env_file and a.get("candidate_env"):
+            text = env_text
+        else:
+            text = open(f, encoding="utf-8").read()
     except OSError:
         continue
+    env_file_read = env_file_read or f == env_file
     for line in text.splitlines():
         line = line.strip()
         if not line or line[0] in "#;" or "=" not in line:
@@ -50,6 +62,8 @@ for f in files:
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
             val = val[1:-1]
         env[n.strip()] = val
+        if f == env_file:
+            managed.add(n.strip())
 os.environ.clear()
 os.environ.update(env)
 src = candidate if candidate is not None else open(a["cfg_path"], encoding="utf-8").read()
@@ -65,7 +79,7 @@ for n, val in env.items():
             config[key] = ast.literal_eval(val)
         except (ValueError, SyntaxError):
             config[key] = val
-        if key in a["keys"] and not container:
+        if key in a["keys"] and not container and n not in managed:
             shadowed.append(key)
 
 
@@ -104,4 +118,5 @@ for k in a["allowed_keys"]:
         v = [v]
     if isinstance(v, (list, tuple, set, frozenset)):
         allowed[k] = [str(h) for h in v]
-print(json.dumps({"shadowed": sorted(shadowed), "keys": keys, "allowed_hosts": allowed}))
+print(json.dumps({"shadowed": sorted(shadowed), "keys": keys, "allowed_hosts": allowed,
+                  "env_file_unread": bool(env_file) and not container and not env_file_read}))

@@ -14,7 +14,7 @@ pub(super) fn effective(
     inv: &Inventory,
     h: &dyn Host,
     host: &str,
-    candidate: Option<&str>,
+    (candidate, candidate_env): (Option<&str>, Option<&str>),
     role: Role,
     unit: Option<&String>,
     timeout: Duration,
@@ -40,6 +40,8 @@ pub(super) fn effective(
     let arg = serde_json::json!({
         "cfg_path": inv.cfg_path,
         "candidate": candidate.is_some(),
+        "candidate_env": candidate_env.is_some(),
+        "env_file": inv.env_file,
         "units": if compose.is_some() { Vec::new() } else { spec.units.clone() },
         "systemctl": spec.systemctl,
         "container_env": compose.is_some(),
@@ -64,8 +66,14 @@ pub(super) fn effective(
     };
     // The candidate goes on standard input: it holds the deployment's
     // secrets, and a command line is visible to every user of the host.
+    // invenio.cfg's candidate, a NUL, the env file's candidate.
+    let mut input = candidate.unwrap_or("").as_bytes().to_vec();
+    if let Some(env) = candidate_env {
+        input.push(0);
+        input.extend_from_slice(env.as_bytes());
+    }
     let out = h
-        .run_input(&cmd, candidate.unwrap_or("").as_bytes(), timeout)
+        .run_input(&cmd, &input, timeout)
         .map_err(|e| e.to_string())?;
     if out.status != 0 {
         let last = out.stderr.trim().lines().last().unwrap_or("").to_string();
@@ -89,6 +97,12 @@ pub fn effective_verdict(
 ) -> Result<String, String> {
     let other = role.other();
     let mut problems = Vec::new();
+    if v["env_file_unread"].as_bool() == Some(true) {
+        problems.push(format!(
+            "the units do not read {} (it is not among their EnvironmentFile=): what bgswap swaps there changes nothing. Name the file they read in [invenio] env_file",
+            inv.env_file.as_deref().unwrap_or("the env file")
+        ));
+    }
     for k in v["shadowed"].as_array().into_iter().flatten() {
         let k = k.as_str().unwrap_or("?");
         problems.push(format!(
@@ -339,11 +353,74 @@ mod tests {
             &inv,
             &local,
             "rdm-invenio-ui-green",
-            Some(cfg),
+            (Some(cfg), None),
             role,
             None,
             Duration::from_secs(30),
         )
+    }
+
+    /// The units read `envfile` (a stand-in `systemctl show` says so);
+    /// `[invenio] env_file` is `managed`.
+    fn evaluated_with_env(
+        envfile: &std::path::Path,
+        managed: Option<&std::path::Path>,
+        candidate_env: Option<&str>,
+        role: Role,
+    ) -> Result<String, String> {
+        let mut inv = imperial();
+        inv.env_file = managed.map(|m| m.display().to_string());
+        let show = format!(
+            "echo 'EnvironmentFiles={} (ignore_errors=no)'",
+            envfile.display()
+        );
+        for h in &mut inv.hosts {
+            h.systemctl = vec!["sh".into(), "-c".into(), show.clone()];
+        }
+        let local = crate::transport::local::LocalHost::new("here");
+        effective(
+            &inv,
+            &local,
+            "rdm-invenio-ui-green",
+            (
+                Some("SQLALCHEMY_DATABASE_URI = 'postgresql://x@rdm-postgresql-1-dev/db'\n"),
+                candidate_env,
+            ),
+            role,
+            None,
+            Duration::from_secs(30),
+        )
+    }
+
+    #[test]
+    fn a_managed_env_file_shadows_nothing_and_its_candidate_is_what_counts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let env = dir.path().join("invenio");
+        std::fs::write(
+            &env,
+            "INVENIO_SQLALCHEMY_DATABASE_URI=postgresql://x@rdm-postgresql-1-dev/db\n",
+        )
+        .expect("env");
+        // Not managed: the variable shadows the swapped key.
+        let e = evaluated_with_env(&env, None, None, Role::Dev).expect_err("shadowed");
+        assert!(
+            e.contains("INVENIO_SQLALCHEMY_DATABASE_URI in the units' environment shadows"),
+            "{e}"
+        );
+        // Managed: it is the setting; as on disk it is dev's.
+        assert!(evaluated_with_env(&env, Some(&env), None, Role::Dev).is_ok());
+        let e = evaluated_with_env(&env, Some(&env), None, Role::Prod).expect_err("dev's");
+        assert!(
+            e.contains("SQLALCHEMY_DATABASE_URI in effect names dev's"),
+            "{e}"
+        );
+        // The candidate env file (prod's) is what is judged, not the disk.
+        let prod = "INVENIO_SQLALCHEMY_DATABASE_URI=postgresql://x@rdm-postgresql-1/db\n";
+        assert!(evaluated_with_env(&env, Some(&env), Some(prod), Role::Prod).is_ok());
+        // An env_file the units do not read is said, not ignored.
+        let other = dir.path().join("other");
+        let e = evaluated_with_env(&env, Some(&other), None, Role::Dev).expect_err("unread");
+        assert!(e.contains("the units do not read"), "{e}");
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub fn probes(
                         format!("{} in {u} as {role}", inv.cfg_path),
                         Check::Effective {
                             candidate: None,
+                            candidate_env: None,
                             role,
                             unit: Some(u.clone()),
                         },
@@ -184,6 +185,7 @@ pub fn probes(
                     format!("{} as {role}", inv.cfg_path),
                     Check::Effective {
                         candidate: None,
+                        candidate_env: None,
                         role,
                         unit: None,
                     },
@@ -316,24 +318,41 @@ pub fn preflight(inv: &Inventory, parsed: &Parsed, plan: &Plan) -> Vec<Probe> {
         .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
         .filter_map(|f| pycfg::parse(&f.after).ok().map(|pf| (f.host.clone(), pf)))
         .collect();
-    for f in plan
-        .files
+    // Each container whose invenio.cfg or units' env file changes: both
+    // as they will be, evaluated together.
+    let after = |host: &str, path: Option<&String>| {
+        plan.files
+            .iter()
+            .find(|f| f.host == host && Some(&f.path) == path)
+            .map(|f| f.after.clone())
+    };
+    for h in inv
+        .hosts
         .iter()
-        .filter(|f| f.path == inv.cfg_path && f.host != inv.router.host)
+        .filter(|h| !h.units.is_empty() && h.compose.is_none())
     {
-        if let Some(h) = inv.host(&f.host).filter(|h| !h.units.is_empty()) {
-            let role = plan.role_after(h.colour);
-            list.push(Probe {
-                host: h.name.clone(),
-                kind: Kind::EffectiveConfig,
-                target: format!("{} as {role} (candidate config)", inv.cfg_path),
-                check: Check::Effective {
-                    candidate: Some(f.after.clone()),
-                    role,
-                    unit: None,
-                },
-            });
+        let cfg = after(&h.name, Some(&inv.cfg_path));
+        let env = after(&h.name, inv.env_file.as_ref());
+        if cfg.is_none() && env.is_none() {
+            continue;
         }
+        let role = plan.role_after(h.colour);
+        let what = match (&cfg, &env) {
+            (Some(_), Some(_)) => "candidate config and env file",
+            (None, Some(_)) => "candidate env file",
+            _ => "candidate config",
+        };
+        list.push(Probe {
+            host: h.name.clone(),
+            kind: Kind::EffectiveConfig,
+            target: format!("{} as {role} ({what})", inv.cfg_path),
+            check: Check::Effective {
+                candidate: cfg,
+                candidate_env: env,
+                role,
+                unit: None,
+            },
+        });
     }
     if inv.router.driver == crate::model::inventory::RouterDriver::HaproxyConfig {
         if let Some(f) = plan

@@ -116,6 +116,8 @@ enum Check {
     /// in effect must belong to `role`, none shadowed by `INVENIO_*`.
     Effective {
         candidate: Option<String>,
+        /// `[invenio] env_file` as it will be (the candidate's), if it changes.
+        candidate_env: Option<String>,
         role: Role,
         /// The compose shape: the service whose container evaluates it.
         unit: Option<String>,

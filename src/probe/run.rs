@@ -249,13 +249,14 @@ fn one(inv: &Inventory, h: &dyn Host, pr: &Probe, timeout: Duration) -> Result<S
         }
         Check::Effective {
             candidate,
+            candidate_env,
             role,
             unit,
         } => effective(
             inv,
             h,
             &pr.host,
-            candidate.as_deref(),
+            (candidate.as_deref(), candidate_env.as_deref()),
             *role,
             unit.as_ref(),
             timeout,

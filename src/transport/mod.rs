@@ -68,7 +68,10 @@ pub fn observe(
         let files = want.entry(&h.name).or_default();
         match &h.compose {
             Some(c) => files.extend(c.files()),
-            None => files.push(inv.cfg_path.clone()),
+            None => {
+                files.push(inv.cfg_path.clone());
+                files.extend(inv.env_file.clone());
+            }
         }
         if inv.mounts.driver == MountDriver::Fstab {
             files.push("/etc/fstab".into());
