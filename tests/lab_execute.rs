@@ -278,7 +278,7 @@ fn execute_matches_the_render_and_rollback_restores_every_byte() {
         .find("! SECRET_KEY differs between the colours")
         .expect(&text);
     let counts = text
-        .find("Touches 5 hosts: restarts 12 units on 4 hosts; changes 5 files, 8 mounts and 12 routes, in 24 steps.")
+        .find("Touches 6 hosts: restarts 12 units on 4 hosts; changes 5 files, 8 mounts and 12 routes, in 24 steps.")
         .expect(&text);
     let prompt = text.find("press d to read").expect(&text);
     assert!(

@@ -6,11 +6,12 @@
 //! escaped ([`super::md`]); never colour.
 
 use super::diff::file_diffs;
-use super::md::{code, count, fenced, table, text};
+use super::md::{code, fenced, table, text};
+use super::review::{plural as count, touched_hosts};
 use super::style::Style;
 use crate::mask::mask_text;
 use crate::model::colour::Colour;
-use crate::model::plan::{Action, MountVia, Phase, Plan, Step};
+use crate::model::plan::{Action, Phase, Plan, Step};
 use crate::model::roles::{RoleTable, Verdict};
 use crate::model::swap::{FileChange, Level};
 use crate::probe::{Kind, Probe};
@@ -115,21 +116,6 @@ fn summary(plan: &Plan, probes: &[Probe], origin: &Origin) -> String {
 `bgswap plan --render DIR` writes every file as it will be (unmasked, mode 0600).\n",
     );
     o
-}
-
-/// The hosts where a step acts or runs a command, in the order the steps
-/// first name them (a mount's driver host too).
-fn touched_hosts(plan: &Plan) -> Vec<&str> {
-    distinct(plan.steps.iter().flat_map(|s| {
-        let via = match &s.action {
-            Action::SetMount {
-                via: MountVia::Incus { host } | MountVia::Command { host, .. },
-                ..
-            } => Some(host.as_str()),
-            _ => None,
-        };
-        std::iter::once(s.action.host()).chain(via)
-    }))
 }
 
 /// Each item once, in the order of first appearance.

@@ -106,11 +106,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `n` and the noun, singular or plural: "1 file", "5 files".
-pub fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// Line ends as spaces.
 fn one_line(s: &str) -> String {
     s.replace("\r\n", " ").replace(['\n', '\r'], " ")
@@ -238,12 +233,5 @@ mod tests {
         }
         assert_eq!(columns, 2, "{md}");
         assert_eq!(cells, ["a|b", "c", "x | y", "p\\|q", "-", "`|` *"], "{md}");
-    }
-
-    #[test]
-    fn counts_say_one_or_many() {
-        assert_eq!(count(0, "file", "files"), "0 files");
-        assert_eq!(count(1, "file", "files"), "1 file");
-        assert_eq!(count(2, "step", "steps"), "2 steps");
     }
 }

@@ -5,13 +5,35 @@
 use super::style::Style;
 use crate::engine::journal::Timings;
 use crate::mask::mask_text;
-use crate::model::plan::{Action, Plan};
+use crate::model::plan::{Action, MountVia, Plan};
 use crate::model::swap::Level;
 use std::collections::BTreeSet;
 
 /// `1 host`, `2 hosts`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The hosts where a step acts or runs a command, in the order the steps
+/// first name them (a mount's driver host too: the Incus host runs the
+/// device changes of its containers).
+pub fn touched_hosts(plan: &Plan) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in &plan.steps {
+        let via = match &s.action {
+            Action::SetMount {
+                via: MountVia::Incus { host } | MountVia::Command { host, .. },
+                ..
+            } => Some(host.as_str()),
+            _ => None,
+        };
+        for h in std::iter::once(s.action.host()).chain(via) {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
 }
 
 /// What a plan touches, counted for a person.
@@ -33,7 +55,6 @@ pub struct Counts {
 
 impl Counts {
     pub fn of(plan: &Plan) -> Counts {
-        let hosts: BTreeSet<&str> = plan.steps.iter().map(|s| s.action.host()).collect();
         let mut units = 0;
         let mut unit_hosts = BTreeSet::new();
         for s in &plan.steps {
@@ -48,7 +69,7 @@ impl Counts {
             .filter(|w| w.level == Level::Danger)
             .count();
         Counts {
-            hosts: hosts.len(),
+            hosts: touched_hosts(plan).len(),
             units,
             unit_hosts: unit_hosts.len(),
             files: plan.files.len(),
@@ -182,9 +203,9 @@ mod tests {
             .sum();
         assert!(starts > 0);
         assert_eq!(c.units, starts);
-        // Four containers and the router (the Incus host acts for the
-        // containers' mounts: their steps name the container).
-        assert_eq!(c.hosts, 5, "{c:?}");
+        // Four containers, the router and the Incus host (it runs the
+        // containers' device changes).
+        assert_eq!(c.hosts, 6, "{c:?}");
         assert_eq!(c.unit_hosts, 4, "{c:?}");
         assert_eq!(c.steps, p.steps.len());
     }
@@ -247,7 +268,7 @@ mod tests {
         let c = Counts::of(&p);
         assert!(
             text.contains(&format!(
-                "  Touches 5 hosts: restarts {} units on 4 hosts; changes {} files, {} mounts and {} routes, in {} steps.\n",
+                "  Touches 6 hosts: restarts {} units on 4 hosts; changes {} files, {} mounts and {} routes, in {} steps.\n",
                 c.units, c.files, c.mounts, c.routes, c.steps
             )),
             "{text}"
