@@ -185,6 +185,48 @@ fn the_env_file_is_swapped_and_the_settings_in_effect_are_the_other_roles() {
 }
 
 #[test]
+fn a_default_in_invenio_cfg_that_the_env_file_overrides_is_not_a_split() {
+    // Both colours' invenio.cfg carry the same stale default naming prod's
+    // Redis; the env file sets the one in effect, per colour. The roles
+    // come from the env file, and the plan's result is checked on it.
+    let s = setup(|_, t| t);
+    for h in HOSTS {
+        let p = s.snap.join(h).join(CFG);
+        let t = fs::read_to_string(&p).expect("read");
+        let n = t
+            .lines()
+            .map(|l| {
+                if l.starts_with("CACHE_REDIS_URL") {
+                    "CACHE_REDIS_URL = \"redis://rdm-redis:6379/0\"  # a default; the env file decides".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        fs::write(&p, n).expect("write");
+    }
+    let out = s.tmp.path().join("after");
+    let r = plan(&s, &["--render", out.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let before = in_effect(&s.snap, &HOSTS);
+    let after = in_effect(&out, &HOSTS);
+    for (i, h) in HOSTS.iter().enumerate() {
+        assert_eq!(
+            after[i].get("CACHE_REDIS_URL"),
+            before[i ^ 1].get("CACHE_REDIS_URL"),
+            "{h}"
+        );
+    }
+    assert!(
+        r.stdout.contains("Unchanged (same text on both colours): "),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn env_lines_that_cannot_be_exchanged_are_refused_naming_the_line() {
     type Edit<'a> = &'a dyn Fn(&str, String) -> String;
     let cases: [(&str, Edit, &str); 4] = [

@@ -300,6 +300,39 @@ fn what_cannot_be_followed_is_refused_naming_the_chain() {
 }
 
 #[test]
+fn colours_that_build_a_key_from_different_names_are_refused() {
+    // Blue reads PROD_REDIS, green DEV_REDIS: exchanging CACHE_REDIS_URL's
+    // text would leave each reading a name it does not bind.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("snap");
+    copy_tree(&fixture("follow-names"), &snap);
+    for h in HOSTS {
+        let p = snap.join(h).join(CFG);
+        let t = fs::read_to_string(&p).expect("read");
+        let name = if h.ends_with("blue") {
+            "PROD_REDIS"
+        } else {
+            "DEV_REDIS"
+        };
+        let n = t.replacen(
+            "CACHE_REDIS_URL = f\"redis://{REDIS_HOST}:6379/0\"",
+            &format!("{name} = REDIS_HOST\nCACHE_REDIS_URL = f\"redis://{{{name}}}:6379/0\""),
+            1,
+        );
+        assert_ne!(t, n);
+        fs::write(&p, n).expect("write");
+    }
+    let r = plan(&runbook(), &snap, &[]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("DEV_REDIS is read by CACHE_REDIS_URL on rdm-invenio-ui-green (/opt/invenio/var/instance/invenio.cfg), but not assigned plainly on rdm-invenio-ui-blue: the containers build these keys from different names"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[test]
 fn an_aspect_no_setting_shows_is_a_refusal_naming_the_keys() {
     // Without the LDAP filter in swap_keys, nothing shows the LDAP group:
     // the table lost its ldap column and the plan exited 0. Now it refuses.

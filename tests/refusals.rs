@@ -571,3 +571,32 @@ fn the_seams_exist_only_in_test_builds() {
         "seam_var reads the environment only with feature test-seams"
     );
 }
+
+/// execute and rollback refuse --accept-new-host-key before anything is
+/// read; with --format json the refusal is the one `outcome` event.
+#[test]
+fn accept_new_host_key_is_refused_as_an_outcome_event_too() {
+    for command in ["execute", "rollback"] {
+        let r = bgswap([
+            command,
+            "--config",
+            runbook().to_str().expect("utf-8"),
+            "--accept-new-host-key",
+            "--yes",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(r.code, 2, "{command}: {}", r.all());
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{command}: {}", r.stdout);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+        assert_eq!(v["event"], "outcome");
+        assert_eq!(v["exit_code"], 2);
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not take --accept-new-host-key")),
+            "{v}"
+        );
+    }
+}

@@ -236,8 +236,15 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&a),
         Command::Probe(a) => probe::run(&a),
         Command::Snapshot(a) => snapshot::run(&a),
-        Command::Execute(a) if a.live.accept_new_host_key => Err(no_new_keys("execute")),
-        Command::Rollback(a) if a.live.accept_new_host_key => Err(no_new_keys("rollback")),
+        // Refused before anything is read; with --format json, as an event too.
+        Command::Execute(a) if a.live.accept_new_host_key => {
+            let events = crate::ui::events_json::stdout_events(a.run.json());
+            session::conclude(events.as_ref(), Err(no_new_keys("execute")))
+        }
+        Command::Rollback(a) if a.live.accept_new_host_key => {
+            let events = crate::ui::events_json::stdout_events(a.run.json());
+            session::conclude(events.as_ref(), Err(no_new_keys("rollback")))
+        }
         Command::Execute(a) => execute::run(&a),
         Command::Rollback(a) => rollback::run(&a),
         Command::Lock(c) => lock::run(&c),
@@ -251,7 +258,7 @@ pub fn main() -> ExitCode {
     let outcome = match result {
         Ok(o) => o,
         Err(f) => {
-            eprintln!("bgswap: {}", crate::mask::mask_text(&f.message));
+            crate::say!("bgswap: {}", crate::mask::mask_text(&f.message));
             f.outcome
         }
     };

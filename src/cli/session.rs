@@ -513,8 +513,9 @@ pub fn conclude(
 ) -> Result<Outcome, Failure> {
     let (outcome, message) = match &result {
         Ok((o, words)) => {
+            let words = crate::mask::mask_text(words);
             crate::say!("bgswap: {words}");
-            (*o, words.clone())
+            (*o, words)
         }
         Err(f) => (f.outcome, crate::mask::mask_text(&f.message)),
     };

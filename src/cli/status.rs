@@ -23,7 +23,7 @@ pub fn run(a: &StatusArgs) -> Result<Outcome, Failure> {
     let (inv, src) = (&l.inv, &l.source);
     let parsed = Parsed::parse(inv, &l.obs, l.kind)
         .map_err(|e| Failure::bad_input(crate::mask::mask_text(&e.to_string())))?;
-    let roles = RoleTable::observe(inv, &parsed);
+    let roles = RoleTable::observe_following(inv, &parsed);
     // Live hosts only: the health probes (a snapshot cannot answer them).
     let results = if l.kind == "live hosts" {
         let role_of = |host: &str| inv.host(host).and_then(|h| roles.colour_role(h.colour));

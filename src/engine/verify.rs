@@ -127,7 +127,7 @@ fn check(ctx: &Ctx, prod: Colour, probes: bool) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let parsed = Parsed::parse(inv, &obs, "live hosts")
         .map_err(|e| crate::mask::mask_text(&e.to_string()))?;
-    let roles = RoleTable::observe(inv, &parsed);
+    let roles = RoleTable::observe_following(inv, &parsed);
     match roles.verdict() {
         Verdict::Consistent { prod: p } if p == prod => {}
         Verdict::Consistent { prod: p } => return Err(format!("{p} holds prod, expected {prod}")),

@@ -41,8 +41,9 @@ const PURE_BUILTINS: [&str; 16] = [
 
 /// Methods of str, list and dict whose result is a function of the object
 /// and the arguments only.
-const PURE_METHODS: [&str; 20] = [
+const PURE_METHODS: [&str; 21] = [
     "format",
+    "get",
     "join",
     "lower",
     "upper",
@@ -106,12 +107,23 @@ fn read_tokens(text: &str, toks: &[Token], r: &mut Reads, depth: usize, outer: &
             "for" => (i + 1, "in"),
             _ => continue,
         };
+        // A parameter's default (`lambda u, g=GROUP: …`) is read, not bound:
+        // only the names before a `=` at the parameters' own level are.
+        let mut depth = 0usize;
+        let mut in_default = false;
         for u in &toks[start.min(toks.len())..] {
             let w = word(u);
-            if w == end {
+            if depth == 0 && w == end {
                 break;
             }
-            if u.kind == TokenKind::Name {
+            match (u.kind == TokenKind::Op, w) {
+                (true, "(" | "[" | "{") => depth += 1,
+                (true, ")" | "]" | "}") => depth = depth.saturating_sub(1),
+                (true, "=") if depth == 0 => in_default = true,
+                (true, ",") if depth == 0 => in_default = false,
+                _ => {}
+            }
+            if u.kind == TokenKind::Name && !in_default && depth == 0 {
                 locals.insert(w.to_string());
             }
         }
@@ -142,9 +154,15 @@ fn read_tokens(text: &str, toks: &[Token], r: &mut Reads, depth: usize, outer: &
                     // A keyword argument's name: `dict(host=...)`.
                     continue;
                 }
-                if matches!(w, "os" | "environ" | "getenv")
-                    && (op(i + 1, ".") || call || op(i + 1, "["))
-                {
+                let attr = |k: usize| toks.get(k).map(word).unwrap_or("");
+                let environment = match w {
+                    "os" => {
+                        op(i + 1, ".") && matches!(attr(i + 2), "environ" | "getenv" | "environb")
+                    }
+                    "environ" | "getenv" => op(i + 1, ".") || call || op(i + 1, "["),
+                    _ => false,
+                };
+                if environment {
                     r.blocked
                         .push(format!("reads the process environment (line {})", t.line));
                     in_env = true;
@@ -241,10 +259,9 @@ fn field_at(body: &str, start: usize) -> (String, String, usize) {
                 expr_end = Some(i);
             }
             b':' if depth == 0 => {
+                // `x:spec`, or `x!r:spec` (the expression ended at `!`):
+                // the spec begins after this colon.
                 if expr_end.is_none() {
-                    expr_end = Some(i);
-                } else if b[expr_end.unwrap_or(i)] == b'!' {
-                    // `!r:spec`: the spec begins after this colon.
                     expr_end = Some(i);
                 }
                 // The rest up to the closing brace is the spec.
@@ -271,11 +288,14 @@ fn field_at(body: &str, start: usize) -> (String, String, usize) {
     (strip_conversion(&body[start..]), String::new(), b.len())
 }
 
-/// `x!r` → `x`; `x=` (the self-documenting form) → `x`.
+/// `x=` (the self-documenting form) → `x`; a conversion (`!r`) was cut
+/// off by [`field_at`] already, and `!=` is an operator, kept.
 fn strip_conversion(expr: &str) -> String {
     let e = expr.trim_end();
-    let e = e.split('!').next().unwrap_or(e);
-    let e = e.strip_suffix('=').unwrap_or(e);
+    let e = match e.strip_suffix('=') {
+        Some(rest) if !rest.ends_with(['=', '!', '<', '>']) => rest,
+        _ => e,
+    };
     e.trim().to_string()
 }
 
@@ -302,7 +322,10 @@ pub fn binding(pf: &PyFile, name: &str) -> Binding {
             "{name} is unpacked with other names (`A, B = …`, line {})",
             a.line
         )),
-        Lookup::One(a) => Binding::Plain(a.rhs.clone()),
+        Lookup::One(a) => match changed_elsewhere(pf, name) {
+            Some((what, line)) => Binding::Blocked(format!("{name} {what} (line {line})")),
+            None => Binding::Plain(a.rhs.clone()),
+        },
         Lookup::Repeated(lines) => Binding::Blocked(format!(
             "{name} is assigned more than once (lines {}), so which value is read depends on the order",
             join(&lines)
@@ -316,6 +339,51 @@ pub fn binding(pf: &PyFile, name: &str) -> Binding {
             None => format!("{name} is not assigned in this file"),
         }),
     }
+}
+
+/// A statement other than its assignment that may change what `name`
+/// holds: `name[…] = …`, `name.x = …`, `name.update(…)` (any statement
+/// that begins with `name[` or `name.`), `del name…`; or, for any name, a
+/// `from … import *` or a `globals()` / `vars()` / `exec(` anywhere.
+fn changed_elsewhere(pf: &PyFile, name: &str) -> Option<(&'static str, usize)> {
+    let text = pf.text();
+    let toks = pf.tokens();
+    let word = |t: &Token| text.get(t.span.clone()).unwrap_or("");
+    let is_op = |i: usize, s: &str| {
+        toks.get(i)
+            .is_some_and(|t| t.kind == TokenKind::Op && word(t) == s)
+    };
+    let mut at_start = true;
+    for (i, t) in toks.iter().enumerate() {
+        match t.kind {
+            TokenKind::Newline => {
+                at_start = true;
+                continue;
+            }
+            TokenKind::Comment | TokenKind::Continuation => continue,
+            TokenKind::Name => {
+                let w = word(t);
+                if at_start && w == name && (is_op(i + 1, "[") || is_op(i + 1, ".")) {
+                    return Some(("is changed in place by a statement of its own", t.line));
+                }
+                if at_start && w == "del" && toks.get(i + 1).is_some_and(|n| word(n) == name) {
+                    return Some(("is deleted", t.line));
+                }
+                if w == "import" && is_op(i + 1, "*") {
+                    return Some((
+                        "may be set by a `from … import *`, which bgswap cannot see into",
+                        t.line,
+                    ));
+                }
+                if matches!(w, "globals" | "vars" | "exec" | "eval") && is_op(i + 1, "(") {
+                    return Some(("may be set through globals(), vars(), exec or eval", t.line));
+                }
+            }
+            _ => {}
+        }
+        at_start = false;
+    }
+    None
 }
 
 /// A name bound by a statement that is not an assignment: `import`, `from
@@ -469,21 +537,37 @@ pub fn extend(inv: &Inventory, parsed: &Parsed) -> Result<Extension, Refusal> {
     }
     let mut out = Extension::default();
     for (name, by) in readers {
-        let differs = inv.tiers().into_iter().any(|tier| {
-            let mut texts: BTreeMap<Colour, BTreeSet<&str>> = BTreeMap::new();
+        let mut differs = false;
+        for tier in inv.tiers() {
+            let mut texts: BTreeSet<&str> = BTreeSet::new();
+            let (mut with, mut without) = (Vec::new(), Vec::new());
             for h in inv.hosts.iter().filter(|h| h.tier == tier) {
-                if let Some(pf) = parsed.cfgs.get(&h.name) {
-                    if let Binding::Plain(rhs) = binding(pf, &name) {
-                        texts
-                            .entry(h.colour)
-                            .or_default()
-                            .extend(pf.text().get(rhs));
+                let Some(pf) = parsed.cfgs.get(&h.name) else {
+                    continue;
+                };
+                match binding(pf, &name) {
+                    Binding::Plain(rhs) => {
+                        texts.extend(pf.text().get(rhs));
+                        with.push(h.name.as_str());
                     }
+                    Binding::Blocked(_) => without.push(h.name.as_str()),
                 }
             }
-            let all: BTreeSet<&str> = texts.values().flatten().copied().collect();
-            all.len() > 1
-        });
+            // Read on some containers of the tier and not plainly assigned
+            // on others: the colours build the keys from different names,
+            // and exchanging the keys would leave one reading a name it
+            // does not have.
+            if !with.is_empty() && !without.is_empty() {
+                return Err(Refusal::BuiltDifferently {
+                    name: name.clone(),
+                    readers: by.iter().cloned().collect::<Vec<_>>().join(", "),
+                    with: with.join(", "),
+                    without: without.join(", "),
+                    path: inv.cfg_path.clone(),
+                });
+            }
+            differs |= texts.len() > 1;
+        }
         if differs {
             out.notes.push(format!(
                 "{name}: read by {}; it differs between the colours, so it is exchanged with them",
@@ -493,6 +577,19 @@ pub fn extend(inv: &Inventory, parsed: &Parsed) -> Result<Extension, Refusal> {
         }
     }
     Ok(out)
+}
+
+/// The inventory with `swap_keys` extended by what the listed keys depend
+/// on (as the plan swaps them), and the notes saying why: what plan,
+/// status and verification observe the roles with.
+pub fn with_dependencies(
+    inv: &Inventory,
+    parsed: &Parsed,
+) -> Result<(Inventory, Vec<String>), Refusal> {
+    let ext = extend(inv, parsed)?;
+    let mut i = inv.clone();
+    i.swap_keys.extend(ext.keys);
+    Ok((i, ext.notes))
 }
 
 /// Checks the plan's own result before anyone sees it: in every file as it
@@ -525,6 +622,20 @@ pub fn check_result(
             }
             None => before,
         };
+        // What the keys read as they will be must still be followable:
+        // a key whose text came from the other colour may read a name this
+        // file does not bind plainly.
+        let after = follow(pf, &inv.swap_keys);
+        if !after.blocked.is_empty() {
+            return Err(Refusal::Unfollowable {
+                host: h.name.clone(),
+                path: inv.cfg_path.clone(),
+                chains: format!(
+                    "after the swap: {}",
+                    after.blocked.join("\n  after the swap: ")
+                ),
+            });
+        }
         let role = if h.colour == promote {
             Role::Prod
         } else {
@@ -551,16 +662,24 @@ pub fn check_result(
         };
         for key in &inv.swap_keys {
             let mut texts: Vec<(String, usize, String)> = Vec::new();
-            if let Lookup::One(a) = pf.lookup(key) {
-                texts.push((
-                    inv.cfg_path.clone(),
-                    a.line,
-                    code_without_comments(pf, a.rhs.clone()),
-                ));
-            }
-            if let Some((path, env)) = &env_after {
-                if let envfile::Lookup::One(e) = env.lookup(&super::swap_env::env_var(key)) {
-                    texts.push(((*path).clone(), e.line, e.value.clone()));
+            // Where the env file sets INVENIO_<KEY>, that is the value in
+            // effect; invenio.cfg's is not (it may be a shared default).
+            let in_env = env_after.as_ref().and_then(|(path, env)| {
+                match env.lookup(&super::swap_env::env_var(key)) {
+                    envfile::Lookup::One(e) => Some(((*path).clone(), e.line, e.value.clone())),
+                    _ => None,
+                }
+            });
+            match in_env {
+                Some(t) => texts.push(t),
+                None => {
+                    if let Lookup::One(a) = pf.lookup(key) {
+                        texts.push((
+                            inv.cfg_path.clone(),
+                            a.line,
+                            code_without_comments(pf, a.rhs.clone()),
+                        ));
+                    }
                 }
             }
             for (path, line, text) in texts {
@@ -639,6 +758,12 @@ L = H.lower() if P else "no"
             assert!(r.blocked.is_empty(), "{key}: {r:?}");
         }
         assert_eq!(reads_of(t, "G").names, ["H"]);
+        // A lambda's default is read; its parameters are not names.
+        let t = "G = 'g'\nP = 1\nF = [lambda u, g=G, *a, p=(P, 2): f'{u}{g}{a}{p}']\n";
+        assert_eq!(reads_of(t, "F").names, ["G", "P"]);
+        // Comprehension targets are bound; what they iterate is read.
+        let t = "D = {}\nE = [k + v for k, v in D.items()]\n";
+        assert_eq!(reads_of(t, "E").names, ["D"]);
     }
 
     #[test]
@@ -674,6 +799,11 @@ D = "a".encode()
         );
         assert_eq!(fstring_fields("{D['k']}{f(x)}"), ["D['k']", "f(x)"]);
         assert_eq!(fstring_fields("{n:x}"), ["n"]);
+        // `!=` is an operator, not a conversion; a `!` in a string is text.
+        assert_eq!(
+            fstring_fields("{X if M != 'dev' else Y}{'!' + Z}{W!r:>4}"),
+            ["X if M != 'dev' else Y", "'!' + Z", "W"]
+        );
     }
 
     #[test]
@@ -703,6 +833,39 @@ LDAP = f"(cn={GROUP})"
         let f = follow(&pf(t), &["CACHE_REDIS_URL".into(), "REDIS_HOST".into()]);
         assert_eq!(f.deps.keys().collect::<Vec<_>>(), ["BASE"]);
         assert_eq!(f.deps["BASE"].iter().collect::<Vec<_>>(), ["REDIS_HOST"]);
+    }
+
+    #[test]
+    fn a_name_changed_after_its_assignment_cannot_be_followed() {
+        let base = "REDIS = {'host': 'rdm-redis'}\nURL = 'redis://%(host)s/0' % REDIS\n";
+        for (extra, says) in [
+            (
+                "REDIS['host'] = 'rdm-redis-dev'\n",
+                "REDIS is changed in place by a statement of its own (line 3)",
+            ),
+            (
+                "if True:\n    REDIS.update(host='x')\n",
+                "REDIS is changed in place by a statement of its own (line 4)",
+            ),
+            ("del REDIS\n", "REDIS is deleted (line 3)"),
+            (
+                "from site_cfg import *\n",
+                "REDIS may be set by a `from … import *`, which bgswap cannot see into (line 3)",
+            ),
+            (
+                "globals()['REDIS'] = {}\n",
+                "REDIS may be set through globals(), vars(), exec or eval (line 3)",
+            ),
+        ] {
+            let f = follow(&pf(&format!("{base}{extra}")), &["URL".into()]);
+            assert_eq!(f.blocked, [format!("URL reads REDIS: {says}")], "{extra}");
+        }
+        // Reading it in another statement changes nothing.
+        let f = follow(
+            &pf(&format!("{base}OTHER = REDIS['host']\n")),
+            &["URL".into()],
+        );
+        assert!(f.blocked.is_empty(), "{f:?}");
     }
 
     #[test]

@@ -461,16 +461,8 @@ impl Plan {
     pub fn from_parsed(inv: &Inventory, parsed: &Parsed) -> Result<Plan, PlanError> {
         // What the listed keys depend on is swapped with them: the roles
         // are observed, and the files swapped, with those names listed too.
-        let ext = super::deps::extend(inv, parsed)?;
-        let extended;
-        let inv = if ext.keys.is_empty() {
-            inv
-        } else {
-            let mut i = inv.clone();
-            i.swap_keys.extend(ext.keys.iter().cloned());
-            extended = i;
-            &extended
-        };
+        let (extended, notes) = super::deps::with_dependencies(inv, parsed)?;
+        let inv = &extended;
         let roles = RoleTable::observe(inv, parsed);
         let prod = match roles.verdict() {
             Verdict::Consistent { prod } => prod,
@@ -484,7 +476,7 @@ impl Plan {
         every_aspect_observed(inv, parsed, &roles)?;
         let mut swap = Swap::compute(inv, parsed)?;
         super::deps::check_result(inv, parsed, &swap.files, prod.other())?;
-        for n in ext.notes {
+        for n in notes {
             swap.warnings.push(Warning {
                 level: Level::Notice,
                 message: n,

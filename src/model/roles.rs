@@ -86,6 +86,22 @@ pub struct RoleTable {
 }
 
 impl RoleTable {
+    /// [`RoleTable::observe`] with the listed keys extended by what they
+    /// read ([`super::deps`]), as the plan observes them; where that cannot
+    /// be followed, the listed keys alone, and a note saying why.
+    pub fn observe_following(inv: &Inventory, parsed: &Parsed) -> RoleTable {
+        match super::deps::with_dependencies(inv, parsed) {
+            Ok((extended, _)) => RoleTable::observe(&extended, parsed),
+            Err(e) => {
+                let mut t = RoleTable::observe(inv, parsed);
+                t.notes.push(format!(
+                    "observed from the listed keys only, not what they read: {e}"
+                ));
+                t
+            }
+        }
+    }
+
     pub fn observe(inv: &Inventory, parsed: &Parsed) -> RoleTable {
         let mut t = RoleTable::default();
         t.observe_mounts(inv, parsed);
@@ -128,22 +144,21 @@ impl RoleTable {
             let Some(pf) = parsed.cfgs.get(&h.name) else {
                 continue;
             };
+            let env = parsed.envs.get(&h.name);
             for key in &inv.swap_keys {
+                // `[invenio] env_file`: an INVENIO_<KEY> there is the value
+                // in effect, the evidence of its colour's role; invenio.cfg's
+                // KEY is not (it may be a default both colours share).
+                let var = super::swap_env::env_var(key);
+                if let Some(crate::edit::envfile::Lookup::One(e)) = env.map(|e| e.lookup(&var)) {
+                    self.evidence_of_text(inv, h, &var, &e.value);
+                    continue;
+                }
                 let Lookup::One(a) = pf.lookup(key) else {
                     continue;
                 };
                 let text = code_without_comments(pf, a.rhs.clone());
                 self.evidence_of_text(inv, h, key, &text);
-            }
-            // `[invenio] env_file`: an INVENIO_<KEY> there is the value in
-            // effect, and evidence of its colour's role like the key's.
-            if let Some(env) = parsed.envs.get(&h.name) {
-                for key in &inv.swap_keys {
-                    let var = super::swap_env::env_var(key);
-                    if let crate::edit::envfile::Lookup::One(e) = env.lookup(&var) {
-                        self.evidence_of_text(inv, h, &var, &e.value);
-                    }
-                }
             }
         }
     }

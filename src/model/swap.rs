@@ -118,6 +118,14 @@ pub enum Refusal {
         path: String,
         chains: String,
     },
+    #[error("{name} is read by {readers} on {with} ({path}), but not assigned plainly on {without}: the containers build these keys from different names, and exchanging the keys would leave one reading a name it does not bind. Write the keys and the names they read alike on both colours")]
+    BuiltDifferently {
+        name: String,
+        readers: String,
+        with: String,
+        without: String,
+        path: String,
+    },
     #[error("{host}:{path}:{line}: after the swap, {key} would still name {name}, which belongs to {role}, while {colour} becomes {becomes}: the plan's result would be mixed, so it is refused. Add the key (or the name it is built from) to swap_keys, or report this as a bug")]
     Mixed {
         host: String,
@@ -253,6 +261,15 @@ impl Swap {
             }
         }
         for key in nowhere {
+            // Set in the units' env file only: swapped there, not nowhere.
+            let var = super::swap_env::env_var(key);
+            if parsed
+                .envs
+                .values()
+                .any(|e| !matches!(e.lookup(&var), crate::edit::envfile::Lookup::Missing))
+            {
+                continue;
+            }
             self.warnings.push(Warning {
                 level: Level::Notice,
                 message: format!(
