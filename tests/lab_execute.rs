@@ -1203,3 +1203,98 @@ fn a_request_outliving_the_drain_timeout_is_cut_and_reported() {
     assert!(!cut.contains("wrong bytes"), "{cut}");
     lab::changed();
 }
+
+/// `[invenio] env_file` on live hosts: the database URI in effect comes from
+/// each container's /etc/conf.d/invenio (invenio.cfg holds a default both
+/// colours share, naming prod's database). The switchover swaps the env
+/// files, the new prod's uWSGI connects to prod's database through it, and
+/// the rollback puts every file back byte for byte.
+#[test]
+fn the_units_env_file_is_swapped_and_restored_on_live_hosts() {
+    let Some((l, _g)) = lab() else { return };
+    reset();
+    lab::changed();
+    let mut t = T::new(l);
+    let text = fs::read_to_string(&l.config).expect("inventory");
+    let edited = text.replacen(
+        "cfg = \"/opt/invenio/var/instance/invenio.cfg\"\n",
+        "cfg = \"/opt/invenio/var/instance/invenio.cfg\"\nenv_file = \"/etc/conf.d/invenio\"\n",
+        1,
+    );
+    assert_ne!(edited, text, "the lab inventory names invenio.cfg");
+    let config = t.tmp.path().join("bgswap.toml");
+    fs::write(&config, edited).expect("write inventory");
+    t.config = config;
+    let cfg_of = |h: &str| {
+        l.dir
+            .join("hosts")
+            .join(h)
+            .join("fs/opt-invenio/var/instance/invenio.cfg")
+    };
+    let env_of = |h: &str| l.dir.join("hosts").join(h).join("fs/etc-conf.d/invenio");
+    let uri = |h: &str| -> String {
+        let c = fs::read_to_string(cfg_of(h)).expect("cfg");
+        let line = c
+            .lines()
+            .find(|l| l.starts_with("SQLALCHEMY_DATABASE_URI"))
+            .expect("the key")
+            .to_string();
+        line
+    };
+    let prod_line = uri("rdm-invenio-ui-blue");
+    let containers = [
+        "rdm-invenio-ui-blue",
+        "rdm-invenio-api-blue",
+        "rdm-invenio-ui-green",
+        "rdm-invenio-api-green",
+    ];
+    for h in containers {
+        let own = uri(h);
+        let value = own
+            .split_once('=')
+            .map(|(_, v)| v.trim().trim_matches('"').to_string())
+            .expect("a value");
+        let mut env = fs::read_to_string(env_of(h)).expect("env");
+        env.push_str(&format!("INVENIO_SQLALCHEMY_DATABASE_URI={value}\n"));
+        fs::write(env_of(h), env).expect("write env");
+        let c = fs::read_to_string(cfg_of(h)).expect("cfg");
+        fs::write(cfg_of(h), c.replacen(&own, &prod_line, 1)).expect("write cfg");
+    }
+    // What is in effect did not change (each env line holds its own
+    // colour's URI): the running units need no restart, and every probe,
+    // the effective configuration with the env file among them, passes.
+    let r = t.run(&["probe"]);
+    assert_eq!(
+        r.code,
+        0,
+        "the deployment is healthy as edited: {}",
+        r.all()
+    );
+    eventually(20, || {
+        routed("prod", "blue").and_then(|_| routed("dev", "green"))
+    });
+    let before = t.capture(l, "before");
+    let r = t.run(&["plan"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains(
+            "  rdm-invenio-ui-green:/etc/conf.d/invenio  (INVENIO_SQLALCHEMY_DATABASE_URI)"
+        ),
+        "{}",
+        r.stdout
+    );
+    let r = t.run(&["execute", "--confirm", "--yes", "--plain"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Right after execute: green answers prod, on prod's database (lab_live's
+    // check reads the database the app is connected to).
+    routed("prod", "green").unwrap_or_else(|e| panic!("right after execute: {e}"));
+    // Blue's invenio.cfg still names prod's database (the shared default):
+    // only its env file, swapped, makes it dev's.
+    eventually(20, || routed("dev", "blue"));
+    let green_env = fs::read_to_string(env_of("rdm-invenio-ui-green")).expect("env");
+    assert!(green_env.contains("@rdm-postgresql-1:5432/"), "{green_env}");
+    let r = t.run(&["rollback", "--yes", "--plain"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    routed("prod", "blue").unwrap_or_else(|e| panic!("right after rollback: {e}"));
+    assert_as_before(&t, l, &before, "env_file: after rollback");
+}
