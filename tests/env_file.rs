@@ -227,6 +227,21 @@ fn a_default_in_invenio_cfg_that_the_env_file_overrides_is_not_a_split() {
 }
 
 #[test]
+fn an_unlisted_variable_that_differs_is_a_warning_naming_the_key_to_list() {
+    let s = setup(|h, t| {
+        let node = if h.ends_with("blue") { "rdm-opensearch-d1" } else { "rdm-opensearch-d1-dev" };
+        format!("{t}INVENIO_SEARCH_BACKUP_HOSTS={node}:9200\n")
+    });
+    let r = plan(&s, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("  ! INVENIO_SEARCH_BACKUP_HOSTS (in the units' env file) differs between the colours (rdm-invenio-ui-blue / rdm-invenio-ui-green; rdm-invenio-api-blue / rdm-invenio-api-green) and names role-specific hosts (rdm-opensearch-d1, rdm-opensearch-d1-dev), but is not swapped: the new prod would keep the old dev's value. Add SEARCH_BACKUP_HOSTS to swap_keys\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn env_lines_that_cannot_be_exchanged_are_refused_naming_the_line() {
     type Edit<'a> = &'a dyn Fn(&str, String) -> String;
     let cases: [(&str, Edit, &str); 4] = [

@@ -15,7 +15,7 @@ pub fn connect(
     inv: &Inventory,
     accept_new: bool,
 ) -> Result<BTreeMap<String, Box<dyn Host>>, Failure> {
-    connect_only(inv, accept_new, None)
+    connect_only(inv, accept_new, None, true)
 }
 
 /// Connects to the hosts of the inventory (only those named, if `names`).
@@ -23,6 +23,7 @@ pub fn connect_only(
     inv: &Inventory,
     accept_new: bool,
     names: Option<&[&str]>,
+    ask: bool,
 ) -> Result<BTreeMap<String, Box<dyn Host>>, Failure> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let ssh_config = home
@@ -40,9 +41,10 @@ pub fn connect_only(
     };
     let mut c = fleet::connect_all(&targets, new_keys);
 
-    // On a terminal, an unknown key can be accepted after seeing its fingerprint.
+    // On a terminal, an unknown key can be accepted after seeing its
+    // fingerprint; never when the caller may not ask (`--format json`).
     let interactive =
-        !accept_new && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        ask && !accept_new && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if interactive {
         let mut still = Vec::new();
         for e in std::mem::take(&mut c.errors) {

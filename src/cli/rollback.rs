@@ -102,7 +102,7 @@ fn rollback(
     events: Option<&crate::ui::events_json::JsonLines<std::io::Stdout>>,
 ) -> Result<(Outcome, String), Failure> {
     let interactive = session::require_consent(&a.run)?;
-    let (inv, hosts) = session::connect_live(&a.live, None)?;
+    let (inv, hosts) = session::connect_live_asking(&a.live, None, !a.run.json())?;
     let state_dir = session::state_dir(&a.run);
     let Some(records) = session::latest_journal(&inv, &hosts, &state_dir)? else {
         return Err(Failure::refused(format!(

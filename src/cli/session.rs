@@ -139,16 +139,26 @@ pub fn connect_live(
     l: &LiveArgs,
     names: Option<&[&str]>,
 ) -> Result<(Inventory, crate::transport::HostMap), Failure> {
+    connect_live_asking(l, names, true)
+}
+
+/// [`connect_live`]; `ask`: whether an unknown host key may be put to the
+/// operator on a terminal (never with `--format json`).
+pub fn connect_live_asking(
+    l: &LiveArgs,
+    names: Option<&[&str]>,
+    ask: bool,
+) -> Result<(Inventory, crate::transport::HostMap), Failure> {
     let inv = Inventory::load(&l.config)?;
     super::allow_roles(&inv);
-    let hosts = connect::connect_only(&inv, l.accept_new_host_key, names)?;
+    let hosts = connect::connect_only(&inv, l.accept_new_host_key, names, ask)?;
     Ok((inv, hosts))
 }
 
 /// Connects and takes the lock. `take_over` may accept a lock left by a run
 /// that died (rollback of that very run).
 pub fn open(l: &LiveArgs, r: &RunArgs, command: &str) -> Result<Session, Failure> {
-    let (inv, hosts) = connect_live(l, None)?;
+    let (inv, hosts) = connect_live_asking(l, None, !r.json())?;
     open_with(inv, hosts, r, command, None)
 }
 

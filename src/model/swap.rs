@@ -592,9 +592,70 @@ impl Swap {
                 }
             }
         }
+        // `[invenio] env_file`: an INVENIO_* variable there that is not a
+        // listed key's and differs between the colours is in effect too.
+        for tier in inv.tiers() {
+            let b = inv.hosts_of(Colour::Blue).find(|h| h.tier == tier);
+            let g = inv.hosts_of(Colour::Green).find(|h| h.tier == tier);
+            let (Some(b), Some(g)) = (b, g) else { continue };
+            let (Some(eb), Some(eg)) = (parsed.envs.get(&b.name), parsed.envs.get(&g.name)) else {
+                continue;
+            };
+            let value = |e: &crate::edit::envfile::EnvFile, var: &str| match e.lookup(var) {
+                crate::edit::envfile::Lookup::One(x) => Some(x.value.clone()),
+                _ => None,
+            };
+            let vars: BTreeSet<&str> = eb
+                .entries()
+                .iter()
+                .chain(eg.entries())
+                .map(|e| e.key.as_str())
+                .filter(|k| k.starts_with("INVENIO_") && *k != "INVENIO_INSTANCE_PATH")
+                .collect();
+            for var in vars {
+                let key = &var["INVENIO_".len()..];
+                if swap.contains(key) {
+                    continue;
+                }
+                let (vb, vg) = (value(eb, var), value(eg, var));
+                if vb == vg {
+                    continue;
+                }
+                let mut named: Vec<String> = role_names
+                    .iter()
+                    .filter(|n| vb.iter().chain(vg.iter()).any(|v| tokens::names(v, n)))
+                    .cloned()
+                    .collect();
+                named.sort();
+                named.dedup();
+                let entry = found.entry(var.to_string()).or_default();
+                entry.0 |= !named.is_empty() || is_allowed_hosts_key(key);
+                entry.1.push(format!("{} / {}", b.name, g.name));
+                for n in named {
+                    if !entry.2.contains(&n) {
+                        entry.2.push(n);
+                    }
+                }
+            }
+        }
         for (key, (danger, pairs, named)) in found {
-            self.warnings
-                .push(unswapped_warning(&key, &pairs.join("; "), danger, &named));
+            let mut w = unswapped_warning(&key, &pairs.join("; "), danger, &named);
+            // An env file's variable: the key to list is its invenio.cfg name.
+            if inv.env_file.is_some() && inv.compose.is_none() {
+                if let Some(k) = key.strip_prefix("INVENIO_") {
+                    w.message = w
+                        .message
+                        .replace(". Add it to swap_keys", &format!(". Add {k} to swap_keys"))
+                        .replacen(
+                            &format!("{key} differs between the colours ("),
+                            &format!(
+                                "{key} (in the units' env file) differs between the colours ("
+                            ),
+                            1,
+                        );
+                }
+            }
+            self.warnings.push(w);
         }
         self.warnings.sort_by_key(|w| std::cmp::Reverse(w.level));
     }

@@ -164,6 +164,12 @@ fn systemd_reads_it_so(env: &EnvFile, e: &EnvEntry) -> Result<(), String> {
         .get(e.value_span.end..)
         .and_then(|r| r.lines().next())
         .unwrap_or("");
+    if env.raw_value(e).ends_with('\\') {
+        return Err(
+            "ends in a backslash, which systemd reads as a line continuation: write the value on one line"
+                .into(),
+        );
+    }
     if !rest_of_line.trim().is_empty() {
         return Err(
             "has a comment after its value; systemd keeps it as part of the value. Put the comment on a line of its own"
@@ -179,7 +185,7 @@ mod tests {
 
     #[test]
     fn lines_systemd_reads_otherwise_are_refused() {
-        let env = envfile::parse("A=1\nexport B=2\nC=3 # note\nD=\"4\"\n").expect("parses");
+        let env = envfile::parse("A=1\nexport B=2\nC=3 # note\nD=\"4\"\nE=5\\\n").expect("parses");
         let e = |k: &str| match env.lookup(k) {
             envfile::Lookup::One(e) => e.clone(),
             _ => panic!("{k}"),
@@ -188,5 +194,6 @@ mod tests {
         assert!(systemd_reads_it_so(&env, &e("B")).is_err_and(|m| m.contains("export")));
         assert!(systemd_reads_it_so(&env, &e("C")).is_err_and(|m| m.contains("comment")));
         assert_eq!(systemd_reads_it_so(&env, &e("D")), Ok(()));
+        assert!(systemd_reads_it_so(&env, &e("E")).is_err_and(|m| m.contains("backslash")));
     }
 }

@@ -44,15 +44,18 @@ for line in out.splitlines():
     elif k == "EnvironmentFiles":
         files += [m.group(1) for m in re.finditer(r"(\S+) \(ignore_errors=(?:yes|no)\)", v)]
 env_file_read = False
+env_file_error = None
 for f in files:
+    env_file_read = env_file_read or f == env_file
     try:
         if f == env_file and a.get("candidate_env"):
             text = env_text
         else:
             text = open(f, encoding="utf-8").read()
-    except OSError:
+    except OSError as e:
+        if f == env_file:
+            env_file_error = e.strerror or "unreadable"
         continue
-    env_file_read = env_file_read or f == env_file
     for line in text.splitlines():
         line = line.strip()
         if not line or line[0] in "#;" or "=" not in line:
@@ -64,6 +67,9 @@ for f in files:
         env[n.strip()] = val
         if f == env_file:
             managed.add(n.strip())
+        else:
+            # A later file's value wins over the managed one's.
+            managed.discard(n.strip())
 os.environ.clear()
 os.environ.update(env)
 src = candidate if candidate is not None else open(a["cfg_path"], encoding="utf-8").read()
@@ -119,4 +125,5 @@ for k in a["allowed_keys"]:
     if isinstance(v, (list, tuple, set, frozenset)):
         allowed[k] = [str(h) for h in v]
 print(json.dumps({"shadowed": sorted(shadowed), "keys": keys, "allowed_hosts": allowed,
-                  "env_file_unread": bool(env_file) and not container and not env_file_read}))
+                  "env_file_unread": bool(env_file) and not container and not env_file_read,
+                  "env_file_error": env_file_error}))

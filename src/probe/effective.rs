@@ -103,6 +103,12 @@ pub fn effective_verdict(
             inv.env_file.as_deref().unwrap_or("the env file")
         ));
     }
+    if let Some(e) = v["env_file_error"].as_str() {
+        problems.push(format!(
+            "the units' env file {} cannot be read: {e}",
+            inv.env_file.as_deref().unwrap_or("")
+        ));
+    }
     for k in v["shadowed"].as_array().into_iter().flatten() {
         let k = k.as_str().unwrap_or("?");
         problems.push(format!(

@@ -160,7 +160,7 @@ pub fn before_prompt(plan: &Plan, last: Option<&(String, Timings)>, style: Style
             ));
         }
         None => o.push_str(
-            "  Expect: no earlier switchover is journaled, so there are no figures yet (prod moves in one router reload).\n",
+            "  Expect: no figures yet (the newest journaled run measured none: there is none, or it did not switch); prod moves in one router reload.\n",
         ),
     }
     if c.danger == 0 && c.notices == 0 {
@@ -239,7 +239,7 @@ mod tests {
             d < first && first < second && second < notice_head && notice_head < notice,
             "{t}"
         );
-        assert!(t.contains("no earlier switchover is journaled"), "{t}");
+        assert!(t.contains("Expect: no figures yet"), "{t}");
         assert!(!t.contains("No warnings."), "{t}");
         // One danger: singular.
         p.warnings.truncate(2);
