@@ -229,7 +229,11 @@ fn a_default_in_invenio_cfg_that_the_env_file_overrides_is_not_a_split() {
 #[test]
 fn an_unlisted_variable_that_differs_is_a_warning_naming_the_key_to_list() {
     let s = setup(|h, t| {
-        let node = if h.ends_with("blue") { "rdm-opensearch-d1" } else { "rdm-opensearch-d1-dev" };
+        let node = if h.ends_with("blue") {
+            "rdm-opensearch-d1"
+        } else {
+            "rdm-opensearch-d1-dev"
+        };
         format!("{t}INVENIO_SEARCH_BACKUP_HOSTS={node}:9200\n")
     });
     let r = plan(&s, &[]);

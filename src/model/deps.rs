@@ -536,6 +536,7 @@ pub fn extend(inv: &Inventory, parsed: &Parsed) -> Result<Extension, Refusal> {
         }
     }
     let mut out = Extension::default();
+    let followed: BTreeSet<String> = readers.keys().cloned().collect();
     for (name, by) in readers {
         let mut differs = false;
         for tier in inv.tiers() {
@@ -574,6 +575,38 @@ pub fn extend(inv: &Inventory, parsed: &Parsed) -> Result<Extension, Refusal> {
                 by.iter().cloned().collect::<Vec<_>>().join(", ")
             ));
             out.keys.push(name);
+        }
+    }
+    // Settings nobody listed that read an exchanged name change with it:
+    // say which, so that no value changes unannounced.
+    if !out.keys.is_empty() {
+        let moved: BTreeSet<&str> = out.keys.iter().map(String::as_str).collect();
+        let known: BTreeSet<&str> = inv
+            .swap_keys
+            .iter()
+            .map(String::as_str)
+            .chain(followed.iter().map(String::as_str))
+            .collect();
+        let mut also: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for pf in parsed.cfgs.values() {
+            for a in pf.assignments() {
+                if a.indented || known.contains(a.key.as_str()) {
+                    continue;
+                }
+                for n in reads(pf, a.rhs.clone()).names {
+                    if let Some(m) = moved.get(n.as_str()) {
+                        also.entry(m).or_default().insert(a.key.clone());
+                    }
+                }
+            }
+        }
+        for (note, name) in out.notes.iter_mut().zip(&out.keys) {
+            if let Some(keys) = also.get(name.as_str()) {
+                note.push_str(&format!(
+                    "; also read by {} (not listed), which change with it",
+                    keys.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
         }
     }
     Ok(out)
