@@ -96,18 +96,7 @@ fn in_effect(dir: &Path, hosts: &[&str]) -> Vec<serde_json::Map<String, Value>> 
             )
         })
         .collect();
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("tests/support/load_cfg.py"))
-        .args(&args)
-        .env("RABBIT_PASSWD", "from-the-environment")
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = load_cfgs(&args);
     hosts
         .iter()
         .map(|h| {

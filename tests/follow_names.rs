@@ -50,18 +50,7 @@ fn listed(config: &Path) -> Vec<String> {
 
 /// Every file evaluated by Python as Flask's from_pyfile would.
 fn evaluate(files: &[PathBuf]) -> Vec<serde_json::Map<String, Value>> {
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("tests/support/load_cfg.py"))
-        .args(files)
-        .env("RABBIT_PASSWD", "from-the-environment")
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = load_cfgs(files);
     files
         .iter()
         .map(|f| {

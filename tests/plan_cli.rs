@@ -148,21 +148,6 @@ fn plan_json_has_the_documented_shape_and_no_secret() {
         .is_some_and(|w| w.iter().any(|w| w["level"] == "danger")));
 }
 
-fn load_cfgs(files: &[&Path]) -> serde_json::Value {
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("tests/support/load_cfg.py"))
-        .args(files)
-        .env("RABBIT_PASSWD", "from-the-environment")
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
 #[test]
 fn rendered_files_loaded_as_python_differ_exactly_in_the_swapped_keys() {
     let tmp = tempfile::tempdir().expect("tmp");

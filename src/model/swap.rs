@@ -542,8 +542,32 @@ impl Swap {
                 .flat_map(move |a| aspect_names(f, a))
             })
             .collect();
-        // key → (danger, host pairs)
-        let mut found: BTreeMap<String, (bool, Vec<String>, Vec<String>)> = BTreeMap::new();
+        // key → (danger, host pairs, role names)
+        let mut found: Found = BTreeMap::new();
+        // One difference of `name` (`key` in invenio.cfg's terms) between a
+        // blue and a green host, with what its texts name.
+        let record = |found: &mut Found,
+                      name: &str,
+                      key: &str,
+                      (b, g): (&str, &str),
+                      texts: [&Option<String>; 2]| {
+            let mut named: Vec<String> = role_names
+                .iter()
+                .filter(|n| texts.iter().any(|t| t.iter().any(|v| tokens::names(v, n))))
+                .cloned()
+                .collect();
+            named.sort();
+            named.dedup();
+            let entry = found.entry(name.to_string()).or_default();
+            // Which hosts a copy answers differs: always loud.
+            entry.0 |= !named.is_empty() || is_allowed_hosts_key(key);
+            entry.1.push(format!("{b} / {g}"));
+            for n in named {
+                if !entry.2.contains(&n) {
+                    entry.2.push(n);
+                }
+            }
+        };
         for tier in inv.tiers() {
             let b = inv.hosts_of(Colour::Blue).find(|h| h.tier == tier);
             let g = inv.hosts_of(Colour::Green).find(|h| h.tier == tier);
@@ -574,22 +598,7 @@ impl Swap {
                 if same {
                     continue;
                 }
-                let mut named: Vec<String> = role_names
-                    .iter()
-                    .filter(|n| vb.iter().chain(vg.iter()).any(|v| tokens::names(v, n)))
-                    .cloned()
-                    .collect();
-                named.sort();
-                named.dedup();
-                let entry = found.entry(key.to_string()).or_default();
-                // Which hosts a copy answers differs: always loud.
-                entry.0 |= !named.is_empty() || is_allowed_hosts_key(key);
-                entry.1.push(format!("{} / {}", b.name, g.name));
-                for n in named {
-                    if !entry.2.contains(&n) {
-                        entry.2.push(n);
-                    }
-                }
+                record(&mut found, key, key, (&b.name, &g.name), [&vb, &vg]);
             }
         }
         // `[invenio] env_file`: an INVENIO_* variable there that is not a
@@ -621,21 +630,7 @@ impl Swap {
                 if vb == vg {
                     continue;
                 }
-                let mut named: Vec<String> = role_names
-                    .iter()
-                    .filter(|n| vb.iter().chain(vg.iter()).any(|v| tokens::names(v, n)))
-                    .cloned()
-                    .collect();
-                named.sort();
-                named.dedup();
-                let entry = found.entry(var.to_string()).or_default();
-                entry.0 |= !named.is_empty() || is_allowed_hosts_key(key);
-                entry.1.push(format!("{} / {}", b.name, g.name));
-                for n in named {
-                    if !entry.2.contains(&n) {
-                        entry.2.push(n);
-                    }
-                }
+                record(&mut found, var, key, (&b.name, &g.name), [&vb, &vg]);
             }
         }
         for (key, (danger, pairs, named)) in found {
@@ -710,6 +705,9 @@ fn same_text_and_comments(
 /// The warning for `key`, which differs between the colours (on the host
 /// pairs `where_`) but is not swapped. `danger`: it names role-specific
 /// hosts (`named`) or is an allowed-hosts key.
+/// Unswapped differences: name → (danger, host pairs, role names named).
+type Found = BTreeMap<String, (bool, Vec<String>, Vec<String>)>;
+
 fn unswapped_warning(key: &str, where_: &str, danger: bool, named: &[String]) -> Warning {
     let message = if danger {
         let names = if named.is_empty() {

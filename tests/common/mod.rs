@@ -290,3 +290,22 @@ pub fn twice_is_identity(config: &Path, fixture_dir: &Path) {
         assert_ne!(Some(m), mounts(&once), "one swap moves the mounts");
     }
 }
+
+/// invenio.cfg files run by Python as Flask's from_pyfile runs them
+/// (`tests/support/load_cfg.py`; an argument `CFG=ENVFILE` also applies
+/// that env file's INVENIO_* as invenio-config does), with RABBIT_PASSWD
+/// set as the units' environment would: `{"CFG": {"KEY": value, …}}`.
+pub fn load_cfgs<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("tests/support/load_cfg.py"))
+        .args(args)
+        .env("RABBIT_PASSWD", "from-the-environment")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
