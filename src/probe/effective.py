@@ -124,6 +124,33 @@ for k in a["allowed_keys"]:
         v = [v]
     if isinstance(v, (list, tuple, set, frozenset)):
         allowed[k] = [str(h) for h in v]
+# Each backing service a swapped service key names in effect (the host of a
+# URL, a host:port item) that invenio.cfg does not write out literally (the
+# static probes dial those, speaking each service's protocol): built from
+# names, or from the environment. Dialled from here: a TCP connection, 1 s
+# at most each and 3 s in all (the probe's own bound is longer).
+import socket, time
+unreachable = []
+tried = set()
+deadline = time.monotonic() + 3
+for k in a.get("dial", []):
+    ck = k[len(prefix):] if prefix and k.startswith(prefix) else k
+    if ck not in config:
+        continue
+    for m in re.finditer(r"(?:^|[@/\s])([A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})(?=[/\s?]|$)", flat(config[ck])):
+        host, port = m.group(1), int(m.group(2))
+        if (host, port) in tried or port > 65535 or f"{host}:{port}" in src:
+            continue
+        tried.add((host, port))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            unreachable.append(f"{k} in effect names {host}:{port} (not dialled: the probe's 3 s were used up)")
+            continue
+        try:
+            socket.create_connection((host, port), timeout=min(1, left)).close()
+        except OSError as e:
+            unreachable.append(f"{k} in effect names {host}:{port} ({e.strerror or type(e).__name__})")
 print(json.dumps({"shadowed": sorted(shadowed), "keys": keys, "allowed_hosts": allowed,
+                  "unreachable": unreachable,
                   "env_file_unread": bool(env_file) and not container and not env_file_read,
                   "env_file_error": env_file_error}))

@@ -47,6 +47,11 @@ pub(super) fn effective(
         "container_env": compose.is_some(),
         "prefix": if compose.is_some() { "INVENIO_" } else { "" },
         "keys": inv.swap_keys,
+        // The backing services the keys name in effect are dialled from
+        // here: values built from names give the static probes no address.
+        "dial": inv.swap_keys.iter().filter(|k| {
+            super::list::service_kind(k.strip_prefix("INVENIO_").unwrap_or(k)).is_some()
+        }).collect::<Vec<_>>(),
         "allowed_keys": ALLOWED_HOSTS_KEYS,
         "roles": {"prod": names(Role::Prod), "dev": names(Role::Dev)},
     });
@@ -107,6 +112,12 @@ pub fn effective_verdict(
         problems.push(format!(
             "the units' env file {} cannot be read: {e}",
             inv.env_file.as_deref().unwrap_or("")
+        ));
+    }
+    for u in v["unreachable"].as_array().into_iter().flatten() {
+        problems.push(format!(
+            "{}, which does not answer from this container",
+            u.as_str().unwrap_or("?")
         ));
     }
     for k in v["shadowed"].as_array().into_iter().flatten() {
@@ -396,6 +407,31 @@ mod tests {
             None,
             Duration::from_secs(30),
         )
+    }
+
+    #[test]
+    fn the_services_named_in_effect_are_dialled_even_when_built_from_names() {
+        // One port that answers, one that does not: both reached only
+        // through names (no literal host:port for the static probes).
+        let open = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = open.local_addr().expect("addr").port();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+            l.local_addr().expect("addr").port()
+        };
+        let cfg = |redis_port: u16| {
+            format!(
+                "HOST = '127.0.0.1'\nCACHE_REDIS_URL = f'redis://{{HOST}}:{redis_port}/0'\nSEARCH_HOSTS = [HOST + ':{port}']\n"
+            )
+        };
+        let ok = evaluated(&cfg(port), Role::Prod);
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = evaluated(&cfg(closed), Role::Prod).expect_err("closed");
+        assert!(
+            e.contains(&format!("CACHE_REDIS_URL in effect names 127.0.0.1:{closed} (Connection refused), which does not answer from this container")),
+            "{e}"
+        );
+        assert!(!e.contains(&format!(":{port}")), "the open one passes: {e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::model::plan::Plan;
 use std::collections::BTreeMap;
 
 /// The service kind a key of invenio.cfg points at, by its name.
-fn service_kind(key: &str) -> Option<Kind> {
+pub(super) fn service_kind(key: &str) -> Option<Kind> {
     if key.contains("DATABASE_URI") {
         Some(Kind::Postgres)
     } else if key.contains("BROKER_URL") {
