@@ -412,3 +412,36 @@ fn man_writes_its_pages_whatever_happens_to_stdout() {
     let want: BTreeSet<String> = PAGES.iter().map(|p| p.to_string()).collect();
     assert_eq!(files_in(&dir), want);
 }
+
+/// execute and rollback keep SIGPIPE ignored: whoever reads their events
+/// may go away, and they must end as they would (here: refused before any
+/// connection, exit 2, its outcome event dropped), never killed by the
+/// signal and never panicking.
+#[test]
+fn execute_and_rollback_outlive_a_reader_that_went_away() {
+    for command in ["execute", "rollback"] {
+        let args = strings(&[
+            command,
+            "--config",
+            runbook().to_str().expect("utf-8"),
+            "--accept-new-host-key",
+            "--yes",
+            "--format",
+            "json",
+        ]);
+        let out = into_broken_pipe(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            None,
+            "{command}: killed: {:?}",
+            out.status
+        );
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("does not take --accept-new-host-key"),
+            "{command}: its words still reach stderr: {stderr}"
+        );
+    }
+}
