@@ -420,15 +420,7 @@ fn man_writes_its_pages_whatever_happens_to_stdout() {
 #[test]
 fn execute_and_rollback_outlive_a_reader_that_went_away() {
     for command in ["execute", "rollback"] {
-        let args = strings(&[
-            command,
-            "--config",
-            runbook().to_str().expect("utf-8"),
-            "--accept-new-host-key",
-            "--yes",
-            "--format",
-            "json",
-        ]);
+        let args = refused_new_key_json(command);
         let out = into_broken_pipe(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(

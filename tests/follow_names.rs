@@ -185,28 +185,33 @@ fn the_render_evaluated_by_python_is_the_other_role_key_by_key() {
     twice_is_identity(&runbook(), &snap);
 }
 
-/// A copy of the fixture with `from` replaced by `to` in every invenio.cfg.
-fn variant(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+/// A copy of the fixture with each container's invenio.cfg rewritten by
+/// `edit(host, is_blue, text)`, which must change it.
+fn rewritten(edit: impl Fn(&str, bool, &str) -> String) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tmp");
     let snap = tmp.path().join("snap");
     copy_tree(&fixture("follow-names"), &snap);
     for h in HOSTS {
         let p = snap.join(h).join(CFG);
         let t = fs::read_to_string(&p).expect("read");
-        let colour = if h.ends_with("blue") {
-            "rdm-redis"
-        } else {
-            "rdm-redis-dev"
-        };
-        let n = t.replacen(
-            &from.replace("{redis}", colour),
-            &to.replace("{redis}", colour),
-            1,
-        );
+        let n = edit(h, h.ends_with("blue"), &t);
         assert_ne!(t, n, "{h}: the edit applies");
         fs::write(&p, n).expect("write");
     }
     (tmp, snap)
+}
+
+/// `from` replaced by `to` in every invenio.cfg (`{redis}`: the colour's
+/// Redis host in both).
+fn variant(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    rewritten(|_, blue, t| {
+        let colour = if blue { "rdm-redis" } else { "rdm-redis-dev" };
+        t.replacen(
+            &from.replace("{redis}", colour),
+            &to.replace("{redis}", colour),
+            1,
+        )
+    })
 }
 
 /// The runbook with `extra` added to swap_keys.
@@ -298,25 +303,14 @@ fn what_cannot_be_followed_is_refused_naming_the_chain() {
 fn colours_that_build_a_key_from_different_names_are_refused() {
     // Blue reads PROD_REDIS, green DEV_REDIS: exchanging CACHE_REDIS_URL's
     // text would leave each reading a name it does not bind.
-    let tmp = tempfile::tempdir().expect("tmp");
-    let snap = tmp.path().join("snap");
-    copy_tree(&fixture("follow-names"), &snap);
-    for h in HOSTS {
-        let p = snap.join(h).join(CFG);
-        let t = fs::read_to_string(&p).expect("read");
-        let name = if h.ends_with("blue") {
-            "PROD_REDIS"
-        } else {
-            "DEV_REDIS"
-        };
-        let n = t.replacen(
+    let (_tmp, snap) = rewritten(|_, blue, t| {
+        let name = if blue { "PROD_REDIS" } else { "DEV_REDIS" };
+        t.replacen(
             "CACHE_REDIS_URL = f\"redis://{REDIS_HOST}:6379/0\"",
             &format!("{name} = REDIS_HOST\nCACHE_REDIS_URL = f\"redis://{{{name}}}:6379/0\""),
             1,
-        );
-        assert_ne!(t, n);
-        fs::write(&p, n).expect("write");
-    }
+        )
+    });
     let r = plan(&runbook(), &snap, &[]);
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(

@@ -577,15 +577,7 @@ fn the_seams_exist_only_in_test_builds() {
 #[test]
 fn accept_new_host_key_is_refused_as_an_outcome_event_too() {
     for command in ["execute", "rollback"] {
-        let r = bgswap([
-            command,
-            "--config",
-            runbook().to_str().expect("utf-8"),
-            "--accept-new-host-key",
-            "--yes",
-            "--format",
-            "json",
-        ]);
+        let r = bgswap(refused_new_key_json(command));
         assert_eq!(r.code, 2, "{command}: {}", r.all());
         let lines: Vec<&str> = r.stdout.lines().collect();
         assert_eq!(lines.len(), 1, "{command}: {}", r.stdout);

@@ -153,19 +153,8 @@ pub fn stdout_events(json: bool) -> Option<JsonLines<std::io::Stdout>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("buf").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::ui::progress::tests::Buf;
 
     fn fixed() -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(1_764_770_000_123)
@@ -242,7 +231,7 @@ mod tests {
         for e in &events {
             sink.emit(e);
         }
-        let text = String::from_utf8(buf.0.lock().expect("buf").clone()).expect("utf8");
+        let text = buf.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), events.len());
         let kinds: Vec<String> = lines

@@ -658,13 +658,13 @@ impl Drop for Bars {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// A writer the test can read back.
+    /// A writer the test can read back (the renderers' tests share it).
     #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Buf(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -677,7 +677,7 @@ mod tests {
     }
 
     impl Buf {
-        fn text(&self) -> String {
+        pub(crate) fn text(&self) -> String {
             String::from_utf8_lossy(&lock(&self.0)).into_owned()
         }
     }

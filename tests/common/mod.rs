@@ -309,3 +309,20 @@ pub fn load_cfgs<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
+
+/// `execute` or `rollback` with `--accept-new-host-key --yes --format json`
+/// on the runbook: refused (exit 2) before anything is read.
+pub fn refused_new_key_json(command: &str) -> Vec<String> {
+    [
+        command,
+        "--config",
+        runbook().to_str().expect("utf-8"),
+        "--accept-new-host-key",
+        "--yes",
+        "--format",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
